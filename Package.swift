@@ -1,0 +1,47 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Release builds generate AVX2/FMA code on x86-64 (Zen 3, Haswell and later): without it
+// SIMD8<Float> arithmetic lowers to library calls and is slower than scalar code.
+#if arch(x86_64)
+let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"], .when(configuration: .release))]
+#else
+let cpuFlags: [SwiftSetting] = []
+#endif
+
+let package = Package(
+    name: "Kumo",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "kumo", targets: ["kumo"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .target(name: "KumoCore", dependencies: ["CBLAS"], swiftSettings: cpuFlags),
+        .target(name: "KumoModel", dependencies: ["KumoCore"], swiftSettings: cpuFlags),
+        .target(name: "KumoData", dependencies: ["KumoCore"], swiftSettings: cpuFlags),
+        .target(name: "KumoInterop", dependencies: ["KumoCore", "KumoModel"], swiftSettings: cpuFlags),
+        .target(
+            name: "KumoTrain",
+            dependencies: ["KumoCore", "KumoModel", "KumoData", .product(name: "TOMLKit", package: "TOMLKit")],
+            swiftSettings: cpuFlags),
+        .executableTarget(
+            name: "kumo",
+            dependencies: [
+                "KumoCore", "KumoModel", "KumoData", "KumoTrain",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: cpuFlags),
+        .testTarget(name: "KumoCoreTests", dependencies: ["KumoCore"], swiftSettings: cpuFlags),
+        .testTarget(name: "KumoDataTests", dependencies: ["KumoData"], swiftSettings: cpuFlags),
+        .testTarget(name: "KumoModelTests", dependencies: ["KumoModel"], swiftSettings: cpuFlags),
+        .testTarget(
+            name: "KumoTrainTests", dependencies: ["KumoTrain", "KumoInterop"], exclude: ["Golden"],
+            swiftSettings: cpuFlags),
+    ],
+    swiftLanguageModes: [.v5]
+)

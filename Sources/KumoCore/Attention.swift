@@ -1,0 +1,162 @@
+import Foundation
+
+/// Shape of a causal grouped-query attention call: `batch` sequences of `seqLen` tokens,
+/// `heads` query heads sharing `kvHeads` key/value heads (heads % kvHeads == 0).
+public struct AttentionShape: Sendable {
+    public var batch: Int
+    public var seqLen: Int
+    public var heads: Int
+    public var kvHeads: Int
+    public var headDim: Int
+
+    /// Creates a shape.
+    public init(batch: Int, seqLen: Int, heads: Int, kvHeads: Int, headDim: Int) {
+        precondition(heads % kvHeads == 0, "query heads must be a multiple of key/value heads")
+        self.batch = batch
+        self.seqLen = seqLen
+        self.heads = heads
+        self.kvHeads = kvHeads
+        self.headDim = headDim
+    }
+
+    var qWidth: Int { heads * headDim }
+    var kvWidth: Int { kvHeads * headDim }
+    var groupSize: Int { heads / kvHeads }
+    /// Floats needed to keep the attention probabilities for the backward pass.
+    public var probsCount: Int { batch * heads * seqLen * seqLen }
+}
+
+/// Causal softmax attention, out = softmax(q·kᵀ/√d + mask)·v, per head, through BLAS.
+/// Rows are tokens (batch-major); q is [B·T, H·d], k and v are [B·T, Hkv·d].
+public enum AttentionKernel {
+    /// Forward; keeps the probabilities in `probs` ([B, H, T, T]) for the backward pass.
+    public static func forward(
+        q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+        out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, shape: AttentionShape
+    ) {
+        let t = shape.seqLen
+        let d = shape.headDim
+        let scale = 1 / Float(d).squareRoot()
+        parallelFor(shape.batch * shape.heads) { task in
+            let b = task / shape.heads
+            let h = task % shape.heads
+            let g = h / shape.groupSize
+            let qb = q + b * t * shape.qWidth + h * d
+            let kb = k + b * t * shape.kvWidth + g * d
+            let vb = v + b * t * shape.kvWidth + g * d
+            let p = probs + task * t * t
+            gemm(
+                .none, .transposed, m: t, n: t, k: d, alpha: scale, a: qb, lda: shape.qWidth, b: kb,
+                ldb: shape.kvWidth, c: p, ldc: t)
+            for i in 0..<t { causalSoftmaxRow(p + i * t, valid: i + 1, width: t) }
+            gemm(
+                .none, .none, m: t, n: d, k: t, a: p, lda: t, b: vb, ldb: shape.kvWidth,
+                c: out + b * t * shape.qWidth + h * d, ldc: shape.qWidth)
+        }
+    }
+
+    /// Backward: writes dq, and dk, dv (each overwritten), given dout and the saved probs.
+    public static func backward(
+        dout: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
+        v: UnsafePointer<Float>, probs: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>,
+        dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>, shape: AttentionShape
+    ) {
+        let t = shape.seqLen
+        let d = shape.headDim
+        let scale = 1 / Float(d).squareRoot()
+        // One task per (sequence, key/value head): it owns that group's dk and dv rows.
+        parallelFor(shape.batch * shape.kvHeads) { task in
+            let b = task / shape.kvHeads
+            let g = task % shape.kvHeads
+            let kb = k + b * t * shape.kvWidth + g * d
+            let vb = v + b * t * shape.kvWidth + g * d
+            let dkb = dk + b * t * shape.kvWidth + g * d
+            let dvb = dv + b * t * shape.kvWidth + g * d
+            let ds = UnsafeMutablePointer<Float>.allocate(capacity: t * t)
+            defer { ds.deallocate() }
+            for h in g * shape.groupSize..<(g + 1) * shape.groupSize {
+                let beta: Float = h == g * shape.groupSize ? 0 : 1
+                let p = probs + (b * shape.heads + h) * t * t
+                let dob = dout + b * t * shape.qWidth + h * d
+                let qb = q + b * t * shape.qWidth + h * d
+                // dv += pᵀ·dout ; dp = dout·vᵀ
+                gemm(
+                    .transposed, .none, m: t, n: d, k: t, a: p, lda: t, b: dob, ldb: shape.qWidth,
+                    beta: beta, c: dvb, ldc: shape.kvWidth)
+                gemm(
+                    .none, .transposed, m: t, n: t, k: d, a: dob, lda: shape.qWidth, b: vb,
+                    ldb: shape.kvWidth, c: ds, ldc: t)
+                for i in 0..<t { softmaxBackwardRow(p + i * t, ds + i * t, valid: i + 1, width: t, scale: scale) }
+                // dq = ds·k ; dk += dsᵀ·q
+                gemm(
+                    .none, .none, m: t, n: d, k: t, a: ds, lda: t, b: kb, ldb: shape.kvWidth,
+                    c: dq + b * t * shape.qWidth + h * d, ldc: shape.qWidth)
+                gemm(
+                    .transposed, .none, m: t, n: d, k: t, a: ds, lda: t, b: qb, ldb: shape.qWidth,
+                    beta: beta, c: dkb, ldc: shape.kvWidth)
+            }
+        }
+    }
+
+    /// Softmax over the first `valid` entries of a row; the rest of the row is zeroed.
+    @inline(__always)
+    static func causalSoftmaxRow(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int) {
+        var m = -Float.infinity
+        for j in 0..<valid { m = max(m, row[j]) }
+        var acc = SIMD8<Float>()
+        var j = 0
+        while j + 8 <= valid {
+            let e = exp8(row.load8(j) - m)
+            row.store8(j, e)
+            acc += e
+            j += 8
+        }
+        var sum = hsum(acc)
+        while j < valid {
+            let e = expf(row[j] - m)
+            row[j] = e
+            sum += e
+            j += 1
+        }
+        let inv = 1 / sum
+        j = 0
+        while j + 8 <= valid {
+            row.store8(j, row.load8(j) * inv)
+            j += 8
+        }
+        while j < valid {
+            row[j] *= inv
+            j += 1
+        }
+        if valid < width { (row + valid).update(repeating: 0, count: width - valid) }
+    }
+
+    /// ds = p ⊙ (dp − Σ p·dp) · scale over the first `valid` entries; zero beyond them.
+    @inline(__always)
+    static func softmaxBackwardRow(
+        _ p: UnsafePointer<Float>, _ ds: UnsafeMutablePointer<Float>, valid: Int, width: Int,
+        scale: Float
+    ) {
+        var acc = SIMD8<Float>()
+        var j = 0
+        while j + 8 <= valid {
+            acc.addProduct(p.load8(j), ds.load8(j))
+            j += 8
+        }
+        var dot = hsum(acc)
+        while j < valid {
+            dot += p[j] * ds[j]
+            j += 1
+        }
+        j = 0
+        while j + 8 <= valid {
+            ds.store8(j, p.load8(j) * (ds.load8(j) - dot) * scale)
+            j += 8
+        }
+        while j < valid {
+            ds[j] = p[j] * (ds[j] - dot) * scale
+            j += 1
+        }
+        if valid < width { (ds + valid).update(repeating: 0, count: width - valid) }
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+
+/// A 64-byte aligned, zero-initialised array of `Float` with reference semantics.
+public final class FloatBuffer: @unchecked Sendable {
+    /// Number of elements.
+    public let count: Int
+    /// Start of the storage; valid for `count` elements while the buffer lives.
+    public let pointer: UnsafeMutablePointer<Float>
+
+    /// Allocates `count` zeroed floats.
+    public init(count: Int) {
+        precondition(count >= 0, "negative buffer size")
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    /// Allocates a buffer holding a copy of `values`.
+    public convenience init(_ values: [Float]) {
+        self.init(count: values.count)
+        values.withUnsafeBufferPointer { src in
+            guard let base = src.baseAddress else { return }
+            pointer.update(from: base, count: values.count)
+        }
+    }
+
+    deinit { pointer.deallocate() }
+
+    /// Sets every element to zero.
+    public func zero() { pointer.update(repeating: 0, count: count) }
+
+    /// The elements as an array (for tests and small reads).
+    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+
+    /// Element access.
+    public subscript(i: Int) -> Float {
+        get { pointer[i] }
+        set { pointer[i] = newValue }
+    }
+}

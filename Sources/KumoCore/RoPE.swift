@@ -1,0 +1,67 @@
+import Foundation
+
+/// Rotary position embedding in the Hugging Face LLaMA convention (rotate_half: the first and
+/// second halves of each head form the rotated pairs), with a precomputed cos/sin table.
+public final class RoPETable: @unchecked Sendable {
+    /// Size of one attention head.
+    public let headDim: Int
+    /// Number of positions the table covers.
+    public let maxPositions: Int
+    let cos: FloatBuffer
+    let sin: FloatBuffer
+
+    /// Builds the table for positions 0..<maxPositions with base `theta`.
+    public init(headDim: Int, maxPositions: Int, theta: Double) {
+        precondition(headDim % 2 == 0, "RoPE needs an even head dimension")
+        self.headDim = headDim
+        self.maxPositions = maxPositions
+        let half = headDim / 2
+        cos = FloatBuffer(count: maxPositions * half)
+        sin = FloatBuffer(count: maxPositions * half)
+        for p in 0..<maxPositions {
+            for j in 0..<half {
+                let invFreq = Foundation.pow(theta, -Double(2 * j) / Double(headDim))
+                let angle = Double(p) * invFreq
+                cos[p * half + j] = Float(Foundation.cos(angle))
+                sin[p * half + j] = Float(Foundation.sin(angle))
+            }
+        }
+    }
+
+    /// Rotates `heads` heads of every row in place; row r has position r % seqLen and its
+    /// heads are `headDim` apart. `inverse` applies the transposed rotation (the backward pass).
+    public func apply(
+        _ x: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, inverse: Bool = false
+    ) {
+        precondition(seqLen <= maxPositions, "sequence longer than the RoPE table")
+        let half = headDim / 2
+        let width = heads * headDim
+        let sign: Float = inverse ? -1 : 1
+        parallelFor(rows) { r in
+            let c = self.cos.pointer + (r % seqLen) * half
+            let s = self.sin.pointer + (r % seqLen) * half
+            for h in 0..<heads {
+                let a = x + r * width + h * self.headDim
+                let b = a + half
+                var j = 0
+                while j + 8 <= half {
+                    let x1 = a.load8(j)
+                    let x2 = b.load8(j)
+                    let cj = c.load8(j)
+                    let sj = s.load8(j) * sign
+                    a.store8(j, x1 * cj - x2 * sj)
+                    b.store8(j, x2 * cj + x1 * sj)
+                    j += 8
+                }
+                while j < half {
+                    let x1 = a[j]
+                    let x2 = b[j]
+                    let sj = s[j] * sign
+                    a[j] = x1 * c[j] - x2 * sj
+                    b[j] = x2 * c[j] + x1 * sj
+                    j += 1
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+import KumoCore
+
+/// The tensors one block keeps from forward for its backward pass, for `rows` = batch·seq.
+final class BlockActivations {
+    let n1, rstd1, q, k, v, probs, att: FloatBuffer
+    /// Sequential blocks only: the residual after attention, its norm and 1/rms.
+    let h1, n2, rstd2: FloatBuffer?
+    let gate, up, act: FloatBuffer
+
+    init(_ c: ModelConfig, shape: AttentionShape) {
+        let rows = shape.batch * shape.seqLen
+        let h = c.hiddenSize
+        n1 = FloatBuffer(count: rows * h)
+        rstd1 = FloatBuffer(count: rows)
+        q = FloatBuffer(count: rows * shape.heads * shape.headDim)
+        k = FloatBuffer(count: rows * shape.kvHeads * shape.headDim)
+        v = FloatBuffer(count: rows * shape.kvHeads * shape.headDim)
+        probs = FloatBuffer(count: shape.probsCount)
+        att = FloatBuffer(count: rows * shape.heads * shape.headDim)
+        if c.parallelLayers {
+            (h1, n2, rstd2) = (nil, nil, nil)
+        } else {
+            h1 = FloatBuffer(count: rows * h)
+            n2 = FloatBuffer(count: rows * h)
+            rstd2 = FloatBuffer(count: rows)
+        }
+        gate = FloatBuffer(count: rows * c.intermediateSize)
+        up = FloatBuffer(count: rows * c.intermediateSize)
+        act = FloatBuffer(count: rows * c.intermediateSize)
+    }
+}
+
+/// Scratch for the backward pass, shared by all blocks.
+final class BackwardScratch {
+    let dq, dk, dv, datt, dn, dgate, dup: FloatBuffer
+
+    init(_ c: ModelConfig, shape: AttentionShape) {
+        let rows = shape.batch * shape.seqLen
+        dq = FloatBuffer(count: rows * shape.heads * shape.headDim)
+        dk = FloatBuffer(count: rows * shape.kvHeads * shape.headDim)
+        dv = FloatBuffer(count: rows * shape.kvHeads * shape.headDim)
+        datt = FloatBuffer(count: rows * shape.heads * shape.headDim)
+        dn = FloatBuffer(count: rows * c.hiddenSize)
+        dgate = FloatBuffer(count: rows * c.intermediateSize)
+        dup = FloatBuffer(count: rows * c.intermediateSize)
+    }
+}

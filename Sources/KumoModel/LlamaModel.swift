@@ -1,0 +1,158 @@
+import KumoCore
+
+/// A LLaMA-family decoder with explicit forward and backward passes on preallocated buffers.
+/// Parameters and gradients are one flat buffer each, laid out by `ParameterLayout`.
+public final class LlamaModel {
+    public let config: ModelConfig
+    public let layout: ParameterLayout
+    /// All parameters, fp32.
+    public let params: FloatBuffer
+    /// Gradients, same layout as `params`; backward adds into them.
+    public let grads: FloatBuffer
+    let rope: RoPETable
+    let block: TransformerBlock
+    private var state: ForwardState?
+
+    /// Buffers sized for one (batch, seqLen): the residual stream, per-block activations,
+    /// the final norm, the logits and the backward scratch.
+    final class ForwardState {
+        let shape: AttentionShape
+        let residual: [FloatBuffer]
+        let blocks: [BlockActivations]
+        let finalNormed, finalRstd, logits, dx: FloatBuffer
+        let scratch: BackwardScratch
+
+        init(_ c: ModelConfig, _ shape: AttentionShape) {
+            self.shape = shape
+            let rows = shape.batch * shape.seqLen
+            residual = (0...c.numHiddenLayers).map { _ in FloatBuffer(count: rows * c.hiddenSize) }
+            blocks = (0..<c.numHiddenLayers).map { _ in BlockActivations(c, shape: shape) }
+            finalNormed = FloatBuffer(count: rows * c.hiddenSize)
+            finalRstd = FloatBuffer(count: rows)
+            logits = FloatBuffer(count: rows * c.vocabSize)
+            dx = FloatBuffer(count: rows * c.hiddenSize)
+            scratch = BackwardScratch(c, shape: shape)
+        }
+    }
+
+    /// Allocates a zero model; call `initializeWeights` or load parameters before use.
+    public init(config: ModelConfig) throws(ModelConfigError) {
+        try config.validate()
+        self.config = config
+        layout = ParameterLayout(config)
+        params = FloatBuffer(count: layout.count)
+        grads = FloatBuffer(count: layout.count)
+        rope = RoPETable(headDim: config.headDim, maxPositions: config.maxPositionEmbeddings, theta: config.ropeTheta)
+        block = TransformerBlock(config: config, rope: rope)
+    }
+
+    /// Seeded initialisation: projections and embeddings N(0, std²), norm weights 1.
+    public func initializeWeights(seed: UInt64, std: Double = 0.02) {
+        var rng = SeededRandom(seed: seed)
+        for t in layout.tensors {
+            let p = params.pointer + t.offset
+            if t.shape.count == 1 {
+                p.update(repeating: 1, count: t.count)
+            } else {
+                for i in 0..<t.count { p[i] = Float(rng.normal() * std) }
+            }
+        }
+    }
+
+    /// Sets every gradient to zero.
+    public func zeroGrads() { grads.zero() }
+
+    /// Logits of the last forward pass ([batch·seq, vocab]); after `lossAndBackward` they hold
+    /// ∂L/∂logits instead.
+    public var logits: UnsafeMutablePointer<Float> {
+        guard let s = state else { preconditionFailure("forward has not run") }
+        return s.logits.pointer
+    }
+
+    /// Bytes of activation and scratch memory for a micro-batch of `batch` × `seqLen` tokens.
+    public static func activationBytes(_ c: ModelConfig, batch: Int, seqLen: Int) -> Int {
+        let rows = batch * seqLen
+        let h = c.hiddenSize
+        let qw = c.numAttentionHeads * c.headDim
+        let kvw = c.numKeyValueHeads * c.headDim
+        let probs = batch * c.numAttentionHeads * seqLen * seqLen
+        let perBlock =
+            rows * (h + 1 + qw + 2 * kvw + qw + 3 * c.intermediateSize) + probs
+            + (c.parallelLayers ? 0 : rows * (2 * h + 1))
+        let scratch = rows * (2 * qw + 2 * kvw + h + 2 * c.intermediateSize)
+        let rest = (c.numHiddenLayers + 1) * rows * h + rows * (2 * h + 1) + rows * c.vocabSize
+        return 4 * (c.numHiddenLayers * perBlock + scratch + rest)
+    }
+
+    private func prepare(batch: Int, seqLen: Int) -> ForwardState {
+        precondition(seqLen <= config.maxPositionEmbeddings, "sequence length exceeds max_position_embeddings")
+        if let s = state, s.shape.batch == batch, s.shape.seqLen == seqLen { return s }
+        state = nil
+        let shape = AttentionShape(
+            batch: batch, seqLen: seqLen, heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads,
+            headDim: config.headDim)
+        let s = ForwardState(config, shape)
+        state = s
+        return s
+    }
+
+    private func blockWeights(_ buffer: FloatBuffer, _ i: Int) -> BlockWeights {
+        BlockWeights(base: buffer.pointer + layout.blockStart(i), layout: layout.block)
+    }
+
+    /// Runs the model on `batch` sequences of `seqLen` token ids; returns the logits.
+    @discardableResult
+    public func forward(tokens: UnsafePointer<Int32>, batch: Int, seqLen: Int) -> UnsafeMutablePointer<Float> {
+        let s = prepare(batch: batch, seqLen: seqLen)
+        let rows = batch * seqLen
+        let h = config.hiddenSize
+        Embedding.forward(
+            ids: tokens, table: params.pointer + layout.embedding, out: s.residual[0].pointer, rows: rows, dim: h,
+            vocab: config.vocabSize)
+        for i in 0..<config.numHiddenLayers {
+            block.forward(s.residual[i].pointer, out: s.residual[i + 1].pointer, blockWeights(params, i), s.blocks[i], s.shape)
+        }
+        RMSNormKernel.forward(
+            x: s.residual[config.numHiddenLayers].pointer, weight: params.pointer + layout.finalNorm,
+            y: s.finalNormed.pointer, rstd: s.finalRstd.pointer, rows: rows, dim: h, eps: Float(config.rmsNormEps))
+        Linear.forward(
+            x: s.finalNormed.pointer, weight: params.pointer + layout.head, y: s.logits.pointer, rows: rows,
+            inFeatures: h, outFeatures: config.vocabSize)
+        return s.logits.pointer
+    }
+
+    /// Backpropagates ∂L/∂logits (held in `logits`) through the last forward pass on `tokens`,
+    /// adding into `grads`.
+    public func backward(tokens: UnsafePointer<Int32>) {
+        guard let s = state else { preconditionFailure("backward before forward") }
+        let rows = s.shape.batch * s.shape.seqLen
+        let h = config.hiddenSize
+        let L = config.numHiddenLayers
+        Linear.backward(
+            dy: s.logits.pointer, x: s.finalNormed.pointer, weight: params.pointer + layout.head,
+            dx: s.scratch.dn.pointer, dweight: grads.pointer + layout.head, rows: rows, inFeatures: h,
+            outFeatures: config.vocabSize)
+        RMSNormKernel.backward(
+            dy: s.scratch.dn.pointer, x: s.residual[L].pointer, weight: params.pointer + layout.finalNorm,
+            rstd: s.finalRstd.pointer, dx: s.dx.pointer, dweight: grads.pointer + layout.finalNorm, rows: rows, dim: h,
+            accumulate: false)
+        for i in stride(from: L - 1, through: 0, by: -1) {
+            block.backward(
+                s.dx.pointer, s.residual[i].pointer, blockWeights(params, i), blockWeights(grads, i), s.blocks[i],
+                s.scratch, s.shape)
+        }
+        Embedding.backward(ids: tokens, dout: s.dx.pointer, dtable: grads.pointer + layout.embedding, rows: rows, dim: h)
+    }
+
+    /// Forward, softmax cross-entropy against `targets` (ignore index -100) and backward, with
+    /// L = gradScale · Σ token losses. Returns the summed loss and the number of scored tokens.
+    public func lossAndBackward(
+        inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int, seqLen: Int, gradScale: Float
+    ) -> (lossSum: Double, count: Int) {
+        let logits = forward(tokens: inputs, batch: batch, seqLen: seqLen)
+        let result = CrossEntropyKernel.forwardBackward(
+            logits: logits, targets: targets, rows: batch * seqLen, vocab: config.vocabSize, gradScale: gradScale)
+        backward(tokens: inputs)
+        return result
+    }
+}

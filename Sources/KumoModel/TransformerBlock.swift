@@ -1,0 +1,171 @@
+import KumoCore
+
+/// Pointers to one block's tensors inside a flat parameter (or gradient) buffer.
+public struct BlockWeights {
+    public let inputNorm, q, k, v, o: UnsafeMutablePointer<Float>
+    public let postNorm: UnsafeMutablePointer<Float>?
+    public let gate, up, down: UnsafeMutablePointer<Float>
+
+    /// Views the block that starts at `base`.
+    public init(base: UnsafeMutablePointer<Float>, layout l: BlockLayout) {
+        inputNorm = base + l.inputNorm
+        q = base + l.q
+        k = base + l.k
+        v = base + l.v
+        o = base + l.o
+        postNorm = l.postNorm.map { base + $0 }
+        gate = base + l.gate
+        up = base + l.up
+        down = base + l.down
+    }
+}
+
+/// Causal grouped-query self-attention with RoPE: y (+)= o_proj(Attn(rope(q_proj n), rope(k_proj n), v_proj n)).
+struct SelfAttention {
+    let config: ModelConfig
+    let rope: RoPETable
+
+    func forward(
+        _ n: UnsafePointer<Float>, _ w: BlockWeights, _ a: BlockActivations, _ shape: AttentionShape,
+        y: UnsafeMutablePointer<Float>, accumulate: Bool
+    ) {
+        let rows = shape.batch * shape.seqLen
+        let h = config.hiddenSize
+        let qw = shape.heads * shape.headDim
+        let kvw = shape.kvHeads * shape.headDim
+        Linear.forward(x: n, weight: w.q, y: a.q.pointer, rows: rows, inFeatures: h, outFeatures: qw)
+        Linear.forward(x: n, weight: w.k, y: a.k.pointer, rows: rows, inFeatures: h, outFeatures: kvw)
+        Linear.forward(x: n, weight: w.v, y: a.v.pointer, rows: rows, inFeatures: h, outFeatures: kvw)
+        rope.apply(a.q.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.heads)
+        rope.apply(a.k.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.kvHeads)
+        AttentionKernel.forward(
+            q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, out: a.att.pointer, probs: a.probs.pointer, shape: shape)
+        Linear.forward(
+            x: a.att.pointer, weight: w.o, y: y, rows: rows, inFeatures: qw, outFeatures: h, accumulate: accumulate)
+    }
+
+    /// Accumulates weight gradients into `g` and writes (or adds) ∂L/∂n into `dn`.
+    func backward(
+        _ dy: UnsafePointer<Float>, _ n: UnsafePointer<Float>, _ w: BlockWeights, _ g: BlockWeights,
+        _ a: BlockActivations, _ s: BackwardScratch, _ shape: AttentionShape, dn: UnsafeMutablePointer<Float>,
+        accumulate: Bool
+    ) {
+        let rows = shape.batch * shape.seqLen
+        let h = config.hiddenSize
+        let qw = shape.heads * shape.headDim
+        let kvw = shape.kvHeads * shape.headDim
+        Linear.backward(
+            dy: dy, x: a.att.pointer, weight: w.o, dx: s.datt.pointer, dweight: g.o, rows: rows, inFeatures: qw,
+            outFeatures: h)
+        AttentionKernel.backward(
+            dout: s.datt.pointer, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, probs: a.probs.pointer,
+            dq: s.dq.pointer, dk: s.dk.pointer, dv: s.dv.pointer, shape: shape)
+        rope.apply(s.dq.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.heads, inverse: true)
+        rope.apply(s.dk.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.kvHeads, inverse: true)
+        Linear.backward(
+            dy: s.dq.pointer, x: n, weight: w.q, dx: dn, dweight: g.q, rows: rows, inFeatures: h, outFeatures: qw,
+            accumulateDx: accumulate)
+        Linear.backward(
+            dy: s.dk.pointer, x: n, weight: w.k, dx: dn, dweight: g.k, rows: rows, inFeatures: h, outFeatures: kvw,
+            accumulateDx: true)
+        Linear.backward(
+            dy: s.dv.pointer, x: n, weight: w.v, dx: dn, dweight: g.v, rows: rows, inFeatures: h, outFeatures: kvw,
+            accumulateDx: true)
+    }
+}
+
+/// SwiGLU feed-forward: y (+)= down(silu(gate n) · up n).
+struct SwiGLUMLP {
+    let config: ModelConfig
+
+    func forward(
+        _ n: UnsafePointer<Float>, _ w: BlockWeights, _ a: BlockActivations, rows: Int,
+        y: UnsafeMutablePointer<Float>, accumulate: Bool
+    ) {
+        let h = config.hiddenSize
+        let f = config.intermediateSize
+        Linear.forward(x: n, weight: w.gate, y: a.gate.pointer, rows: rows, inFeatures: h, outFeatures: f)
+        Linear.forward(x: n, weight: w.up, y: a.up.pointer, rows: rows, inFeatures: h, outFeatures: f)
+        SwiGLUKernel.forward(gate: a.gate.pointer, up: a.up.pointer, out: a.act.pointer, count: rows * f)
+        Linear.forward(x: a.act.pointer, weight: w.down, y: y, rows: rows, inFeatures: f, outFeatures: h, accumulate: accumulate)
+    }
+
+    /// Accumulates weight gradients into `g` and writes (or adds) ∂L/∂n into `dn`.
+    func backward(
+        _ dy: UnsafePointer<Float>, _ n: UnsafePointer<Float>, _ w: BlockWeights, _ g: BlockWeights,
+        _ a: BlockActivations, _ s: BackwardScratch, rows: Int, dn: UnsafeMutablePointer<Float>, accumulate: Bool
+    ) {
+        let h = config.hiddenSize
+        let f = config.intermediateSize
+        Linear.backward(
+            dy: dy, x: a.act.pointer, weight: w.down, dx: s.dgate.pointer, dweight: g.down, rows: rows,
+            inFeatures: f, outFeatures: h)
+        SwiGLUKernel.backward(
+            ds: s.dgate.pointer, gate: a.gate.pointer, up: a.up.pointer, dgate: s.dgate.pointer, dup: s.dup.pointer,
+            count: rows * f)
+        Linear.backward(
+            dy: s.dgate.pointer, x: n, weight: w.gate, dx: dn, dweight: g.gate, rows: rows, inFeatures: h,
+            outFeatures: f, accumulateDx: accumulate)
+        Linear.backward(
+            dy: s.dup.pointer, x: n, weight: w.up, dx: dn, dweight: g.up, rows: rows, inFeatures: h, outFeatures: f,
+            accumulateDx: true)
+    }
+}
+
+/// A pre-norm decoder block: sequential (x + Attn(Norm x), then + MLP(Norm ·)) or, with
+/// `parallel_layers`, x + Attn(Norm x) + MLP(Norm x) with one norm.
+struct TransformerBlock {
+    let config: ModelConfig
+    let attention: SelfAttention
+    let mlp: SwiGLUMLP
+
+    init(config: ModelConfig, rope: RoPETable) {
+        self.config = config
+        attention = SelfAttention(config: config, rope: rope)
+        mlp = SwiGLUMLP(config: config)
+    }
+
+    /// out = block(x); x and out are [rows, hidden] and must not overlap.
+    func forward(
+        _ x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, _ w: BlockWeights, _ a: BlockActivations,
+        _ shape: AttentionShape
+    ) {
+        let rows = shape.batch * shape.seqLen
+        let h = config.hiddenSize
+        let eps = Float(config.rmsNormEps)
+        RMSNormKernel.forward(x: x, weight: w.inputNorm, y: a.n1.pointer, rstd: a.rstd1.pointer, rows: rows, dim: h, eps: eps)
+        if let h1 = a.h1, let n2 = a.n2, let rstd2 = a.rstd2, let postNorm = w.postNorm {
+            h1.pointer.update(from: x, count: rows * h)
+            attention.forward(a.n1.pointer, w, a, shape, y: h1.pointer, accumulate: true)
+            RMSNormKernel.forward(x: h1.pointer, weight: postNorm, y: n2.pointer, rstd: rstd2.pointer, rows: rows, dim: h, eps: eps)
+            out.update(from: h1.pointer, count: rows * h)
+            mlp.forward(n2.pointer, w, a, rows: rows, y: out, accumulate: true)
+        } else {
+            out.update(from: x, count: rows * h)
+            attention.forward(a.n1.pointer, w, a, shape, y: out, accumulate: true)
+            mlp.forward(a.n1.pointer, w, a, rows: rows, y: out, accumulate: true)
+        }
+    }
+
+    /// On entry `dx` holds ∂L/∂out; on return ∂L/∂x. Weight gradients accumulate into `g`.
+    func backward(
+        _ dx: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: BlockWeights, _ g: BlockWeights,
+        _ a: BlockActivations, _ s: BackwardScratch, _ shape: AttentionShape
+    ) {
+        let rows = shape.batch * shape.seqLen
+        let h = config.hiddenSize
+        if let h1 = a.h1, let n2 = a.n2, let rstd2 = a.rstd2, let postNorm = w.postNorm, let gPost = g.postNorm {
+            mlp.backward(dx, n2.pointer, w, g, a, s, rows: rows, dn: s.dn.pointer, accumulate: false)
+            RMSNormKernel.backward(
+                dy: s.dn.pointer, x: h1.pointer, weight: postNorm, rstd: rstd2.pointer, dx: dx, dweight: gPost,
+                rows: rows, dim: h, accumulate: true)
+            attention.backward(dx, a.n1.pointer, w, g, a, s, shape, dn: s.dn.pointer, accumulate: false)
+        } else {
+            mlp.backward(dx, a.n1.pointer, w, g, a, s, rows: rows, dn: s.dn.pointer, accumulate: false)
+            attention.backward(dx, a.n1.pointer, w, g, a, s, shape, dn: s.dn.pointer, accumulate: true)
+        }
+        RMSNormKernel.backward(
+            dy: s.dn.pointer, x: x, weight: w.inputNorm, rstd: a.rstd1.pointer, dx: dx, dweight: g.inputNorm,
+            rows: rows, dim: h, accumulate: true)
+    }
+}

@@ -1,0 +1,6 @@
+/// A configuration problem; the message names the key and what would be valid.
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public var description: String
+    /// Creates an error with a message that says what to do.
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import KumoCore
+import KumoData
+import KumoTrain
+
+/// `kumo bench`: performance measurements.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure performance.", subcommands: [BenchTrain.self])
+}
+
+/// `kumo bench train`: training throughput on synthetic tokens, as one JSON object.
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Time training steps on synthetic data; prints tokens/s, step time, MFU, GFLOP/s and peak memory.")
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(help: "Timed steps (after the warmup steps).")
+    var steps: Int = 10
+
+    @Option(help: "Untimed warmup steps.")
+    var warmup: Int = 2
+
+    @Flag(help: "Print one JSON object on standard output.")
+    var json = false
+
+    func validate() throws {
+        if steps < 1 { throw ValidationError("--steps must be at least 1") }
+        if warmup < 0 { throw ValidationError("--warmup must be >= 0") }
+    }
+
+    func run() throws {
+        let config: RunConfig
+        do {
+            config = try RunConfig.load(
+                path: options.config,
+                overrides: options.overrides + ["data.synthetic=true", "train.steps=\(steps + warmup)"])
+            let trainer = try Trainer(config: config, stream: try DataSource.make(config).stream)
+            var times: [Double] = []
+            for i in 0..<(steps + warmup) {
+                let m = try trainer.trainStep()
+                if i >= warmup { times.append(m.stepSeconds) }
+                if !json { printErr(String(format: "step %d: %.3f s, loss %.4f", m.step, m.stepSeconds, m.loss)) }
+            }
+            times.sort()
+            let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+            let tps = Double(trainer.tokensPerStep) / median
+            let gflops = tps * trainer.flopsPerToken / 1e9
+            let fields: [(String, String)] = [
+                ("tokens_per_s", "\(tps)"), ("step_s_median", "\(median)"), ("mfu", "\(gflops / trainer.peakGFLOPs)"),
+                ("achieved_gflops", "\(gflops)"), ("peak_gflops", "\(trainer.peakGFLOPs)"),
+                ("peak_rss_bytes", "\(SystemInfo.peakRSSBytes)"), ("threads", "\(config.threads)"),
+                ("parameters", "\(trainer.model.layout.count)"), ("flops_per_token", "\(trainer.flopsPerToken)"),
+                ("tokens_per_step", "\(trainer.tokensPerStep)"), ("steps", "\(steps)"),
+            ]
+            if json {
+                print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
+            } else {
+                for (k, v) in fields { print("\(k): \(v)") }
+            }
+        } catch let error as ConfigError {
+            throw ValidationFailure(error.description)
+        } catch let error as NonFiniteError {
+            throw ValidationFailure(error.description)
+        }
+    }
+}
+
+/// An error whose message is shown as is, with exit code 1.
+struct ValidationFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

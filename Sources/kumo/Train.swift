@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import KumoData
+import KumoTrain
+
+/// `kumo train`: trains a model and writes a run directory.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model from a TOML config; writes config.toml, metrics.jsonl and train.log to the run directory.")
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(help: "Run directory (default: runs/run-<UTC time>).")
+    var runDir: String?
+
+    func run() throws {
+        do {
+            try train()
+        } catch let error as NonFiniteError {
+            throw ValidationFailure(error.description)
+        } catch let error as ConfigError {
+            throw ValidationFailure(error.description)
+        } catch let error as CorpusError {
+            throw ValidationFailure(error.description)
+        }
+    }
+
+    private func train() throws {
+        let config = try RunConfig.load(path: options.config, overrides: options.overrides)
+        let (stream, summary) = try DataSource.make(config)
+        let trainer = try Trainer(config: config, stream: stream)
+        let dir = try RunDirectory(path: runDir ?? RunDirectory.defaultPath(), config: config)
+        let c = config.model
+        let header = [
+            "run directory \(dir.path)",
+            "model: \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads "
+                + "(\(c.numKeyValueHeads) KV), FFN \(c.intermediateSize), vocab \(c.vocabSize), "
+                + "\(trainer.model.layout.count) parameters"
+                + (c.parallelLayers ? ", parallel layers" : "") + (c.tieWordEmbeddings ? ", tied embeddings" : ""),
+            "data: " + (summary ?? "synthetic random tokens"),
+            "batch: \(config.globalBatchSize) × \(config.seqLength) tokens (micro-batch \(config.microBatchSize), "
+                + "\(config.accumulationSteps) accumulation steps), \(config.steps) steps, \(config.threads) threads",
+            "memory: about " + MemoryEstimate(model: c, batch: config.microBatchSize, seqLen: config.seqLength).description,
+            String(format: "measured sgemm peak: %.1f GFLOP/s on %d threads", trainer.peakGFLOPs, config.threads),
+        ]
+        for line in header {
+            printErr(line)
+            dir.note(line)
+        }
+        let progress = ProgressLine(total: config.steps)
+        let every = config.int("log.every")
+        do {
+            for _ in 0..<config.steps {
+                let m = try trainer.trainStep()
+                if m.step % every == 0 || m.step == config.steps {
+                    dir.record(m)
+                    progress.update(m)
+                }
+            }
+        } catch let error as NonFiniteError {
+            dir.note("stopped: \(error.description)")
+            throw error
+        }
+        dir.note("finished \(config.steps) steps")
+        try printSamples(config: config, trainer: trainer, dir: dir)
+    }
+
+    private func printSamples(config: RunConfig, trainer: Trainer, dir: RunDirectory) throws {
+        let prompts = config.strings("log.samples")
+        guard !prompts.isEmpty else { return }
+        if config.bool("data.synthetic") {
+            printErr("log.samples ignored: synthetic data has no text")
+            return
+        }
+        let tokenizer = ByteTokenizer()
+        print("Samples (temperature \(config.double("log.temperature"))):")
+        for (i, prompt) in prompts.enumerated() {
+            let out = trainer.model.generate(
+                prompt: tokenizer.encode(prompt), maxNewTokens: config.int("log.sample_tokens"),
+                temperature: config.double("log.temperature"), context: config.seqLength, seed: config.seed &+ UInt64(i))
+            let text = prompt + tokenizer.decode(out.prefix { $0 != tokenizer.eod })
+            print("--- \(text)")
+            dir.note("sample: \(text)")
+        }
+    }
+}
+
+/// Writes a line to standard error.
+func printErr(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}

@@ -4,9 +4,9 @@ import PackageDescription
 // Release builds generate AVX2/FMA code on x86-64 (Zen 3, Haswell and later): without it
 // SIMD8<Float> arithmetic lowers to library calls and is slower than scalar code.
 #if arch(x86_64)
-let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"], .when(configuration: .release))]
+    let cpuFlags: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"], .when(configuration: .release))]
 #else
-let cpuFlags: [SwiftSetting] = []
+    let cpuFlags: [SwiftSetting] = []
 #endif
 
 let package = Package(
@@ -40,7 +40,7 @@ let package = Package(
         .testTarget(name: "KumoDataTests", dependencies: ["KumoData"], swiftSettings: cpuFlags),
         .testTarget(name: "KumoModelTests", dependencies: ["KumoModel"], swiftSettings: cpuFlags),
         .testTarget(
-            name: "KumoTrainTests", dependencies: ["KumoTrain", "KumoInterop"], exclude: ["Golden"],
+            name: "KumoTrainTests", dependencies: ["KumoTrain", "KumoData", "KumoInterop"], exclude: ["Golden"],
             swiftSettings: cpuFlags),
     ],
     swiftLanguageModes: [.v5]

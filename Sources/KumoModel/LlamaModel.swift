@@ -110,7 +110,8 @@ public final class LlamaModel {
             ids: tokens, table: params.pointer + layout.embedding, out: s.residual[0].pointer, rows: rows, dim: h,
             vocab: config.vocabSize)
         for i in 0..<config.numHiddenLayers {
-            block.forward(s.residual[i].pointer, out: s.residual[i + 1].pointer, blockWeights(params, i), s.blocks[i], s.shape)
+            block.forward(
+                s.residual[i].pointer, out: s.residual[i + 1].pointer, blockWeights(params, i), s.blocks[i], s.shape)
         }
         RMSNormKernel.forward(
             x: s.residual[config.numHiddenLayers].pointer, weight: params.pointer + layout.finalNorm,
@@ -127,21 +128,22 @@ public final class LlamaModel {
         guard let s = state else { preconditionFailure("backward before forward") }
         let rows = s.shape.batch * s.shape.seqLen
         let h = config.hiddenSize
-        let L = config.numHiddenLayers
+        let layers = config.numHiddenLayers
         Linear.backward(
             dy: s.logits.pointer, x: s.finalNormed.pointer, weight: params.pointer + layout.head,
             dx: s.scratch.dn.pointer, dweight: grads.pointer + layout.head, rows: rows, inFeatures: h,
             outFeatures: config.vocabSize)
         RMSNormKernel.backward(
-            dy: s.scratch.dn.pointer, x: s.residual[L].pointer, weight: params.pointer + layout.finalNorm,
+            dy: s.scratch.dn.pointer, x: s.residual[layers].pointer, weight: params.pointer + layout.finalNorm,
             rstd: s.finalRstd.pointer, dx: s.dx.pointer, dweight: grads.pointer + layout.finalNorm, rows: rows, dim: h,
             accumulate: false)
-        for i in stride(from: L - 1, through: 0, by: -1) {
+        for i in stride(from: layers - 1, through: 0, by: -1) {
             block.backward(
                 s.dx.pointer, s.residual[i].pointer, blockWeights(params, i), blockWeights(grads, i), s.blocks[i],
                 s.scratch, s.shape)
         }
-        Embedding.backward(ids: tokens, dout: s.dx.pointer, dtable: grads.pointer + layout.embedding, rows: rows, dim: h)
+        Embedding.backward(
+            ids: tokens, dout: s.dx.pointer, dtable: grads.pointer + layout.embedding, rows: rows, dim: h)
     }
 
     /// Forward, softmax cross-entropy against `targets` (ignore index -100) and backward, with

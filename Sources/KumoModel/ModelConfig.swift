@@ -73,10 +73,13 @@ public struct ModelConfig: Codable, Equatable, Sendable {
                 message: "must divide num_attention_heads (\(numAttentionHeads)); got \(numKeyValueHeads)")
         }
         if headDim % 2 != 0 {
-            throw ModelConfigError(key: "num_attention_heads", message: "head dimension \(headDim) must be even for RoPE")
+            throw ModelConfigError(
+                key: "num_attention_heads", message: "head dimension \(headDim) must be even for RoPE")
         }
         if !(ropeTheta > 0) { throw ModelConfigError(key: "rope_theta", message: "must be positive, got \(ropeTheta)") }
-        if !(rmsNormEps > 0) { throw ModelConfigError(key: "rms_norm_eps", message: "must be positive, got \(rmsNormEps)") }
+        if !(rmsNormEps > 0) {
+            throw ModelConfigError(key: "rms_norm_eps", message: "must be positive, got \(rmsNormEps)")
+        }
     }
 
     /// Parameters in matrix multiplications (all projections and the output head, not the

@@ -73,17 +73,25 @@ public struct ParameterLayout: Sendable {
         let qw = c.numAttentionHeads * c.headDim
         let kvw = c.numKeyValueHeads * c.headDim
         let f = c.intermediateSize
-        var list = [ParameterTensor(name: "model.embed_tokens.weight", shape: [c.vocabSize, h], offset: 0, decay: true)]
+        var list = [
+            ParameterTensor(name: "model.embed_tokens.weight", shape: [c.vocabSize, h], offset: 0, decay: true)
+        ]
         for i in 0..<c.numHiddenLayers {
             let base = blocksStart + i * block.count
             let p = "model.layers.\(i)."
-            list.append(.init(name: p + "input_layernorm.weight", shape: [h], offset: base + block.inputNorm, decay: false))
-            list.append(.init(name: p + "self_attn.q_proj.weight", shape: [qw, h], offset: base + block.q, decay: true))
-            list.append(.init(name: p + "self_attn.k_proj.weight", shape: [kvw, h], offset: base + block.k, decay: true))
-            list.append(.init(name: p + "self_attn.v_proj.weight", shape: [kvw, h], offset: base + block.v, decay: true))
-            list.append(.init(name: p + "self_attn.o_proj.weight", shape: [h, qw], offset: base + block.o, decay: true))
+            list.append(
+                .init(name: p + "input_layernorm.weight", shape: [h], offset: base + block.inputNorm, decay: false))
+            list.append(
+                .init(name: p + "self_attn.q_proj.weight", shape: [qw, h], offset: base + block.q, decay: true))
+            list.append(
+                .init(name: p + "self_attn.k_proj.weight", shape: [kvw, h], offset: base + block.k, decay: true))
+            list.append(
+                .init(name: p + "self_attn.v_proj.weight", shape: [kvw, h], offset: base + block.v, decay: true))
+            list.append(
+                .init(name: p + "self_attn.o_proj.weight", shape: [h, qw], offset: base + block.o, decay: true))
             if let post = block.postNorm {
-                list.append(.init(name: p + "post_attention_layernorm.weight", shape: [h], offset: base + post, decay: false))
+                list.append(
+                    .init(name: p + "post_attention_layernorm.weight", shape: [h], offset: base + post, decay: false))
             }
             list.append(.init(name: p + "mlp.gate_proj.weight", shape: [f, h], offset: base + block.gate, decay: true))
             list.append(.init(name: p + "mlp.up_proj.weight", shape: [f, h], offset: base + block.up, decay: true))

@@ -87,7 +87,8 @@ struct SwiGLUMLP {
         Linear.forward(x: n, weight: w.gate, y: a.gate.pointer, rows: rows, inFeatures: h, outFeatures: f)
         Linear.forward(x: n, weight: w.up, y: a.up.pointer, rows: rows, inFeatures: h, outFeatures: f)
         SwiGLUKernel.forward(gate: a.gate.pointer, up: a.up.pointer, out: a.act.pointer, count: rows * f)
-        Linear.forward(x: a.act.pointer, weight: w.down, y: y, rows: rows, inFeatures: f, outFeatures: h, accumulate: accumulate)
+        Linear.forward(
+            x: a.act.pointer, weight: w.down, y: y, rows: rows, inFeatures: f, outFeatures: h, accumulate: accumulate)
     }
 
     /// Accumulates weight gradients into `g` and writes (or adds) ∂L/∂n into `dn`.
@@ -133,11 +134,13 @@ struct TransformerBlock {
         let rows = shape.batch * shape.seqLen
         let h = config.hiddenSize
         let eps = Float(config.rmsNormEps)
-        RMSNormKernel.forward(x: x, weight: w.inputNorm, y: a.n1.pointer, rstd: a.rstd1.pointer, rows: rows, dim: h, eps: eps)
+        RMSNormKernel.forward(
+            x: x, weight: w.inputNorm, y: a.n1.pointer, rstd: a.rstd1.pointer, rows: rows, dim: h, eps: eps)
         if let h1 = a.h1, let n2 = a.n2, let rstd2 = a.rstd2, let postNorm = w.postNorm {
             h1.pointer.update(from: x, count: rows * h)
             attention.forward(a.n1.pointer, w, a, shape, y: h1.pointer, accumulate: true)
-            RMSNormKernel.forward(x: h1.pointer, weight: postNorm, y: n2.pointer, rstd: rstd2.pointer, rows: rows, dim: h, eps: eps)
+            RMSNormKernel.forward(
+                x: h1.pointer, weight: postNorm, y: n2.pointer, rstd: rstd2.pointer, rows: rows, dim: h, eps: eps)
             out.update(from: h1.pointer, count: rows * h)
             mlp.forward(n2.pointer, w, a, rows: rows, y: out, accumulate: true)
         } else {

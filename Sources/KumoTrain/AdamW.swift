@@ -11,7 +11,9 @@ public struct AdamWSettings: Sendable, Equatable {
     public var gradClip: Double
 
     /// Creates the settings.
-    public init(beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8, weightDecay: Float = 0.1, gradClip: Double = 1) {
+    public init(
+        beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8, weightDecay: Float = 0.1, gradClip: Double = 1
+    ) {
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps

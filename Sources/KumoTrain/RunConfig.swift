@@ -15,7 +15,9 @@ public struct RunConfig: Sendable {
     public var seqLength: Int { int("train.seq_length") }
     public var seed: UInt64 { UInt64(int("train.seed")) }
     /// Threads to use: `train.threads`, or every core when 0.
-    public var threads: Int { int("train.threads") > 0 ? int("train.threads") : ProcessInfo.processInfo.activeProcessorCount }
+    public var threads: Int {
+        int("train.threads") > 0 ? int("train.threads") : ProcessInfo.processInfo.activeProcessorCount
+    }
     /// Micro-batches accumulated per optimizer step (one data-parallel rank).
     public var accumulationSteps: Int { globalBatchSize / microBatchSize }
     public var schedule: LRSchedule {
@@ -217,7 +219,8 @@ public struct RunConfig: Sendable {
         }
         if seqLength > model.maxPositionEmbeddings {
             throw ConfigError(
-                "train.seq_length = \(seqLength) exceeds model.max_position_embeddings = \(model.maxPositionEmbeddings)")
+                "train.seq_length = \(seqLength) exceeds model.max_position_embeddings = \(model.maxPositionEmbeddings)"
+            )
         }
         if !(double("optim.lr") > 0) { throw ConfigError("optim.lr must be positive") }
         if double("optim.min_lr") < 0 || double("optim.min_lr") > double("optim.lr") {
@@ -239,7 +242,9 @@ public struct RunConfig: Sendable {
             throw ConfigError("\(key) = \(int(key)): this build trains in one process; only 1 is valid")
         }
         if int("parallel.zero_stage") != 0 {
-            throw ConfigError("parallel.zero_stage = \(int("parallel.zero_stage")): needs data parallelism; only 0 is valid in one process")
+            throw ConfigError(
+                "parallel.zero_stage = \(int("parallel.zero_stage")): needs data parallelism; only 0 is valid in one process"
+            )
         }
         if int("checkpoint.every") != 0 {
             throw ConfigError("checkpoint.every = \(int("checkpoint.every")): checkpoints are not available yet; use 0")

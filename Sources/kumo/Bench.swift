@@ -46,7 +46,9 @@ struct BenchTrain: ParsableCommand {
                 if !json { printErr(String(format: "step %d: %.3f s, loss %.4f", m.step, m.stepSeconds, m.loss)) }
             }
             times.sort()
-            let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+            let median =
+                times.count % 2 == 1
+                ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
             let tps = Double(trainer.tokensPerStep) / median
             let gflops = tps * trainer.flopsPerToken / 1e9
             let fields: [(String, String)] = [

@@ -6,7 +6,8 @@ import KumoTrain
 /// `kumo train`: trains a model and writes a run directory.
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a model from a TOML config; writes config.toml, metrics.jsonl and train.log to the run directory.")
+        abstract:
+            "Train a model from a TOML config; writes config.toml, metrics.jsonl and train.log to the run directory.")
 
     @OptionGroup var options: ConfigOptions
 
@@ -40,7 +41,8 @@ struct Train: ParsableCommand {
             "data: " + (summary ?? "synthetic random tokens"),
             "batch: \(config.globalBatchSize) × \(config.seqLength) tokens (micro-batch \(config.microBatchSize), "
                 + "\(config.accumulationSteps) accumulation steps), \(config.steps) steps, \(config.threads) threads",
-            "memory: about " + MemoryEstimate(model: c, batch: config.microBatchSize, seqLen: config.seqLength).description,
+            "memory: about "
+                + MemoryEstimate(model: c, batch: config.microBatchSize, seqLen: config.seqLength).description,
             String(format: "measured sgemm peak: %.1f GFLOP/s on %d threads", trainer.peakGFLOPs, config.threads),
         ]
         for line in header {
@@ -77,7 +79,8 @@ struct Train: ParsableCommand {
         for (i, prompt) in prompts.enumerated() {
             let out = trainer.model.generate(
                 prompt: tokenizer.encode(prompt), maxNewTokens: config.int("log.sample_tokens"),
-                temperature: config.double("log.temperature"), context: config.seqLength, seed: config.seed &+ UInt64(i))
+                temperature: config.double("log.temperature"), context: config.seqLength, seed: config.seed &+ UInt64(i)
+            )
             let text = prompt + tokenizer.decode(out.prefix { $0 != tokenizer.eod })
             print("--- \(text)")
             dir.note("sample: \(text)")

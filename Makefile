@@ -1,0 +1,61 @@
+# Kumo: `make demo` trains and samples a small model; `make test` runs every test.
+# Both install what is missing first (Debian packages, as root or through sudo).
+
+SWIFT ?= swift
+APT_PACKAGES := libopenblas-dev
+DEMO_PACKAGES := debian-reference-ja debian-reference-en debian-faq debian-faq-ja
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+KUMO := .build/release/kumo
+CORPUS ?=
+DEMO_STEPS ?= 300
+
+.PHONY: all deps demo-deps build test lint format demo bench clean
+
+all: build
+
+# Installs the Debian packages in $(1) that are not installed yet.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+endef
+
+deps:
+	$(call apt_install,$(APT_PACKAGES))
+
+demo-deps:
+	$(call apt_install,$(DEMO_PACKAGES))
+
+build: deps
+	$(SWIFT) build -c release
+
+lint:
+	$(SWIFT) format lint --strict --recursive Package.swift Sources Tests
+
+format:
+	$(SWIFT) format --in-place --recursive Package.swift Sources Tests
+
+# Numeric tests run on a release build: debug builds are many times slower.
+test: deps lint
+	$(SWIFT) build -c release
+	$(SWIFT) test -c release -Xswiftc -enable-testing
+
+# Trains on Debian's Japanese and English documentation, or on CORPUS=file.jsonl|dir.
+demo: deps build
+ifeq ($(CORPUS),)
+	$(call apt_install,$(DEMO_PACKAGES))
+	scripts/demo-corpus.sh demo-data
+	$(KUMO) train --config configs/demo.toml --set train.steps=$(DEMO_STEPS) --run-dir runs/demo
+else
+	$(KUMO) train --config configs/demo.toml --set train.steps=$(DEMO_STEPS) --set 'data.path=["$(CORPUS)"]' --run-dir runs/demo
+endif
+
+# Side-by-side training throughput against PyTorch eager (needs torch installed).
+bench: build
+	python3 bench/bench_train.py --config bench/configs/tiny.toml --threads 1
+	python3 bench/bench_train.py --config bench/configs/small.toml --threads 1
+
+clean:
+	rm -rf .build runs demo-data

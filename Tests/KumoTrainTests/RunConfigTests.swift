@@ -1,0 +1,100 @@
+import KumoData
+import KumoModel
+import XCTest
+
+@testable import KumoTrain
+
+final class RunConfigTests: XCTestCase {
+    private func load(_ toml: String, _ overrides: [String] = []) throws -> RunConfig {
+        let path = NSTemporaryDirectory() + "kumo-config-\(UUID().uuidString).toml"
+        try toml.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try RunConfig.load(path: path, overrides: overrides)
+    }
+
+    private func message(_ toml: String, _ overrides: [String] = []) -> String {
+        do {
+            _ = try load(toml, overrides)
+            return "no error"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    func testPresetAndOverridesResolveEveryKey() throws {
+        let c = try load(
+            "[model]\npreset = \"tiny\"\n[data]\nsynthetic = true\n",
+            ["model.num_key_value_heads=1", "train.steps=7", "optim.lr=1e-3"])
+        XCTAssertEqual(c.model.numKeyValueHeads, 1)
+        XCTAssertEqual(c.model.hiddenSize, 256)
+        XCTAssertEqual(c.steps, 7)
+        XCTAssertEqual(c.double("optim.min_lr"), 1e-4, accuracy: 1e-12)
+        XCTAssertEqual(c.double("optim.eps"), 1e-8)
+        XCTAssertEqual(c.globalBatchSize, c.microBatchSize)
+        XCTAssertEqual(c.int("optim.decay_steps"), 7)
+        // The resolved TOML reads back to the same values.
+        let again = try load(c.toml())
+        XCTAssertEqual(again.values, c.values)
+    }
+
+    func testUnknownKeyIsRejectedNamingValidKeys() {
+        let m = message("[train]\nstep = 3\n")
+        XCTAssertTrue(m.contains("'train.step'"), m)
+        XCTAssertTrue(m.contains("steps"), m)
+        XCTAssertTrue(m.contains("micro_batch_size"), m)
+        let s = message("", ["optim.epsilon=1e-8"])
+        XCTAssertTrue(s.contains("optim.epsilon") && s.contains("eps"), s)
+        let section = message("[trian]\nsteps = 3\n")
+        XCTAssertTrue(section.contains("trian.steps") && section.contains("train"), section)
+    }
+
+    func testBadValuesAreRejectedNamingTheKey() {
+        let base = "[model]\npreset = \"tiny\"\n[data]\nsynthetic = true\n"
+        XCTAssertTrue(message(base, ["train.steps=\"ten\""]).contains("train.steps"))
+        XCTAssertTrue(message(base, ["train.steps=0"]).contains("train.steps"))
+        XCTAssertTrue(message(base, ["model.num_key_value_heads=3"]).contains("num_key_value_heads"))
+        XCTAssertTrue(message(base, ["model.preset=huge"]).contains("150m"))
+        XCTAssertTrue(
+            message(base, ["train.micro_batch_size=3", "train.global_batch_size=8"]).contains("multiple"))
+        XCTAssertTrue(message(base, ["train.seq_length=4096"]).contains("max_position_embeddings"))
+        XCTAssertTrue(message(base, ["parallel.tensor=2"]).contains("parallel.tensor"))
+        XCTAssertTrue(message("[model]\nhidden_size = 64\n[data]\nsynthetic = true\n").contains("model.vocab_size"))
+        XCTAssertTrue(message("[model]\npreset = \"tiny\"\n").contains("data.path"))
+        XCTAssertTrue(message("[model\n").contains(":1:"), message("[model\n"))
+    }
+
+    func testLLMJPPresetsHaveThePublishedShapes() throws {
+        let expected: [(String, Int, Int, Int)] = [
+            ("150m", 12, 2048, 512), ("440m", 16, 3584, 1024), ("980m", 20, 5376, 1536), ("1.8b", 24, 7168, 2048),
+            ("3.7b", 28, 8192, 3072), ("7.2b", 32, 11008, 4096), ("13b", 40, 13824, 5120), ("172b", 96, 38464, 12288),
+        ]
+        for (name, layers, ffn, hidden) in expected {
+            let c = try XCTUnwrap(ModelPreset.config(name))
+            XCTAssertEqual(
+                [c.numHiddenLayers, c.intermediateSize, c.hiddenSize, c.vocabSize], [layers, ffn, hidden, 99_584])
+            XCTAssertNoThrow(try c.validate())
+        }
+        let big = try XCTUnwrap(ModelPreset.config("172b"))
+        XCTAssertEqual([big.numAttentionHeads, big.numKeyValueHeads], [96, 16])
+    }
+
+    func testRunTooLargeForTheMachineIsRefusedBeforeAllocating() throws {
+        let c = try load("[model]\npreset = \"172b\"\n[data]\nsynthetic = true\n[train]\nseq_length = 4096\n")
+        let estimate = MemoryEstimate(model: c.model, batch: 1, seqLen: 4096)
+        XCTAssertGreaterThan(estimate.totalBytes, 16 * 170_000_000_000)
+        XCTAssertThrowsError(try estimate.check()) { error in
+            XCTAssertTrue("\(error)".contains("smaller model.preset"), "\(error)")
+        }
+        XCTAssertThrowsError(try Trainer(config: c, stream: SyntheticTokenStream(vocabSize: 10, seed: 1)))
+    }
+
+    func testLRScheduleWarmsUpLinearlyThenDecaysByCosineToTheMinimum() {
+        let s = LRSchedule(maxLR: 1e-3, minLR: 1e-4, warmupSteps: 4, decaySteps: 14)
+        XCTAssertEqual(s.lr(at: 0), 2.5e-4, accuracy: 1e-15)
+        XCTAssertEqual(s.lr(at: 3), 1e-3, accuracy: 1e-15)
+        XCTAssertEqual(s.lr(at: 4), 1e-3, accuracy: 1e-15)
+        XCTAssertEqual(s.lr(at: 9), 5.5e-4, accuracy: 1e-12)
+        XCTAssertEqual(s.lr(at: 14), 1e-4, accuracy: 1e-15)
+        XCTAssertEqual(s.lr(at: 100), 1e-4, accuracy: 1e-15)
+    }
+}

@@ -39,6 +39,7 @@ let package = Package(
         .testTarget(name: "KumoCoreTests", dependencies: ["KumoCore"], swiftSettings: cpuFlags),
         .testTarget(name: "KumoDataTests", dependencies: ["KumoData"], swiftSettings: cpuFlags),
         .testTarget(name: "KumoModelTests", dependencies: ["KumoModel"], swiftSettings: cpuFlags),
+        .testTarget(name: "KumoCLITests", swiftSettings: cpuFlags),
         .testTarget(
             name: "KumoTrainTests", dependencies: ["KumoTrain", "KumoData", "KumoInterop"], exclude: ["Golden"],
             swiftSettings: cpuFlags),

@@ -21,7 +21,7 @@ public struct NonFiniteError: Error, CustomStringConvertible {
     public var loss: Double
     public var gradNorm: Double
     public var description: String {
-        "step \(step): non-finite loss \(loss) (grad norm \(gradNorm)); the run stopped before applying the update. "
+        "step \(step): non-finite value (loss \(loss), grad norm \(gradNorm)); the run stopped before applying the update. "
             + "Lower optim.lr, raise optim.warmup_steps or check the data."
     }
 }

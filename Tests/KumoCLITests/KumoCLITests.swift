@@ -1,0 +1,94 @@
+import Foundation
+import XCTest
+
+/// End-to-end tests of the `kumo` executable built by `swift build -c release`.
+final class KumoCLITests: XCTestCase {
+    private static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    private let tinyArgs = [
+        "--set", "model.preset=tiny", "--set", "data.synthetic=true", "--set", "train.seq_length=32",
+        "--set", "train.micro_batch_size=2", "--set", "train.threads=1",
+    ]
+
+    private func kumo(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+        let binary = Self.root.appendingPathComponent(".build/release/kumo")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            XCTFail("\(binary.path) is missing: run `swift build -c release` first (make test does)")
+            return (-1, "", "")
+        }
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        let out = Pipe()
+        let err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    private func temporaryDirectory() -> String {
+        let dir = NSTemporaryDirectory() + "kumo-cli-\(UUID().uuidString)"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        return dir
+    }
+
+    func testTrainWritesTheRunDirectoryAndShowsProgress() throws {
+        let dir = temporaryDirectory()
+        let r = try kumo(["train"] + tinyArgs + ["--set", "train.steps=3", "--run-dir", dir])
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.err.contains("step 3/3"), r.err)
+        XCTAssertTrue(r.err.contains("MFU") && r.err.contains("ETA") && r.err.contains("tok/s"), r.err)
+        let config = try String(contentsOfFile: dir + "/config.toml", encoding: .utf8)
+        XCTAssertTrue(config.contains("num_key_value_heads = 2") && config.contains("eps = 1e-08"), config)
+        let lines = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 3)
+        for (i, line) in lines.enumerated() {
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            for key in ["step", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "elapsed_s"] {
+                XCTAssertNotNil(object[key], "metrics line \(i) lacks \(key)")
+            }
+            XCTAssertEqual(object["step"] as? Int, i + 1)
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/train.log"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/checkpoints"))
+    }
+
+    func testBadKeyExitsNonZeroNamingTheKeyAndTheValidOnes() throws {
+        let r = try kumo(["train"] + tinyArgs + ["--set", "optim.epsilon=1e-8", "--run-dir", temporaryDirectory()])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.err.contains("optim.epsilon") && r.err.contains("eps"), r.err)
+    }
+
+    func testNonFiniteLossStopsWithAMessageNamingTheStep() throws {
+        let r = try kumo(
+            ["train"] + tinyArgs + [
+                "--set", "optim.lr=1e30", "--set", "optim.warmup_steps=0", "--set", "train.steps=5",
+                "--run-dir", temporaryDirectory(),
+            ])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.err.contains("step 2: non-finite"), r.err)
+    }
+
+    func testBenchTrainPrintsOneJSONObjectWithTheContractFields() throws {
+        let r = try kumo(["bench", "train"] + tinyArgs + ["--steps", "2", "--warmup", "0", "--json"])
+        XCTAssertEqual(r.status, 0, r.err)
+        let object = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], "stdout: \(r.out)")
+        for key in ["tokens_per_s", "step_s_median", "mfu", "achieved_gflops", "peak_rss_bytes", "peak_gflops"] {
+            let value = try XCTUnwrap(object[key] as? Double, "missing \(key)")
+            XCTAssertGreaterThan(value, 0, key)
+        }
+    }
+
+    func testEveryCommandHasHelp() throws {
+        for command in [[], ["train"], ["bench"], ["bench", "train"]] {
+            let r = try kumo(command + ["--help"])
+            XCTAssertEqual(r.status, 0, "\(command)")
+            XCTAssertTrue(r.out.contains("USAGE"), "\(command): \(r.out)")
+        }
+    }
+}

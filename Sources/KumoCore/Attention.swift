@@ -22,14 +22,21 @@ public struct AttentionShape: Sendable {
     var qWidth: Int { heads * headDim }
     var kvWidth: Int { kvHeads * headDim }
     var groupSize: Int { heads / kvHeads }
-    /// Floats needed to keep the attention probabilities for the backward pass.
+    /// Floats needed to keep the attention probabilities for the backward pass (entries
+    /// above the diagonal beyond each query block's key range stay unused).
     public var probsCount: Int { batch * heads * seqLen * seqLen }
 }
 
 /// Causal softmax attention, out = softmax(q·kᵀ/√d + mask)·v, per head, through BLAS.
-/// Rows are tokens (batch-major); q is [B·T, H·d], k and v are [B·T, Hkv·d].
+/// Rows are tokens (batch-major); q is [B·T, H·d], k and v are [B·T, Hkv·d]. Queries are
+/// processed in blocks of `AttentionKernel.block` rows, each against only the keys up to
+/// its last row, so the masked upper triangle is mostly never computed.
 public enum AttentionKernel {
+    /// Query rows per block.
+    public static let block = 64
+
     /// Forward; keeps the probabilities in `probs` ([B, H, T, T]) for the backward pass.
+    /// Entries above the diagonal that fall outside a block's key range are left unwritten.
     public static func forward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, shape: AttentionShape
@@ -44,22 +51,33 @@ public enum AttentionKernel {
             let qb = q + b * t * shape.qWidth + h * d
             let kb = k + b * t * shape.kvWidth + g * d
             let vb = v + b * t * shape.kvWidth + g * d
+            let ob = out + b * t * shape.qWidth + h * d
             let p = probs + task * t * t
-            gemm(
-                .none, .transposed, m: t, n: t, k: d, alpha: scale, a: qb, lda: shape.qWidth, b: kb,
-                ldb: shape.kvWidth, c: p, ldc: t)
-            for i in 0..<t { causalSoftmaxRow(p + i * t, valid: i + 1, width: t) }
-            gemm(
-                .none, .none, m: t, n: d, k: t, a: p, lda: t, b: vb, ldb: shape.kvWidth,
-                c: out + b * t * shape.qWidth + h * d, ldc: shape.qWidth)
+            for i0 in stride(from: 0, to: t, by: block) {
+                let i1 = min(t, i0 + block)
+                gemm(
+                    .none, .transposed, m: i1 - i0, n: i1, k: d, alpha: scale, a: qb + i0 * shape.qWidth,
+                    lda: shape.qWidth, b: kb, ldb: shape.kvWidth, c: p + i0 * t, ldc: t)
+                for i in i0..<i1 { causalSoftmaxRow(p + i * t, valid: i + 1, width: i1) }
+                gemm(
+                    .none, .none, m: i1 - i0, n: d, k: i1, a: p + i0 * t, lda: t, b: vb, ldb: shape.kvWidth,
+                    c: ob + i0 * shape.qWidth, ldc: shape.qWidth)
+            }
         }
     }
 
-    /// Backward: writes dq, and dk, dv (each overwritten), given dout and the saved probs.
+    /// Floats of scratch `backward` needs.
+    public static func scratchCount(_ shape: AttentionShape) -> Int {
+        shape.batch * shape.kvHeads * block * shape.seqLen
+    }
+
+    /// Backward: writes dq, and dk, dv (each overwritten), given dout and the saved probs;
+    /// `scratch` holds `scratchCount(shape)` floats.
     public static func backward(
         dout: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
         v: UnsafePointer<Float>, probs: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>,
-        dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>, shape: AttentionShape
+        dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+        shape: AttentionShape
     ) {
         let t = shape.seqLen
         let d = shape.headDim
@@ -72,28 +90,39 @@ public enum AttentionKernel {
             let vb = v + b * t * shape.kvWidth + g * d
             let dkb = dk + b * t * shape.kvWidth + g * d
             let dvb = dv + b * t * shape.kvWidth + g * d
-            let ds = UnsafeMutablePointer<Float>.allocate(capacity: t * t)
-            defer { ds.deallocate() }
+            let ds = scratch + task * block * t
+            for i in 0..<t {
+                (dkb + i * shape.kvWidth).update(repeating: 0, count: d)
+                (dvb + i * shape.kvWidth).update(repeating: 0, count: d)
+            }
             for h in g * shape.groupSize..<(g + 1) * shape.groupSize {
-                let beta: Float = h == g * shape.groupSize ? 0 : 1
                 let p = probs + (b * shape.heads + h) * t * t
                 let dob = dout + b * t * shape.qWidth + h * d
                 let qb = q + b * t * shape.qWidth + h * d
-                // dv += pᵀ·dout ; dp = dout·vᵀ
-                gemm(
-                    .transposed, .none, m: t, n: d, k: t, a: p, lda: t, b: dob, ldb: shape.qWidth,
-                    beta: beta, c: dvb, ldc: shape.kvWidth)
-                gemm(
-                    .none, .transposed, m: t, n: t, k: d, a: dob, lda: shape.qWidth, b: vb,
-                    ldb: shape.kvWidth, c: ds, ldc: t)
-                for i in 0..<t { softmaxBackwardRow(p + i * t, ds + i * t, valid: i + 1, width: t, scale: scale) }
-                // dq = ds·k ; dk += dsᵀ·q
-                gemm(
-                    .none, .none, m: t, n: d, k: t, a: ds, lda: t, b: kb, ldb: shape.kvWidth,
-                    c: dq + b * t * shape.qWidth + h * d, ldc: shape.qWidth)
-                gemm(
-                    .transposed, .none, m: t, n: d, k: t, a: ds, lda: t, b: qb, ldb: shape.qWidth,
-                    beta: beta, c: dkb, ldc: shape.kvWidth)
+                let dqb = dq + b * t * shape.qWidth + h * d
+                for i0 in stride(from: 0, to: t, by: block) {
+                    let i1 = min(t, i0 + block)
+                    let rows = i1 - i0
+                    let pBlock = p + i0 * t
+                    // dv[0..<i1] += pᵀ·dout ; ds = dout·vᵀ
+                    gemm(
+                        .transposed, .none, m: i1, n: d, k: rows, a: pBlock, lda: t, b: dob + i0 * shape.qWidth,
+                        ldb: shape.qWidth, beta: 1, c: dvb, ldc: shape.kvWidth)
+                    gemm(
+                        .none, .transposed, m: rows, n: i1, k: d, a: dob + i0 * shape.qWidth, lda: shape.qWidth,
+                        b: vb, ldb: shape.kvWidth, c: ds, ldc: t)
+                    for i in i0..<i1 {
+                        softmaxBackwardRow(
+                            pBlock + (i - i0) * t, ds + (i - i0) * t, valid: i + 1, width: i1, scale: scale)
+                    }
+                    // dq = ds·k ; dk[0..<i1] += dsᵀ·q
+                    gemm(
+                        .none, .none, m: rows, n: d, k: i1, a: ds, lda: t, b: kb, ldb: shape.kvWidth,
+                        c: dqb + i0 * shape.qWidth, ldc: shape.qWidth)
+                    gemm(
+                        .transposed, .none, m: i1, n: d, k: rows, a: ds, lda: t, b: qb + i0 * shape.qWidth,
+                        ldb: shape.qWidth, beta: 1, c: dkb, ldc: shape.kvWidth)
+                }
             }
         }
     }

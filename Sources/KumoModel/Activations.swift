@@ -32,7 +32,7 @@ final class BlockActivations {
 
 /// Scratch for the backward pass, shared by all blocks.
 final class BackwardScratch {
-    let dq, dk, dv, datt, dn, dgate, dup: FloatBuffer
+    let dq, dk, dv, datt, dn, dgate, dup, attention: FloatBuffer
 
     init(_ c: ModelConfig, shape: AttentionShape) {
         let rows = shape.batch * shape.seqLen
@@ -43,5 +43,6 @@ final class BackwardScratch {
         dn = FloatBuffer(count: rows * c.hiddenSize)
         dgate = FloatBuffer(count: rows * c.intermediateSize)
         dup = FloatBuffer(count: rows * c.intermediateSize)
+        attention = FloatBuffer(count: AttentionKernel.scratchCount(shape))
     }
 }

@@ -79,7 +79,12 @@ public final class LlamaModel {
         let perBlock =
             rows * (h + 1 + qw + 2 * kvw + qw + 3 * c.intermediateSize) + probs
             + (c.parallelLayers ? 0 : rows * (2 * h + 1))
-        let scratch = rows * (2 * qw + 2 * kvw + h + 2 * c.intermediateSize)
+        let scratch =
+            rows * (2 * qw + 2 * kvw + h + 2 * c.intermediateSize)
+            + AttentionKernel.scratchCount(
+                AttentionShape(
+                    batch: batch, seqLen: seqLen, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads,
+                    headDim: c.headDim))
         let rest = (c.numHiddenLayers + 1) * rows * h + rows * (2 * h + 1) + rows * c.vocabSize
         return 4 * (c.numHiddenLayers * perBlock + scratch + rest)
     }

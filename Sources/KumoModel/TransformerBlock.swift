@@ -59,7 +59,7 @@ struct SelfAttention {
             outFeatures: h)
         AttentionKernel.backward(
             dout: s.datt.pointer, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, probs: a.probs.pointer,
-            dq: s.dq.pointer, dk: s.dk.pointer, dv: s.dv.pointer, shape: shape)
+            dq: s.dq.pointer, dk: s.dk.pointer, dv: s.dv.pointer, scratch: s.attention.pointer, shape: shape)
         rope.apply(s.dq.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.heads, inverse: true)
         rope.apply(s.dk.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.kvHeads, inverse: true)
         Linear.backward(

@@ -1,0 +1,143 @@
+import Foundation
+import KumoCore
+import KumoInterop
+import KumoModel
+import XCTest
+
+@testable import KumoTrain
+
+/// Kumo against PyTorch (float64) on the files written by scripts/golden/make_golden.py:
+/// logits, loss, every gradient, and 5 AdamW steps with warmup, cosine decay and clipping.
+final class GoldenTests: XCTestCase {
+    private static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Golden")
+    /// Norm-wise relative error bound: ‖kumo − torch‖ / ‖torch‖.
+    private let tolerance = 1e-4
+
+    private func relativeError(_ a: [Float], _ b: [Float]) -> Double {
+        precondition(a.count == b.count)
+        var num = 0.0
+        var den = 0.0
+        for (x, y) in zip(a, b) {
+            num += Double(x - y) * Double(x - y)
+            den += Double(y) * Double(y)
+        }
+        return (num / max(den, 1e-30)).squareRoot()
+    }
+
+    private func assertClose(
+        _ a: [Float], _ b: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
+        let err = relativeError(a, b)
+        XCTAssertLessThan(err, tolerance, "\(what): relative error \(err)", file: file, line: line)
+    }
+
+    private func metadata<T: Decodable>(_ f: SafeTensorsFile, _ key: String, _ type: T.Type) throws -> T {
+        let text = try XCTUnwrap(f.metadata[key], "golden file lacks metadata \(key)")
+        return try JSONDecoder().decode(T.self, from: Data(text.utf8))
+    }
+
+    private func check(variant: String) throws {
+        let f = try SafeTensorsFile(path: Self.directory.appendingPathComponent("golden-\(variant).safetensors").path)
+        let config = ModelConfig(
+            vocabSize: try metadata(f, "vocab_size", Int.self), hiddenSize: try metadata(f, "hidden_size", Int.self),
+            intermediateSize: try metadata(f, "intermediate_size", Int.self),
+            numHiddenLayers: try metadata(f, "num_hidden_layers", Int.self),
+            numAttentionHeads: try metadata(f, "num_attention_heads", Int.self),
+            numKeyValueHeads: try metadata(f, "num_key_value_heads", Int.self), maxPositionEmbeddings: 64,
+            ropeTheta: try metadata(f, "rope_theta", Double.self),
+            rmsNormEps: try metadata(f, "rms_norm_eps", Double.self),
+            tieWordEmbeddings: try metadata(f, "tie_word_embeddings", Bool.self),
+            parallelLayers: try metadata(f, "parallel_layers", Bool.self))
+        let batch = try metadata(f, "batch", Int.self)
+        let seq = try metadata(f, "seq_length", Int.self)
+        Threads.set(1)
+        let model = try LlamaModel(config: config)
+        XCTAssertEqual(
+            Set(model.layout.tensors.map(\.name)),
+            Set(f.entries.keys.filter { $0.hasPrefix("step5.") }.map { String($0.dropFirst(6)) }))
+        for t in model.layout.tensors {
+            let values = try f.floats(t.name)
+            XCTAssertEqual(values.count, t.count, t.name)
+            (model.params.pointer + t.offset).update(from: values, count: t.count)
+        }
+        let inputs = try f.int32s("input_ids")
+        let targets = try f.int32s("targets")
+        let scored = targets.filter { $0 != CrossEntropyKernel.ignoreIndex }.count
+
+        // Forward, loss and gradients of the initial weights.
+        let logits = inputs.withUnsafeBufferPointer {
+            model.forward(tokens: $0.baseAddress!, batch: batch, seqLen: seq)
+        }
+        assertClose(
+            Array(UnsafeBufferPointer(start: logits, count: batch * seq * config.vocabSize)), try f.floats("logits"),
+            "\(variant) logits")
+        model.zeroGrads()
+        let (lossSum, count) = inputs.withUnsafeBufferPointer { i in
+            targets.withUnsafeBufferPointer { t in
+                model.lossAndBackward(
+                    inputs: i.baseAddress!, targets: t.baseAddress!, batch: batch, seqLen: seq,
+                    gradScale: 1 / Float(scored))
+            }
+        }
+        XCTAssertEqual(count, scored)
+        let loss = lossSum / Double(count)
+        let torchLoss = Double(try f.floats("loss")[0])
+        XCTAssertLessThan(abs(loss - torchLoss) / torchLoss, tolerance, "\(variant) loss \(loss) vs \(torchLoss)")
+        for t in model.layout.tensors {
+            let grad = Array(UnsafeBufferPointer(start: model.grads.pointer + t.offset, count: t.count))
+            assertClose(grad, try f.floats("grad." + t.name), "\(variant) grad \(t.name)")
+        }
+
+        // Five AdamW steps on the same batch.
+        let schedule = LRSchedule(
+            maxLR: try metadata(f, "optim.lr", Double.self), minLR: try metadata(f, "optim.min_lr", Double.self),
+            warmupSteps: try metadata(f, "optim.warmup_steps", Int.self),
+            decaySteps: try metadata(f, "optim.steps", Int.self))
+        let optimizer = AdamW(
+            layout: model.layout,
+            settings: AdamWSettings(
+                beta1: Float(try metadata(f, "optim.beta1", Double.self)),
+                beta2: Float(try metadata(f, "optim.beta2", Double.self)),
+                eps: Float(try metadata(f, "optim.eps", Double.self)),
+                weightDecay: Float(try metadata(f, "optim.weight_decay", Double.self)),
+                gradClip: try metadata(f, "optim.grad_clip", Double.self)))
+        let torchLosses = try f.floats("losses")
+        let torchNorms = try f.floats("grad_norms")
+        let torchLRs = try f.floats("lrs")
+        for step in 0..<torchLosses.count {
+            model.zeroGrads()
+            let (sum, n) = inputs.withUnsafeBufferPointer { i in
+                targets.withUnsafeBufferPointer { t in
+                    model.lossAndBackward(
+                        inputs: i.baseAddress!, targets: t.baseAddress!, batch: batch, seqLen: seq,
+                        gradScale: 1 / Float(scored))
+                }
+            }
+            let norm = AdamW.gradNorm(model.grads)
+            let lr = schedule.lr(at: step)
+            XCTAssertLessThan(
+                abs(sum / Double(n) - Double(torchLosses[step])) / Double(torchLosses[step]), tolerance,
+                "\(variant) step \(step) loss")
+            XCTAssertLessThan(
+                abs(norm - Double(torchNorms[step])) / Double(torchNorms[step]), tolerance,
+                "\(variant) step \(step) grad norm \(norm) vs \(torchNorms[step])")
+            XCTAssertEqual(Float(lr), torchLRs[step], accuracy: 1e-9, "\(variant) step \(step) lr")
+            optimizer.update(params: model.params, grads: model.grads, lr: lr, gradNorm: norm)
+        }
+        for t in model.layout.tensors {
+            let p = Array(UnsafeBufferPointer(start: model.params.pointer + t.offset, count: t.count))
+            let expected = try f.floats("step5." + t.name)
+            assertClose(p, expected, "\(variant) after 5 steps \(t.name)")
+            // The update moved the parameter: the comparison is not trivially about the initial values.
+            XCTAssertGreaterThan(
+                relativeError(try f.floats(t.name), expected), 10 * tolerance, "\(variant) \(t.name) barely moved")
+        }
+    }
+
+    func testMultiHeadAttentionModelMatchesPyTorch() throws { try check(variant: "mha") }
+    func testGroupedQueryAttentionModelMatchesPyTorch() throws { try check(variant: "gqa") }
+    func testMultiQueryAttentionModelMatchesPyTorch() throws { try check(variant: "mqa") }
+    func testParallelLayersModelMatchesPyTorch() throws { try check(variant: "parallel") }
+    func testTiedEmbeddingModelMatchesPyTorch() throws { try check(variant: "tied") }
+}

@@ -10,8 +10,16 @@ public enum SystemInfo {
     /// Logical CPU cores available to this process.
     public static var cores: Int { ProcessInfo.processInfo.activeProcessorCount }
 
-    /// Peak resident set size of this process so far, in bytes.
+    /// Peak resident set size of this process so far, in bytes: VmHWM from /proc (which,
+    /// unlike getrusage's maxrss, does not carry over the high-water mark of the process
+    /// that spawned this one), or getrusage where /proc is missing.
     public static var peakRSSBytes: Int {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        {
+            return kib * 1024
+        }
         var usage = rusage()
         getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
         return usage.ru_maxrss * 1024
@@ -29,7 +37,7 @@ public enum SystemInfo {
 /// on the current thread count. MFU is reported against this, not a datasheet number.
 public enum SgemmPeak {
     /// Times `repeats` n×n×n products and returns the best rate in GFLOP/s.
-    public static func measure(n: Int = 1536, repeats: Int = 5) -> Double {
+    public static func measure(n: Int = 1536, repeats: Int = 8) -> Double {
         let a = FloatBuffer(count: n * n)
         let b = FloatBuffer(count: n * n)
         let c = FloatBuffer(count: n * n)

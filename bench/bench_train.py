@@ -5,7 +5,7 @@ F.scaled_dot_product_attention as Hugging Face uses, AdamW with the config's set
 gradient clipping), times training steps on random tokens with the same number of threads,
 then runs `kumo bench train` on the same config in the same invocation and prints both and
 the ratio of tokens/s. MFU for both is against one sgemm peak measured here with PyTorch on
-the same threads (Kumo also reports the peak it measured itself).
+the same threads (the best of those and the peaks Kumo measured).
 
 Run: python3 bench/bench_train.py --config bench/configs/tiny.toml --threads 1
 """
@@ -209,21 +209,23 @@ def main():
         if not args.no_kumo:
             rounds["kumo"].append(bench_kumo(args.kumo, args.config, args.steps, args.warmup, args.threads))
     results = {fw: median_round(rs) for fw, rs in rounds.items() if rs}
+    # MFU against the best sgemm rate seen on this machine during the run (a noisy machine
+    # only ever makes a measured peak lower than the real one).
+    peak = max([peak, sgemm_peak()] + [r["peak_gflops"] for r in rounds["kumo"]])
     for r in results.values():
-        r["mfu_vs_torch_peak"] = r["achieved_gflops"] / peak
+        r["mfu"] = r["achieved_gflops"] / peak
 
     name = os.path.basename(args.config)
-    print(f"{name}: {args.threads} thread(s), torch {torch.__version__}, sgemm peak {peak:.1f} GFLOP/s (torch)"
-          + (f", {results['kumo']['peak_gflops']:.1f} (kumo)" if "kumo" in results else ""))
+    print(f"{name}: {args.threads} thread(s), torch {torch.__version__}, best sgemm peak seen {peak:.1f} GFLOP/s")
     print(f"{'framework':<10} {'tokens/s':>10} {'step s':>8} {'GFLOP/s':>8} {'MFU':>6} {'peak RSS MiB':>13}")
     for fw, r in results.items():
         print(f"{fw:<10} {r['tokens_per_s']:>10.1f} {r['step_s_median']:>8.3f} {r['achieved_gflops']:>8.1f} "
-              f"{100 * r['mfu_vs_torch_peak']:>5.1f}% {r['peak_rss_bytes'] / 2**20:>13.0f}")
+              f"{100 * r['mfu']:>5.1f}% {r['peak_rss_bytes'] / 2**20:>13.0f}")
     if "kumo" in results:
         ratio = results["kumo"]["tokens_per_s"] / results["pytorch"]["tokens_per_s"]
         results["ratio_tokens_per_s"] = ratio
         print(f"kumo / pytorch tokens/s: {ratio:.2f}x")
-    results.update(config=args.config, threads=args.threads, peak_gflops_torch=peak, torch=torch.__version__)
+    results.update(config=args.config, threads=args.threads, peak_gflops=peak, torch=torch.__version__)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(results, f, indent=2)

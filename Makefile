@@ -40,7 +40,7 @@ format:
 # Numeric tests run on a release build: debug builds are many times slower.
 test: deps lint
 	$(SWIFT) build -c release
-	$(SWIFT) test -c release -Xswiftc -enable-testing
+	$(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
 
 # Trains on Debian's Japanese and English documentation, or on CORPUS=file.jsonl|dir.
 demo: deps build

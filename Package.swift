@@ -21,9 +21,11 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        // sentencepiece's C++ API behind an extern "C" header, so Swift needs no C++ interop.
+        .target(name: "CSentencePiece", linkerSettings: [.linkedLibrary("sentencepiece")]),
         .target(name: "KumoCore", dependencies: ["CBLAS"], swiftSettings: cpuFlags),
         .target(name: "KumoModel", dependencies: ["KumoCore"], swiftSettings: cpuFlags),
-        .target(name: "KumoData", dependencies: ["KumoCore"], swiftSettings: cpuFlags),
+        .target(name: "KumoData", dependencies: ["KumoCore", "CSentencePiece"], swiftSettings: cpuFlags),
         .target(name: "KumoInterop", dependencies: ["KumoCore", "KumoModel"], swiftSettings: cpuFlags),
         .target(
             name: "KumoTrain",
@@ -44,5 +46,6 @@ let package = Package(
             name: "KumoTrainTests", dependencies: ["KumoTrain", "KumoData", "KumoInterop"], exclude: ["Golden"],
             swiftSettings: cpuFlags),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v5],
+    cxxLanguageStandard: .cxx17
 )

@@ -21,11 +21,12 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // sentencepiece's C++ API behind an extern "C" header, so Swift needs no C++ interop.
         .target(name: "CSentencePiece", linkerSettings: [.linkedLibrary("sentencepiece")]),
         .target(name: "KumoCore", dependencies: ["CBLAS"], swiftSettings: cpuFlags),
         .target(name: "KumoModel", dependencies: ["KumoCore"], swiftSettings: cpuFlags),
-        .target(name: "KumoData", dependencies: ["KumoCore", "CSentencePiece"], swiftSettings: cpuFlags),
+        .target(name: "KumoData", dependencies: ["KumoCore", "CSentencePiece", "CZlib"], swiftSettings: cpuFlags),
         .target(name: "KumoInterop", dependencies: ["KumoCore", "KumoModel"], swiftSettings: cpuFlags),
         .target(
             name: "KumoTrain",

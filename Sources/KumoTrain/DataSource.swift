@@ -14,10 +14,10 @@ public enum DataSource {
             throw ConfigError(
                 "model.vocab_size = \(vocab) is smaller than the byte tokenizer's \(tokenizer.vocabSize) ids")
         }
-        let corpus = try TextCorpus(paths: config.strings("data.path"), textField: config.string("data.text_field"))
+        let corpus = try CorpusReader(paths: config.strings("data.path"), textField: config.string("data.text_field"))
         var tokens: [Int32] = []
         let summary = try corpus.forEachDocument { doc in
-            tokens.append(contentsOf: tokenizer.encode(doc))
+            tokens.append(contentsOf: tokenizer.encode(doc.text))
             tokens.append(tokenizer.eod)
         }
         if tokens.count <= config.seqLength {

@@ -12,33 +12,6 @@ final class KumoDataTests: XCTestCase {
         XCTAssertEqual(t.decode(ids + [t.eod]), text)
     }
 
-    func testCorpusCountsSkippedRecordsByReason() throws {
-        let dir = NSTemporaryDirectory() + "kumo-data-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir + "/sub", withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let jsonl = """
-            {"text": "一つ目"}
-            {"body": "no text field"}
-            not json
-            {"text": ""}
-            {"text": "second"}
-            """
-        try jsonl.write(toFile: dir + "/a.jsonl", atomically: true, encoding: .utf8)
-        try "plain document".write(toFile: dir + "/sub/b.txt", atomically: true, encoding: .utf8)
-        let corpus = try TextCorpus(paths: [dir])
-        var docs: [String] = []
-        let summary = try corpus.forEachDocument { docs.append($0) }
-        XCTAssertEqual(docs, ["一つ目", "second", "plain document"])
-        XCTAssertEqual(summary.files, 2)
-        XCTAssertEqual(summary.documents, 3)
-        XCTAssertEqual(summary.skippedMissingField, 1)
-        XCTAssertEqual(summary.skippedInvalidJSON, 1)
-        XCTAssertEqual(summary.skippedEmpty, 1)
-        XCTAssertThrowsError(try TextCorpus(paths: [dir + "/missing"])) { error in
-            XCTAssertTrue("\(error)".contains("missing"), "\(error)")
-        }
-    }
-
     func testStreamsAreDeterministicPerSampleIndex() {
         func window(_ s: TokenStream, _ i: Int) -> [Int32] {
             var w = [Int32](repeating: -1, count: 9)

@@ -9,7 +9,7 @@ KUMO := .build/release/kumo
 CORPUS ?=
 DEMO_STEPS ?= 300
 
-.PHONY: all deps demo-deps build test lint format demo bench clean
+.PHONY: all deps pydeps demo-deps build test lint format demo bench clean
 
 all: build
 
@@ -25,6 +25,13 @@ endef
 deps:
 	$(call apt_install,$(APT_PACKAGES))
 
+# Python peers the tests compare against: megatron-core's indexed-dataset reader and builder.
+PY_TEST_IMPORTS := torch, megatron.core, numpy
+PY_TEST_PACKAGES := torch==2.13.0+cpu megatron-core numpy
+pydeps:
+	@python3 -c "import $(PY_TEST_IMPORTS)" 2>/dev/null || \
+		python3 -m pip install -q $(PY_TEST_PACKAGES)
+
 demo-deps:
 	$(call apt_install,$(DEMO_PACKAGES))
 
@@ -38,7 +45,7 @@ format:
 	$(SWIFT) format --in-place --recursive Package.swift Sources Tests
 
 # Numeric tests run on a release build: debug builds are many times slower.
-test: deps lint
+test: deps pydeps lint
 	$(SWIFT) build -c release
 	$(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
 

@@ -146,12 +146,12 @@ public struct CorpusReader: Sendable {
         return name.hasSuffix(".jsonl") || name.hasSuffix(".json") || name.hasSuffix(".ndjson")
     }
 
-    /// Reads the records in order, in batches of about `batchBytes`, calling `body` with each batch;
-    /// `progress` gets the file bytes read so far. Decode records with `document(from:)` and count them
-    /// with `account(_:in:)`; the returned summary holds the file-level counts and problems.
-    public func forEachBatch(
-        batchBytes: Int = 1 << 20, progress: ((Int) -> Void)? = nil, _ body: ([CorpusRecord]) throws -> Void
-    ) throws -> CorpusSummary {
+    /// Reads the records in order, in batches of about `batchBytes`, calling `body` with each batch and
+    /// the file bytes read so far. Decode records with `document(from:)` and count them with
+    /// `account(_:in:)`; the returned summary holds the file-level counts and problems.
+    public func forEachBatch(batchBytes: Int = 1 << 20, _ body: ([CorpusRecord], Int) throws -> Void) throws
+        -> CorpusSummary
+    {
         var summary = CorpusSummary()
         var batch: [CorpusRecord] = []
         var size = 0
@@ -159,10 +159,9 @@ public struct CorpusReader: Sendable {
             size += record.bytes.count
             batch.append(record)
             if size >= batchBytes {
-                try body(batch)
+                try body(batch, summary.fileBytes)
                 batch.removeAll(keepingCapacity: true)
                 size = 0
-                progress?(summary.fileBytes)
             }
         }
         for file in files {
@@ -208,8 +207,7 @@ public struct CorpusReader: Sendable {
                 try emit(CorpusRecord(file: file, line: 1, bytes: text, isJSONL: false))
             }
         }
-        if !batch.isEmpty { try body(batch) }
-        progress?(summary.fileBytes)
+        if !batch.isEmpty { try body(batch, summary.fileBytes) }
         return summary
     }
 
@@ -240,16 +238,16 @@ public struct CorpusReader: Sendable {
         return .success(CorpusDocument(file: record.file, line: record.line, text: text))
     }
 
-    /// Counts a decoded record in `summary`; the document if kept. In strict mode a skipped record
-    /// throws an error naming its file and line.
-    public func account(_ result: Result<CorpusDocument, CorpusProblem>, in summary: inout CorpusSummary) throws
-        -> CorpusDocument?
+    /// Counts a decoded record (a document, or what was made of it) in `summary`; the value if kept.
+    /// In strict mode a skipped record throws an error naming its file and line.
+    public func account<Value>(_ result: Result<Value, CorpusProblem>, in summary: inout CorpusSummary) throws
+        -> Value?
     {
         summary.records += 1
         switch result {
-        case .success(let document):
+        case .success(let value):
             summary.kept += 1
-            return document
+            return value
         case .failure(let problem):
             if strict { throw stopping(at: problem) }
             summary.note(problem)
@@ -264,7 +262,7 @@ public struct CorpusReader: Sendable {
     /// Calls `body` with each kept document in order, on the calling thread; returns what was read.
     public func forEachDocument(_ body: (CorpusDocument) throws -> Void) throws -> CorpusSummary {
         var counts = CorpusSummary()
-        var summary = try forEachBatch { batch in
+        var summary = try forEachBatch { batch, _ in
             for record in batch {
                 if let document = try account(document(from: record), in: &counts) { try body(document) }
             }

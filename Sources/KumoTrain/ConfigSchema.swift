@@ -2,12 +2,12 @@
 public enum ConfigSchema {
     /// The kind of value a key takes.
     public enum Kind: String, Sendable {
-        case int, double, bool, string, strings
+        case int, double, bool, string, strings, tables
         /// Whether `value` is of this kind (an integer is accepted where a float is expected).
         func accepts(_ value: ConfigValue) -> Bool {
             switch (self, value) {
             case (.int, .int), (.double, .double), (.double, .int), (.bool, .bool), (.string, .string),
-                (.strings, .strings), (.strings, .string):
+                (.strings, .strings), (.strings, .string), (.tables, .tables), (.tables, .strings([])):
                 return true
             default: return false
             }
@@ -43,7 +43,12 @@ public enum ConfigSchema {
         Key(name: "data.synthetic", kind: .bool, defaultValue: .bool(false), help: "seeded random tokens"),
         Key(name: "data.path", kind: .strings, defaultValue: .strings([]), help: "JSONL/text files or dirs"),
         Key(name: "data.text_field", kind: .string, defaultValue: .string("text"), help: "JSONL text field"),
-        Key(name: "data.tokenizer", kind: .string, defaultValue: .string("byte"), help: "tokenizer: byte"),
+        Key(
+            name: "data.tokenizer", kind: .string, defaultValue: .string("byte"),
+            help: "tokenizer of data.path: byte or a sentencepiece .model"),
+        Key(
+            name: "data.sources", kind: .tables, defaultValue: .tables([]),
+            help: "prepared datasets: [{prefix = \"P\", weight = W} or {prefix = \"P\", epochs = E}, ...]"),
         Key(name: "train.steps", kind: .int, defaultValue: .int(100), help: "optimizer steps"),
         Key(name: "train.micro_batch_size", kind: .int, defaultValue: .int(1), help: "sequences per micro-batch"),
         Key(name: "train.global_batch_size", kind: .int, defaultValue: nil, help: "sequences per step"),

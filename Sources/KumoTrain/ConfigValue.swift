@@ -1,13 +1,15 @@
 import Foundation
 import TOMLKit
 
-/// A scalar or string-list value of a configuration key.
+/// A scalar, string-list or table-list value of a configuration key.
 public enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
     case int(Int)
     case double(Double)
     case bool(Bool)
     case string(String)
     case strings([String])
+    /// A list of tables of scalars, such as `[data] sources`.
+    case tables([[String: ConfigValue]])
 
     /// The value as TOML source text.
     public var description: String {
@@ -17,6 +19,11 @@ public enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
         case .bool(let v): return v ? "true" : "false"
         case .string(let v): return quoted(v)
         case .strings(let v): return "[" + v.map(quoted).joined(separator: ", ") + "]"
+        case .tables(let v):
+            let tables = v.map { table in
+                "{" + table.keys.sorted().map { "\($0) = \(table[$0]!)" }.joined(separator: ", ") + "}"
+            }
+            return "[" + tables.joined(separator: ", ") + "]"
         }
     }
 
@@ -28,10 +35,32 @@ public enum ConfigValue: Equatable, Sendable, CustomStringConvertible {
         case .bool: self = .bool(value.bool!)
         case .string: self = .string(value.string!)
         case .array:
-            let items = value.array!.map { $0.string }
+            let array = value.array!
+            if !array.isEmpty, array.allSatisfy({ $0.table != nil }) {
+                var tables: [[String: ConfigValue]] = []
+                for table in array.map({ $0.table! }) {
+                    var entries: [String: ConfigValue] = [:]
+                    for key in table.keys {
+                        guard let item = table[key].flatMap(ConfigValue.init), !item.isList else { return nil }
+                        entries[key] = item
+                    }
+                    tables.append(entries)
+                }
+                self = .tables(tables)
+                return
+            }
+            let items = array.map { $0.string }
             guard items.allSatisfy({ $0 != nil }) else { return nil }
             self = .strings(items.map { $0! })
         default: return nil
+        }
+    }
+
+    /// Whether the value is a list (of strings or tables).
+    var isList: Bool {
+        switch self {
+        case .strings, .tables: return true
+        default: return false
         }
     }
 

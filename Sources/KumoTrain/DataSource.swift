@@ -1,19 +1,41 @@
+import Foundation
 import KumoData
 import KumoModel
 
-/// Builds the token stream a run trains on from its `[data]` section.
-public enum DataSource {
-    /// The stream, and a summary line of what was read (nil for synthetic data).
-    public static func make(_ config: RunConfig) throws -> (stream: TokenStream, summary: String?) {
+/// One prepared dataset a run trains on, as recorded in the run directory (`data_sources.json`).
+public struct TrainingSource: Codable, Equatable, Sendable {
+    public var prefix: String
+    public var level: ReleaseLevel
+    /// The source's share of the samples (the weights sum to 1).
+    public var weight: Double
+    public var documents: Int
+    public var tokens: Int
+    /// Samples the run will draw from it.
+    public var samples: Int
+}
+
+/// What a run trains on: the stream of samples, the tokenizer that made it, and a description.
+public struct TrainingData {
+    public var stream: TokenStream
+    /// The tokenizer of the data (nil for synthetic tokens).
+    public var tokenizer: (any Tokenizer)?
+    /// A line saying what was read.
+    public var summary: String
+    /// The prepared datasets and their release levels (empty unless `data.sources` is used).
+    public var sources: [TrainingSource]
+
+    /// Builds the data of a run from its `[data]` section: synthetic tokens, text files tokenized in
+    /// memory (`data.path`), or a blend of prepared datasets (`data.sources`).
+    public static func make(_ config: RunConfig) throws -> TrainingData {
         let vocab = config.model.vocabSize
         if config.bool("data.synthetic") {
-            return (SyntheticTokenStream(vocabSize: vocab, seed: config.seed), nil)
+            return TrainingData(
+                stream: SyntheticTokenStream(vocabSize: vocab, seed: config.seed), tokenizer: nil,
+                summary: "synthetic random tokens", sources: [])
         }
-        let tokenizer = ByteTokenizer()
-        if vocab < tokenizer.vocabSize {
-            throw ConfigError(
-                "model.vocab_size = \(vocab) is smaller than the byte tokenizer's \(tokenizer.vocabSize) ids")
-        }
+        if !config.dataSources.isEmpty { return try blend(config) }
+        let tokenizer = try loadTokenizer(model: config.string("data.tokenizer"))
+        try checkVocabulary(tokenizer.vocabSize, config, "data.tokenizer (\(config.string("data.tokenizer")))")
         let corpus = try CorpusReader(paths: config.strings("data.path"), textField: config.string("data.text_field"))
         var tokens: [Int32] = []
         let summary = try corpus.forEachDocument { doc in
@@ -25,9 +47,67 @@ public enum DataSource {
                 "data.path: the corpus has \(tokens.count) tokens, fewer than one window of train.seq_length + 1 = "
                     + "\(config.seqLength + 1) (\(summary))")
         }
-        return (
-            InMemoryTokenStream(tokens: tokens, vocabSize: tokenizer.vocabSize, seed: config.seed),
-            "\(summary), \(tokens.count) tokens"
-        )
+        return TrainingData(
+            stream: InMemoryTokenStream(tokens: tokens, vocabSize: tokenizer.vocabSize, seed: config.seed),
+            tokenizer: tokenizer, summary: "\(summary), \(tokens.count) tokens", sources: [])
+    }
+
+    private static func checkVocabulary(_ size: Int, _ config: RunConfig, _ what: String) throws {
+        if config.model.vocabSize < size {
+            throw ConfigError(
+                "model.vocab_size = \(config.model.vocabSize) is smaller than the \(size) ids of \(what); "
+                    + "set model.vocab_size to at least \(size) (a multiple of 128 is fastest)")
+        }
+    }
+
+    /// The blend of `data.sources`: each source's release level must allow training, and all must
+    /// share one tokenizer.
+    private static func blend(_ config: RunConfig) throws -> TrainingData {
+        let specs = config.dataSources
+        var datasets: [IndexedDataset] = []
+        var metadata: [DatasetMetadata] = []
+        for spec in specs {
+            let meta = try DatasetMetadata.load(prefix: spec.prefix)
+            guard meta.level.mayTrain else {
+                throw ConfigError(
+                    "data.sources: \(spec.prefix) has release level \(meta.level.rawValue) (\(meta.level.allowed)); "
+                        + "training on it is not allowed: remove it from data.sources")
+            }
+            if let first = metadata.first,
+                (first.tokenizer, first.vocabSize, first.eod) != (meta.tokenizer, meta.vocabSize, meta.eod)
+            {
+                throw ConfigError(
+                    "data.sources: \(spec.prefix) was tokenized with \(meta.tokenizer) (vocab \(meta.vocabSize)) but "
+                        + "\(specs[0].prefix) with \(first.tokenizer) (vocab \(first.vocabSize)); prepare every source "
+                        + "with the same tokenizer")
+            }
+            metadata.append(meta)
+            datasets.append(try IndexedDataset(prefix: spec.prefix))
+        }
+        try checkVocabulary(metadata[0].vocabSize, config, "the tokenizer of data.sources (\(metadata[0].tokenizer))")
+        let weights =
+            specs.allSatisfy { $0.weight != nil }
+            ? specs.map { $0.weight! }
+            : BlendedDataset.weights(tokens: datasets.map(\.tokenCount), epochs: specs.map { $0.epochs ?? 1 })
+        let total = config.steps * config.globalBatchSize
+        let counts = BlendedDataset.samplesNeeded(weights: weights, total: total)
+        let streams = try zip(datasets, counts).enumerated().map { i, pair in
+            try GPTDataset(
+                dataset: pair.0, seqLength: config.seqLength, numSamples: pair.1, seed: config.seed &+ UInt64(i),
+                vocabSize: metadata[i].vocabSize)
+        }
+        let blended = try BlendedDataset(sources: streams, weights: weights, numSamples: total)
+        let normalized = blended.weights
+        let sources = specs.indices.map { i in
+            TrainingSource(
+                prefix: specs[i].prefix, level: metadata[i].level, weight: normalized[i],
+                documents: datasets[i].documentCount, tokens: datasets[i].tokenCount, samples: counts[i])
+        }
+        let tokenizer = try loadTokenizer(model: metadata[0].tokenizer)
+        let summary = sources.map {
+            String(format: "%@ (%@, %.1f%%, %d tokens)", $0.prefix, $0.level.rawValue, $0.weight * 100, $0.tokens)
+        }
+        return TrainingData(
+            stream: blended, tokenizer: tokenizer, summary: summary.joined(separator: "; "), sources: sources)
     }
 }

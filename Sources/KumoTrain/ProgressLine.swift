@@ -20,7 +20,7 @@ public struct ProgressLine {
     }
 
     /// h:mm:ss.
-    static func duration(_ seconds: Double) -> String {
+    public static func duration(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())
         return String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
     }

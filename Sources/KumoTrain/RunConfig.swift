@@ -8,6 +8,8 @@ public struct RunConfig: Sendable {
     public private(set) var values: [String: ConfigValue]
     /// The model shape.
     public let model: ModelConfig
+    /// The prepared datasets of `data.sources`, checked.
+    public private(set) var dataSources: [DataSourceSpec] = []
 
     public var steps: Int { int("train.steps") }
     public var microBatchSize: Int { int("train.micro_batch_size") }
@@ -60,6 +62,15 @@ public struct RunConfig: Sendable {
         case .strings(let v): return v
         case .string(let v): return [v]
         default: preconditionFailure("\(key) is not a resolved list")
+        }
+    }
+
+    /// The table-list value of a key (an empty list may have been written `[]`).
+    public func tables(_ key: String) -> [[String: ConfigValue]] {
+        switch values[key] {
+        case .tables(let v): return v
+        case .strings(let v) where v.isEmpty: return []
+        default: preconditionFailure("\(key) is not a resolved table list")
         }
     }
 
@@ -140,6 +151,7 @@ public struct RunConfig: Sendable {
         if v["optim.min_lr"] == nil, case .double(let lr) = v["optim.lr"] { v["optim.min_lr"] = .double(lr / 10) }
         if v["optim.decay_steps"] == nil { v["optim.decay_steps"] = v["train.steps"] }
         values = v
+        dataSources = try DataSourceSpec.parse(tables("data.sources"))
         try validate()
     }
 
@@ -232,12 +244,18 @@ public struct RunConfig: Sendable {
         if !(double("optim.eps") > 0) { throw ConfigError("optim.eps must be positive (LLM-jp uses 1e-8)") }
         if double("optim.grad_clip") < 0 { throw ConfigError("optim.grad_clip must be >= 0 (0 turns clipping off)") }
         if double("optim.weight_decay") < 0 { throw ConfigError("optim.weight_decay must be >= 0") }
-        if !bool("data.synthetic") && strings("data.path").isEmpty {
-            throw ConfigError("[data] needs data.path (JSONL or text files) or data.synthetic = true")
+        let given = [
+            bool("data.synthetic") ? "data.synthetic" : nil, strings("data.path").isEmpty ? nil : "data.path",
+            tables("data.sources").isEmpty ? nil : "data.sources",
+        ].compactMap { $0 }
+        if given.count != 1 {
+            throw ConfigError(
+                (given.isEmpty
+                    ? "[data] needs" : "[data] sets \(given.joined(separator: " and ")); give exactly one of")
+                    + " data.sources (datasets made by `kumo data prepare`), data.path (JSONL or text files, tokenized "
+                    + "in memory) or data.synthetic = true")
         }
-        if string("data.tokenizer") != "byte" {
-            throw ConfigError("data.tokenizer = \"\(string("data.tokenizer"))\": valid tokenizers: byte")
-        }
+
         for key in ["parallel.tensor", "parallel.pipeline"] where int(key) != 1 {
             throw ConfigError("\(key) = \(int(key)): this build trains in one process; only 1 is valid")
         }

@@ -1,7 +1,9 @@
 import Foundation
+import KumoData
 
 /// The run directory of DESIGN.md: `config.toml` (resolved), `metrics.jsonl` (one object per
-/// logged step), `train.log` (human log) and `checkpoints/`.
+/// logged step), `train.log` (human log), `data_sources.json` (prepared datasets and their release
+/// levels) and `checkpoints/`.
 public final class RunDirectory {
     public let path: String
     private let metrics: FileHandle
@@ -37,6 +39,18 @@ public final class RunDirectory {
         f.dateFormat = "yyyyMMdd-HHmmss"
         f.timeZone = TimeZone(identifier: "UTC")
         return "runs/run-" + f.string(from: Date())
+    }
+
+    /// Writes `data_sources.json`: the prepared datasets of the run with their release levels.
+    public func recordSources(_ sources: [TrainingSource]) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try encoder.encode(sources).write(to: URL(fileURLWithPath: path + "/data_sources.json"), options: .atomic)
+        for source in sources {
+            note(
+                "data source \(source.prefix): level \(source.level.rawValue) (\(source.level.allowed)), "
+                    + "weight \(source.weight), \(source.tokens) tokens, \(source.samples) samples")
+        }
     }
 
     /// Appends one metrics line.

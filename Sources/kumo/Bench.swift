@@ -38,7 +38,7 @@ struct BenchTrain: ParsableCommand {
             config = try RunConfig.load(
                 path: options.config,
                 overrides: options.overrides + ["data.synthetic=true", "train.steps=\(steps + warmup)"])
-            let trainer = try Trainer(config: config, stream: try DataSource.make(config).stream)
+            let trainer = try Trainer(config: config, stream: try TrainingData.make(config).stream)
             var times: [Double] = []
             for i in 0..<(steps + warmup) {
                 let m = try trainer.trainStep()

@@ -23,14 +23,21 @@ struct Train: ParsableCommand {
             throw ValidationFailure(error.description)
         } catch let error as CorpusError {
             throw ValidationFailure(error.description)
+        } catch let error as DatasetError {
+            throw ValidationFailure(error.description)
+        } catch let error as TokenizerError {
+            throw ValidationFailure(error.description)
+        } catch let error as IndexedDatasetError {
+            throw ValidationFailure(error.description)
         }
     }
 
     private func train() throws {
         let config = try RunConfig.load(path: options.config, overrides: options.overrides)
-        let (stream, summary) = try DataSource.make(config)
-        let trainer = try Trainer(config: config, stream: stream)
+        let data = try TrainingData.make(config)
+        let trainer = try Trainer(config: config, stream: data.stream)
         let dir = try RunDirectory(path: runDir ?? RunDirectory.defaultPath(), config: config)
+        if !data.sources.isEmpty { try dir.recordSources(data.sources) }
         let c = config.model
         let header = [
             "run directory \(dir.path)",
@@ -38,7 +45,7 @@ struct Train: ParsableCommand {
                 + "(\(c.numKeyValueHeads) KV), FFN \(c.intermediateSize), vocab \(c.vocabSize), "
                 + "\(trainer.model.layout.count) parameters"
                 + (c.parallelLayers ? ", parallel layers" : "") + (c.tieWordEmbeddings ? ", tied embeddings" : ""),
-            "data: " + (summary ?? "synthetic random tokens"),
+            "data: " + data.summary,
             "batch: \(config.globalBatchSize) × \(config.seqLength) tokens (micro-batch \(config.microBatchSize), "
                 + "\(config.accumulationSteps) accumulation steps), \(config.steps) steps, \(config.threads) threads",
             "memory: about "
@@ -64,17 +71,16 @@ struct Train: ParsableCommand {
             throw error
         }
         dir.note("finished \(config.steps) steps")
-        try printSamples(config: config, trainer: trainer, dir: dir)
+        printSamples(config: config, trainer: trainer, tokenizer: data.tokenizer, dir: dir)
     }
 
-    private func printSamples(config: RunConfig, trainer: Trainer, dir: RunDirectory) throws {
+    private func printSamples(config: RunConfig, trainer: Trainer, tokenizer: (any Tokenizer)?, dir: RunDirectory) {
         let prompts = config.strings("log.samples")
         guard !prompts.isEmpty else { return }
-        if config.bool("data.synthetic") {
+        guard let tokenizer else {
             printErr("log.samples ignored: synthetic data has no text")
             return
         }
-        let tokenizer = ByteTokenizer()
         print("Samples (temperature \(config.double("log.temperature"))):")
         for (i, prompt) in prompts.enumerated() {
             let out = trainer.model.generate(

@@ -17,7 +17,7 @@ final class TrainerTests: XCTestCase {
     }
 
     private func run(_ c: RunConfig, peak: Double = 50) throws -> (metrics: [StepMetrics], params: [Float]) {
-        let trainer = try Trainer(config: c, stream: try DataSource.make(c).stream, peakGFLOPs: peak)
+        let trainer = try Trainer(config: c, stream: try TrainingData.make(c).stream, peakGFLOPs: peak)
         var metrics: [StepMetrics] = []
         for _ in 0..<c.steps { metrics.append(try trainer.trainStep()) }
         return (metrics, trainer.model.params.array)
@@ -65,7 +65,7 @@ final class TrainerTests: XCTestCase {
 
     func testNonFiniteLossStopsTheRunNamingTheStep() throws {
         let c = try config(["train.steps=3"])
-        let trainer = try Trainer(config: c, stream: try DataSource.make(c).stream, peakGFLOPs: 50)
+        let trainer = try Trainer(config: c, stream: try TrainingData.make(c).stream, peakGFLOPs: 50)
         _ = try trainer.trainStep()
         let before = trainer.model.params.array
         trainer.model.params[trainer.model.layout.finalNorm] = .nan
@@ -80,7 +80,7 @@ final class TrainerTests: XCTestCase {
 
     func testAdamWDoesNotDecayNormWeights() throws {
         let c = try config(["train.steps=1", "optim.weight_decay=0.5"])
-        let trainer = try Trainer(config: c, stream: try DataSource.make(c).stream, peakGFLOPs: 50)
+        let trainer = try Trainer(config: c, stream: try TrainingData.make(c).stream, peakGFLOPs: 50)
         trainer.model.zeroGrads()
         let before = trainer.model.params.array
         trainer.optimizer.update(params: trainer.model.params, grads: trainer.model.grads, lr: 0.1, gradNorm: 0)

@@ -1,0 +1,51 @@
+import Foundation
+import XCTest
+
+/// Runs the `kumo` executable built by `swift build -c release`, for end-to-end tests.
+enum KumoProcess {
+    /// The repository root.
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    /// ../shared/data beside the repository.
+    static let sharedData = root.deletingLastPathComponent().appendingPathComponent("shared/data")
+
+    /// Runs `kumo args` with `stdin` as its input; its exit status, standard output and standard error.
+    static func run(_ args: [String], stdin: String = "") throws -> (status: Int32, out: String, err: String) {
+        let binary = root.appendingPathComponent(".build/release/kumo")
+        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
+            XCTFail("\(binary.path) is missing: run `swift build -c release` first (make test does)")
+            return (-1, "", "")
+        }
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        let input = Pipe()
+        let out = Pipe()
+        let err = Pipe()
+        p.standardInput = input
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        input.fileHandleForWriting.write(Data(stdin.utf8))
+        try input.fileHandleForWriting.close()
+        // Standard error is drained on another thread so that neither pipe can fill and block the child.
+        var e = Data()
+        let drained = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            e = err.fileHandleForReading.readDataToEndOfFile()
+            drained.signal()
+        }
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        drained.wait()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    /// A fresh directory removed when `test` ends.
+    static func temporaryDirectory(for test: XCTestCase) throws -> String {
+        let dir = NSTemporaryDirectory() + "kumo-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        test.addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        return dir
+    }
+}

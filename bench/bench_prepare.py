@@ -90,29 +90,56 @@ def main():
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        import sentencepiece
+
         tokens = python_prepare(args.input, args.tokenizer, args.child, args.threads)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps({"tokens": tokens, "peak_mib": peak}))
+        version = getattr(sentencepiece, "__version__", "?")
+        print(json.dumps({"tokens": tokens, "peak_mib": peak, "version": version}))
         return
+    peers = [("python", sys.executable)]
+    # Debian's python3-sentencepiece wraps the same libsentencepiece (0.1.97) that Kumo links.
+    debian = "/usr/bin/python3"
+    if os.path.exists(debian) and subprocess.run([debian, "-c", "import sentencepiece, numpy"]).returncode == 0:
+        peers.append(("python-deb", debian))
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        py_s, py_out = run_child(
-            [sys.executable, __file__, "--input", args.input, "--tokenizer", args.tokenizer,
-             "--threads", str(args.threads), "--child", os.path.join(tmp, "py")])
-        py = json.loads(py_out)
         kumo_s, kumo_out = run_child(
-            [args.kumo, "data", "prepare", "--input", args.input,
-             "--tokenizer", args.tokenizer, "--output", os.path.join(tmp, "kumo"), "--level", "L2",
-             "--threads", str(args.threads)])
+            [args.kumo, "data", "prepare", "--input", args.input, "--tokenizer", args.tokenizer,
+             "--output", os.path.join(tmp, "kumo"), "--level", "L2", "--threads", str(args.threads)])
         meta = json.load(open(os.path.join(tmp, "kumo.meta.json")))
-        same = open(os.path.join(tmp, "kumo.bin"), "rb").read() == open(os.path.join(tmp, "py.bin"), "rb").read()
-    kumo_peak = re.search(r"peak memory (\d+) MiB", kumo_out).group(1)
+        kumo_peak = re.search(r"peak memory (\d+) MiB", kumo_out).group(1)
+        rows.append(("kumo", kumo_s, meta["tokens"], kumo_peak, "libsentencepiece " + library_version()))
+        kumo_lengths = sequence_lengths(os.path.join(tmp, "kumo"))
+        for name, python in peers:
+            seconds, out = run_child(
+                [python, __file__, "--input", args.input, "--tokenizer", args.tokenizer,
+                 "--threads", str(args.threads), "--child", os.path.join(tmp, name)])
+            result = json.loads(out)
+            lengths = sequence_lengths(os.path.join(tmp, name))
+            differing = sum(a != b for a, b in zip(kumo_lengths, lengths)) + abs(len(kumo_lengths) - len(lengths))
+            rows.append((name, seconds, result["tokens"], f"{result['peak_mib']:.0f}",
+                         f"sentencepiece {result['version']}, {differing} documents differ from kumo in length"))
     print(f"input: {args.input} ({os.path.getsize(args.input) / 1e6:.1f} MB), tokenizer: {args.tokenizer}, "
           f"threads: {args.threads}")
-    print(f"{'':8} {'seconds':>8} {'tokens':>10} {'tokens/s':>10}")
-    print(f"{'kumo':8} {kumo_s:8.2f} {meta['tokens']:10d} {meta['tokens'] / kumo_s:10.0f}  (peak {kumo_peak} MiB)")
-    print(f"{'python':8} {py_s:8.2f} {py['tokens']:10d} {py['tokens'] / py_s:10.0f}  (peak {py['peak_mib']:.0f} MiB)")
-    print(f"speed ratio kumo/python: {py_s / kumo_s:.2f}x; identical .bin: {same}")
-    print("kumo: " + kumo_out.strip().splitlines()[-1])
+    print(f"{'':11} {'seconds':>8} {'tokens':>10} {'tokens/s':>10} {'peak MiB':>9}")
+    for name, seconds, tokens, peak, note in rows:
+        print(f"{name:11} {seconds:8.2f} {tokens:10d} {tokens / seconds:10.0f} {peak:>9}  {note}")
+    for name, seconds, *_ in rows[1:]:
+        print(f"speed ratio kumo / {name}: {seconds / kumo_s:.2f}x")
+
+
+def library_version():
+    """The version of Debian's libsentencepiece, which Kumo links against."""
+    done = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libsentencepiece0"], capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def sequence_lengths(prefix):
+    """Sequence lengths from a Megatron .idx file."""
+    data = open(prefix + ".idx", "rb").read()
+    count = struct.unpack("<Q", data[18:26])[0]
+    return struct.unpack(f"<{count}i", data[34:34 + 4 * count])
 
 
 if __name__ == "__main__":

@@ -220,18 +220,13 @@ public struct CorpusReader: Sendable {
         guard let raw = String(validating: record.bytes, as: UTF8.self) else { return problem(.invalidUTF8) }
         var text = raw
         if record.isJSONL {
-            let object: Any
-            do {
-                object = try JSONSerialization.jsonObject(with: Data(record.bytes), options: [.fragmentsAllowed])
-            } catch {
-                return problem(.invalidJSON)
+            switch JSONLine.field(textField, in: record.bytes) {
+            case .text(let value): text = value
+            case .missing: return problem(.missingField, "no field '\(textField)'")
+            case .notString: return problem(.missingField, "field '\(textField)' is not a string")
+            case .notObject: return problem(.invalidJSON, "not a JSON object")
+            case .invalid: return problem(.invalidJSON)
             }
-            guard let fields = object as? [String: Any] else { return problem(.invalidJSON, "not a JSON object") }
-            guard let value = fields[textField] else { return problem(.missingField, "no field '\(textField)'") }
-            guard let string = value as? String else {
-                return problem(.missingField, "field '\(textField)' is not a string")
-            }
-            text = string
         }
         if text.utf8.count > maxDocumentBytes { return problem(.tooLong, "over \(maxDocumentBytes) bytes") }
         if text.allSatisfy(\.isWhitespace) { return problem(.emptyDocument) }

@@ -42,10 +42,10 @@ public struct DatasetPreparer {
         var tokens = 0
         let tokenizer = self.tokenizer
         let reader = self.reader
-        var summary = try reader.forEachBatch { batch, bytesRead in
+        var summary = try reader.forEachBatch(batchBytes: 4 << 20) { batch, bytesRead in
             var encoded = [Result<[Int32], CorpusProblem>](repeating: .success([]), count: batch.count)
             encoded.withUnsafeMutableBufferPointer { out in
-                parallelFor(batch.count) { i in
+                parallelForEachDynamic(batch.count) { i in
                     out[i] = reader.document(from: batch[i]).map { tokenizer.encode($0.text) + [tokenizer.eod] }
                 }
             }

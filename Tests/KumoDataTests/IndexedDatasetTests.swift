@@ -184,6 +184,26 @@ final class IndexedDatasetTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(prefix), "\(name): \(error)")
             }
         }
+        // Random corruptions of the index: every one is either refused or reads consistently, never a crash.
+        var random = SystemRandomNumberGenerator()
+        var refused = 0
+        for trial in 0..<300 {
+            var index = idx
+            for _ in 0..<Int.random(in: 1...4, using: &random) {
+                index[Int.random(in: 0..<index.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+            }
+            let prefix = dir + "/random-\(trial)"
+            try Data(index).write(to: URL(fileURLWithPath: prefix + ".idx"))
+            try Data(bin).write(to: URL(fileURLWithPath: prefix + ".bin"))
+            if let dataset = try? IndexedDataset(prefix: prefix) {
+                XCTAssertEqual(
+                    (0..<dataset.sequenceCount).reduce(0) { $0 + dataset.tokens(sequence: $1).count },
+                    dataset.tokenCount)
+            } else {
+                refused += 1
+            }
+        }
+        XCTAssertGreaterThan(refused, 200)
         XCTAssertThrowsError(try IndexedDataset(prefix: dir + "/absent")) { error in
             XCTAssertTrue("\(error)".contains("absent.idx: cannot open"), "\(error)")
         }

@@ -3,6 +3,8 @@
 
 SWIFT ?= swift
 APT_PACKAGES := libopenblas-dev libsentencepiece-dev zlib1g-dev
+# spm_train: tokenizer-training parity tests run sentencepiece's own trainer (the library Kumo links).
+TEST_PACKAGES := sentencepiece
 DEMO_PACKAGES := debian-reference-ja debian-reference-en debian-faq debian-faq-ja
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 KUMO := .build/release/kumo
@@ -46,6 +48,7 @@ format:
 
 # Numeric tests run on a release build: debug builds are many times slower.
 test: deps pydeps lint
+	$(call apt_install,$(TEST_PACKAGES))
 	$(SWIFT) build -c release
 	$(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
 

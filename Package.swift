@@ -23,7 +23,9 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // sentencepiece's C++ API behind an extern "C" header, so Swift needs no C++ interop.
-        .target(name: "CSentencePiece", linkerSettings: [.linkedLibrary("sentencepiece")]),
+        .target(
+            name: "CSentencePiece",
+            linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("sentencepiece_train")]),
         .target(name: "KumoCore", dependencies: ["CBLAS"], swiftSettings: cpuFlags),
         .target(name: "KumoModel", dependencies: ["KumoCore"], swiftSettings: cpuFlags),
         .target(name: "KumoData", dependencies: ["KumoCore", "CSentencePiece", "CZlib"], swiftSettings: cpuFlags),

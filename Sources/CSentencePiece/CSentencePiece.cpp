@@ -2,6 +2,7 @@
 // No C++ exception crosses this boundary: each entry point catches and reports as an error.
 
 #include "CSentencePiece.h"
+#include "Message.h"
 
 #include <sentencepiece_processor.h>
 
@@ -18,12 +19,6 @@ struct kumo_spm {
 
 namespace {
 
-void setError(char **error, const std::string &message) {
-    if (error == nullptr) return;
-    *error = static_cast<char *>(std::malloc(message.size() + 1));
-    if (*error != nullptr) std::memcpy(*error, message.c_str(), message.size() + 1);
-}
-
 bool inRange(const kumo_spm *p, int32_t id) {
     return p != nullptr && id >= 0 && id < p->processor.GetPieceSize();
 }
@@ -34,25 +29,25 @@ extern "C" {
 
 kumo_spm *kumo_spm_load(const char *path, char **error) {
     if (path == nullptr) {
-        setError(error, "no model path given");
+        kumoSetError(error, "no model path given");
         return nullptr;
     }
     try {
         auto p = std::make_unique<kumo_spm>();
         const auto status = p->processor.Load(path);
         if (!status.ok()) {
-            setError(error, status.ToString());
+            kumoSetError(error, status.ToString());
             return nullptr;
         }
         if (p->processor.GetPieceSize() <= 0) {
-            setError(error, "the model has no pieces");
+            kumoSetError(error, "the model has no pieces");
             return nullptr;
         }
         return p.release();
     } catch (const std::exception &e) {
-        setError(error, std::string("sentencepiece failed: ") + e.what());
+        kumoSetError(error, std::string("sentencepiece failed: ") + e.what());
     } catch (...) {
-        setError(error, "sentencepiece failed with an unknown exception");
+        kumoSetError(error, "sentencepiece failed with an unknown exception");
     }
     return nullptr;
 }
@@ -67,16 +62,16 @@ int64_t kumo_spm_encode_ids(
         std::vector<int> result;
         const auto status = processor->processor.Encode(std::string_view(text, length), &result);
         if (!status.ok()) {
-            setError(error, status.ToString());
+            kumoSetError(error, status.ToString());
             return -1;
         }
         const size_t n = result.size() < capacity ? result.size() : capacity;
         for (size_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>(result[i]);
         return static_cast<int64_t>(result.size());
     } catch (const std::exception &e) {
-        setError(error, std::string("sentencepiece failed: ") + e.what());
+        kumoSetError(error, std::string("sentencepiece failed: ") + e.what());
     } catch (...) {
-        setError(error, "sentencepiece failed with an unknown exception");
+        kumoSetError(error, "sentencepiece failed with an unknown exception");
     }
     return -1;
 }
@@ -87,15 +82,15 @@ int64_t kumo_spm_encode_pieces(
         std::vector<std::string> result;
         const auto status = processor->processor.Encode(std::string_view(text, length), &result);
         if (!status.ok()) {
-            setError(error, status.ToString());
+            kumoSetError(error, status.ToString());
             return -1;
         }
         for (const auto &piece : result) sink(context, piece.data(), piece.size());
         return static_cast<int64_t>(result.size());
     } catch (const std::exception &e) {
-        setError(error, std::string("sentencepiece failed: ") + e.what());
+        kumoSetError(error, std::string("sentencepiece failed: ") + e.what());
     } catch (...) {
-        setError(error, "sentencepiece failed with an unknown exception");
+        kumoSetError(error, "sentencepiece failed with an unknown exception");
     }
     return -1;
 }
@@ -106,7 +101,7 @@ int kumo_spm_decode_ids(
         std::vector<int> input(count);
         for (size_t i = 0; i < count; ++i) {
             if (!inRange(processor, ids[i])) {
-                setError(error, "id " + std::to_string(ids[i]) + " is outside the vocabulary (0..<"
+                kumoSetError(error, "id " + std::to_string(ids[i]) + " is outside the vocabulary (0..<"
                                     + std::to_string(processor->processor.GetPieceSize()) + ")");
                 return -1;
             }
@@ -115,15 +110,15 @@ int kumo_spm_decode_ids(
         std::string text;
         const auto status = processor->processor.Decode(input, &text);
         if (!status.ok()) {
-            setError(error, status.ToString());
+            kumoSetError(error, status.ToString());
             return -1;
         }
         sink(context, text.data(), text.size());
         return 0;
     } catch (const std::exception &e) {
-        setError(error, std::string("sentencepiece failed: ") + e.what());
+        kumoSetError(error, std::string("sentencepiece failed: ") + e.what());
     } catch (...) {
-        setError(error, "sentencepiece failed with an unknown exception");
+        kumoSetError(error, "sentencepiece failed with an unknown exception");
     }
     return -1;
 }
@@ -135,6 +130,10 @@ int kumo_spm_id_to_piece(const kumo_spm *processor, int32_t id, kumo_spm_sink si
     const std::string &piece = processor->processor.IdToPiece(id);
     sink(context, piece.data(), piece.size());
     return 0;
+}
+
+float kumo_spm_score(const kumo_spm *processor, int32_t id) {
+    return inRange(processor, id) ? processor->processor.GetScore(id) : 0;
 }
 
 int32_t kumo_spm_piece_to_id(const kumo_spm *processor, const char *piece, size_t length) {

@@ -136,6 +136,9 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         return status == 0 ? out.first : nil
     }
 
+    /// Score of `id` in the model (log probability for unigram, merge order for BPE); 0 when out of range.
+    public func score(_ id: Int32) -> Float { kumo_spm_score(handle, id) }
+
     /// The id of `piece`, or nil when the vocabulary lacks it.
     public func id(ofPiece piece: String) -> Int32? {
         var piece = piece

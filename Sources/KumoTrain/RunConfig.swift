@@ -142,9 +142,14 @@ public struct RunConfig: Sendable {
         for key in ConfigSchema.keys where v[key.name] == nil {
             if let d = key.defaultValue { v[key.name] = d }
         }
-        // Normalise integers given for float keys so typed reads stay simple.
-        for key in ConfigSchema.keys where key.kind == .double {
-            if case .int(let i) = v[key.name] { v[key.name] = .double(Double(i)) }
+        // Normalise integers given for float keys, and an empty list for table-list keys, so typed reads stay
+        // simple and a resolved config reads back to the same values.
+        for key in ConfigSchema.keys {
+            switch (key.kind, v[key.name]) {
+            case (.double, .int(let i)?): v[key.name] = .double(Double(i))
+            case (.tables, .strings([])?): v[key.name] = .tables([])
+            default: break
+            }
         }
         model = try Self.resolveModel(&v)
         if v["train.global_batch_size"] == nil { v["train.global_batch_size"] = v["train.micro_batch_size"] }

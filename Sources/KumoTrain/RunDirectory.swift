@@ -20,7 +20,9 @@ public final class RunDirectory {
             throw ConfigError("cannot create run directory \(path): \(error.localizedDescription)")
         }
         for file in ["metrics.jsonl", "train.log"] where !fm.fileExists(atPath: path + "/" + file) {
-            fm.createFile(atPath: path + "/" + file, contents: nil)
+            guard fm.createFile(atPath: path + "/" + file, contents: nil) else {
+                throw ConfigError("cannot create \(path)/\(file): check that the run directory is writable")
+            }
         }
         metrics = try FileHandle(forWritingTo: URL(fileURLWithPath: path + "/metrics.jsonl"))
         log = try FileHandle(forWritingTo: URL(fileURLWithPath: path + "/train.log"))

@@ -6,8 +6,8 @@ import KumoData
 struct TokenizerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenizer",
-        abstract: "Encode, decode and inspect with a sentencepiece model or the byte tokenizer.",
-        subcommands: [TokenizerEncode.self, TokenizerDecode.self, TokenizerInfo.self])
+        abstract: "Train sentencepiece models; encode, decode and inspect with them or the byte tokenizer.",
+        subcommands: [TokenizerEncode.self, TokenizerDecode.self, TokenizerInfo.self, TokenizerTrain.self])
 }
 
 /// The `--model` option shared by the tokenizer commands.

@@ -3,32 +3,10 @@ import XCTest
 
 /// End-to-end tests of the `kumo` executable built by `swift build -c release`.
 final class KumoCLITests: XCTestCase {
-    private static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
     private let tinyArgs = [
         "--set", "model.preset=tiny", "--set", "data.synthetic=true", "--set", "train.seq_length=32",
         "--set", "train.micro_batch_size=2", "--set", "train.threads=1",
     ]
-
-    private func kumo(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
-        let binary = Self.root.appendingPathComponent(".build/release/kumo")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            XCTFail("\(binary.path) is missing: run `swift build -c release` first (make test does)")
-            return (-1, "", "")
-        }
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        let out = Pipe()
-        let err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
 
     private func temporaryDirectory() -> String {
         let dir = NSTemporaryDirectory() + "kumo-cli-\(UUID().uuidString)"
@@ -38,7 +16,7 @@ final class KumoCLITests: XCTestCase {
 
     func testTrainWritesTheRunDirectoryAndShowsProgress() throws {
         let dir = temporaryDirectory()
-        let r = try kumo(["train"] + tinyArgs + ["--set", "train.steps=3", "--run-dir", dir])
+        let r = try KumoProcess.run(["train"] + tinyArgs + ["--set", "train.steps=3", "--run-dir", dir])
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertTrue(r.err.contains("step 3/3"), r.err)
         XCTAssertTrue(r.err.contains("MFU") && r.err.contains("ETA") && r.err.contains("tok/s"), r.err)
@@ -58,13 +36,14 @@ final class KumoCLITests: XCTestCase {
     }
 
     func testBadKeyExitsNonZeroNamingTheKeyAndTheValidOnes() throws {
-        let r = try kumo(["train"] + tinyArgs + ["--set", "optim.epsilon=1e-8", "--run-dir", temporaryDirectory()])
+        let r = try KumoProcess.run(
+            ["train"] + tinyArgs + ["--set", "optim.epsilon=1e-8", "--run-dir", temporaryDirectory()])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.err.contains("optim.epsilon") && r.err.contains("eps"), r.err)
     }
 
     func testNonFiniteLossStopsWithAMessageNamingTheStep() throws {
-        let r = try kumo(
+        let r = try KumoProcess.run(
             ["train"] + tinyArgs + [
                 "--set", "optim.lr=1e30", "--set", "optim.warmup_steps=0", "--set", "train.steps=5",
                 "--run-dir", temporaryDirectory(),
@@ -74,7 +53,7 @@ final class KumoCLITests: XCTestCase {
     }
 
     func testBenchTrainPrintsOneJSONObjectWithTheContractFields() throws {
-        let r = try kumo(["bench", "train"] + tinyArgs + ["--steps", "2", "--warmup", "0", "--json"])
+        let r = try KumoProcess.run(["bench", "train"] + tinyArgs + ["--steps", "2", "--warmup", "0", "--json"])
         XCTAssertEqual(r.status, 0, r.err)
         let object = try XCTUnwrap(
             JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any], "stdout: \(r.out)")
@@ -86,7 +65,7 @@ final class KumoCLITests: XCTestCase {
 
     func testEveryCommandHasHelp() throws {
         for command in [[], ["train"], ["bench"], ["bench", "train"]] {
-            let r = try kumo(command + ["--help"])
+            let r = try KumoProcess.run(command + ["--help"])
             XCTAssertEqual(r.status, 0, "\(command)")
             XCTAssertTrue(r.out.contains("USAGE"), "\(command): \(r.out)")
         }

@@ -29,16 +29,21 @@ enum KumoProcess {
         input.fileHandleForWriting.write(Data(stdin.utf8))
         try input.fileHandleForWriting.close()
         // Standard error is drained on another thread so that neither pipe can fill and block the child.
-        var e = Data()
-        let drained = DispatchSemaphore(value: 0)
+        let e = Drained()
         DispatchQueue.global().async {
-            e = err.fileHandleForReading.readDataToEndOfFile()
-            drained.signal()
+            e.data = err.fileHandleForReading.readDataToEndOfFile()
+            e.done.signal()
         }
         let o = out.fileHandleForReading.readDataToEndOfFile()
-        drained.wait()
+        e.done.wait()
         p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e.data, as: UTF8.self))
+    }
+
+    /// What a reader thread read, published to the waiting thread through `done`.
+    private final class Drained: @unchecked Sendable {
+        var data = Data()
+        let done = DispatchSemaphore(value: 0)
     }
 
     /// A fresh directory removed when `test` ends.

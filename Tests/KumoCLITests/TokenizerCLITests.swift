@@ -3,34 +3,7 @@ import XCTest
 
 /// End-to-end tests of `kumo tokenizer` on the executable built by `swift build -c release`.
 final class TokenizerCLITests: XCTestCase {
-    private static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    private static let models = root.deletingLastPathComponent().appendingPathComponent(
-        "shared/data/tokenizers/llm-jp")
-
-    private func kumo(_ args: [String], stdin: String = "") throws -> (status: Int32, out: String, err: String) {
-        let binary = Self.root.appendingPathComponent(".build/release/kumo")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            XCTFail("\(binary.path) is missing: run `swift build -c release` first (make test does)")
-            return (-1, "", "")
-        }
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        let input = Pipe()
-        let out = Pipe()
-        let err = Pipe()
-        p.standardInput = input
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        input.fileHandleForWriting.write(Data(stdin.utf8))
-        try input.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
+    private static let models = KumoProcess.sharedData.appendingPathComponent("tokenizers/llm-jp")
 
     private func modelPath(_ name: String) throws -> String {
         let path = Self.models.appendingPathComponent(name).path
@@ -61,7 +34,8 @@ final class TokenizerCLITests: XCTestCase {
         let model = try modelPath(name)
         let refs = try references(model: name, count: 2)
         XCTAssertEqual(refs.count, 2)
-        let r = try kumo(["tokenizer", "encode", "--model", model], stdin: refs.map { $0.text + "\n" }.joined())
+        let r = try KumoProcess.run(
+            ["tokenizer", "encode", "--model", model], stdin: refs.map { $0.text + "\n" }.joined())
         XCTAssertEqual(r.status, 0, r.err)
         let lines = r.out.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
         XCTAssertEqual(lines.count, 2, r.out)
@@ -69,7 +43,8 @@ final class TokenizerCLITests: XCTestCase {
             let ids = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [Int], String(line))
             XCTAssertEqual(ids, ref.ids, ref.text)
         }
-        let withSpecials = try kumo(["tokenizer", "encode", "--model", model, "--bos", "--eos"], stdin: refs[0].text)
+        let withSpecials = try KumoProcess.run(
+            ["tokenizer", "encode", "--model", model, "--bos", "--eos"], stdin: refs[0].text)
         XCTAssertEqual(withSpecials.status, 0, withSpecials.err)
         XCTAssertEqual(
             withSpecials.out, "[" + ([1] + refs[0].ids + [2]).map { String($0) }.joined(separator: ",") + "]\n")
@@ -78,31 +53,67 @@ final class TokenizerCLITests: XCTestCase {
     func testDecodeTurnsEncodedLinesBackIntoTheText() throws {
         let model = try modelPath("llm-jp-tokenizer-100k.ver3.0b1.model")
         let text = "京都は日本の古都です。\nKyoto was the capital of Japan.\n\n"
-        let encoded = try kumo(["tokenizer", "encode", "--model", model], stdin: text)
+        let encoded = try KumoProcess.run(["tokenizer", "encode", "--model", model], stdin: text)
         XCTAssertEqual(encoded.status, 0, encoded.err)
-        let decoded = try kumo(["tokenizer", "decode", "--model", model], stdin: encoded.out)
+        let decoded = try KumoProcess.run(["tokenizer", "decode", "--model", model], stdin: encoded.out)
         XCTAssertEqual(decoded.status, 0, decoded.err)
         XCTAssertEqual(decoded.out, text)
-        let bytes = try kumo(["tokenizer", "encode", "--model", "byte"], stdin: "ab\n")
+        let bytes = try KumoProcess.run(["tokenizer", "encode", "--model", "byte"], stdin: "ab\n")
         XCTAssertEqual(bytes.out, "[97,98]\n")
     }
 
     func testBadModelOrInputExitsNonZeroWithAMessage() throws {
         let missing = NSTemporaryDirectory() + "kumo-absent-\(UUID().uuidString).model"
-        let r = try kumo(["tokenizer", "encode", "--model", missing], stdin: "text\n")
+        let r = try KumoProcess.run(["tokenizer", "encode", "--model", missing], stdin: "text\n")
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.err.contains(missing), r.err)
         let model = try modelPath("llm-jp-tokenizer-100k.ver3.0b1.model")
-        let bad = try kumo(["tokenizer", "decode", "--model", model], stdin: "[1,2]\n[5, 999999]\n")
+        let bad = try KumoProcess.run(["tokenizer", "decode", "--model", model], stdin: "[1,2]\n[5, 999999]\n")
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.err.contains("line 2") && bad.err.contains("999999"), bad.err)
     }
 
     func testEveryTokenizerCommandHasHelp() throws {
-        for command in [["tokenizer"], ["tokenizer", "encode"], ["tokenizer", "decode"], ["tokenizer", "info"]] {
-            let r = try kumo(command + ["--help"])
+        for command in [
+            ["tokenizer"], ["tokenizer", "encode"], ["tokenizer", "decode"], ["tokenizer", "info"],
+            ["tokenizer", "train"],
+        ] {
+            let r = try KumoProcess.run(command + ["--help"])
             XCTAssertEqual(r.status, 0, "\(command)")
             XCTAssertTrue(r.out.contains("USAGE"), "\(command): \(r.out)")
         }
+    }
+
+    func testTrainWritesAModelThatEncodesAndRefusesToOverwriteIt() throws {
+        let dir = try KumoProcess.temporaryDirectory(for: self)
+        let corpus = dir + "/corpus.jsonl"
+        let places = [
+            "temple", "garden", "river", "mountain", "shrine", "bridge", "station", "market", "palace", "forest",
+        ]
+        let looks = ["old", "quiet", "famous", "large", "beautiful", "small", "busy"]
+        let lines = (0..<300).map { i in
+            "{\"text\": \"京都の寺 \(i) は古い。\\nThe \(places[i % 10]) near the \(places[i / 10 % 10]) is \(looks[i % 7]).\"}"
+        }
+        try ((lines + ["{\"body\": \"no text\"}"]).joined(separator: "\n") + "\n").write(
+            toFile: corpus, atomically: true, encoding: .utf8)
+        let prefix = dir + "/tok"
+        let args = ["tokenizer", "train", "--input", corpus, "--output", prefix, "--vocab-size", "310"]
+        let r = try KumoProcess.run(args)
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.contains("1 skipped") || r.out.contains("missing"), r.out)
+        XCTAssertTrue(r.out.contains("600 kept"), r.out)
+        let vocab = try String(contentsOfFile: prefix + ".vocab", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(vocab.count, 310)
+        XCTAssertTrue(vocab.contains { $0.hasPrefix("<0xE4>\t") }, "byte fallback pieces are in the vocabulary")
+        let encoded = try KumoProcess.run(["tokenizer", "encode", "--model", prefix + ".model"], stdin: "京都 7\n")
+        XCTAssertEqual(encoded.status, 0, encoded.err)
+        let decoded = try KumoProcess.run(["tokenizer", "decode", "--model", prefix + ".model"], stdin: encoded.out)
+        XCTAssertEqual(decoded.out, "京都 7\n")
+        let again = try KumoProcess.run(args)
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.err.contains("--force"), again.err)
+        let badType = try KumoProcess.run(args + ["--force", "--model-type", "wordpiece"])
+        XCTAssertNotEqual(badType.status, 0)
+        XCTAssertTrue(badType.err.contains("unigram or bpe"), badType.err)
     }
 }

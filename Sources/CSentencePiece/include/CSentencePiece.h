@@ -51,6 +51,9 @@ int32_t kumo_spm_piece_count(const kumo_spm *processor);
 /// Passes the piece of `id` to `sink`; returns 0, or -1 when `id` is out of range.
 int kumo_spm_id_to_piece(const kumo_spm *processor, int32_t id, kumo_spm_sink sink, void *context);
 
+/// Score of `id` (log probability for unigram models, merge rank for BPE); 0 when out of range.
+float kumo_spm_score(const kumo_spm *processor, int32_t id);
+
 /// Id of the piece spelled by `length` bytes at `piece`, or -1 when the vocabulary lacks it.
 int32_t kumo_spm_piece_to_id(const kumo_spm *processor, const char *piece, size_t length);
 
@@ -71,6 +74,20 @@ int kumo_spm_is_control(const kumo_spm *processor, int32_t id);
 int kumo_spm_is_unknown(const kumo_spm *processor, int32_t id);
 /// Whether `id` is an unused piece; false when out of range.
 int kumo_spm_is_unused(const kumo_spm *processor, int32_t id);
+
+/// Supplies the next training sentence: stores its bytes in `*data` and `*length` (valid until the
+/// next call) and returns 1, or returns 0 when there are no more sentences.
+typedef int (*kumo_spm_next_sentence)(void *context, const char **data, size_t *length);
+
+/// Trains a model with sentencepiece's trainer, configured by `count` option pairs named as
+/// spm_train's flags (without dashes), on the sentences `next` supplies. On success passes the
+/// serialized model to `sink` and returns 0; on failure returns -1 with a message in `*error`.
+int kumo_spm_train(
+    const char *const *keys, const char *const *values, size_t count, kumo_spm_next_sentence next,
+    void *next_context, kumo_spm_sink sink, void *sink_context, char **error);
+
+/// Sets the lowest severity sentencepiece logs to stderr: 0 information, 1 warnings, 2 errors.
+void kumo_spm_set_log_level(int level);
 
 #ifdef __cplusplus
 }

@@ -11,7 +11,7 @@ KUMO := .build/release/kumo
 CORPUS ?=
 DEMO_STEPS ?= 300
 
-.PHONY: all deps pydeps demo-deps build test lint format demo bench clean
+.PHONY: all deps pydeps demo-deps build test lint format demo bench bench-prepare clean
 
 all: build
 
@@ -52,20 +52,39 @@ test: deps pydeps lint
 	$(SWIFT) build -c release
 	$(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
 
-# Trains on Debian's Japanese and English documentation, or on CORPUS=file.jsonl|dir.
+# Trains a sentencepiece tokenizer on Debian's Japanese and English documentation (or on
+# CORPUS=file.jsonl[.gz]|dir), prepares the text as a Megatron-format dataset with it, then trains
+# and samples a small model.
+DEMO_DIR := demo-data/$(if $(CORPUS),custom,debian)
+DEMO_INPUT := $(if $(CORPUS),$(CORPUS),demo-data/text)
+DEMO_VOCAB ?= 4096
+DEMO_LEVEL ?= L1
+
 demo: deps build
 ifeq ($(CORPUS),)
 	$(call apt_install,$(DEMO_PACKAGES))
-	scripts/demo-corpus.sh demo-data
-	$(KUMO) train --config configs/demo.toml --set train.steps=$(DEMO_STEPS) --run-dir runs/demo
-else
-	$(KUMO) train --config configs/demo.toml --set train.steps=$(DEMO_STEPS) --set 'data.path=["$(CORPUS)"]' --run-dir runs/demo
+	scripts/demo-corpus.sh demo-data/text
 endif
+	mkdir -p $(DEMO_DIR)
+	$(KUMO) tokenizer train --input $(DEMO_INPUT) --output $(DEMO_DIR)/tokenizer --vocab-size $(DEMO_VOCAB) --force
+	$(KUMO) data prepare --input $(DEMO_INPUT) --tokenizer $(DEMO_DIR)/tokenizer.model --output $(DEMO_DIR)/corpus \
+		--level $(DEMO_LEVEL) --force
+	$(KUMO) train --config configs/demo.toml --set train.steps=$(DEMO_STEPS) --set model.vocab_size=$(DEMO_VOCAB) \
+		--set 'data.sources=[{prefix = "$(DEMO_DIR)/corpus"}]' --run-dir runs/demo
 
 # Side-by-side training throughput against PyTorch eager (needs torch installed).
 bench: build
 	python3 bench/bench_train.py --config bench/configs/tiny.toml --threads 1
 	python3 bench/bench_train.py --config bench/configs/small.toml --threads 1
+
+# Side-by-side data preparation of the 49 MB Japanese Wikipedia corpus against Python sentencepiece
+# (PyPI's, and Debian's build of the library Kumo links) + numpy; needs ../shared/data.
+BENCH_CORPUS ?= ../shared/data/corpus/ja/kyoto_wiki_ja.jsonl.gz
+BENCH_TOKENIZER ?= ../shared/data/tokenizers/llm-jp/llm-jp-tokenizer-100k.ver3.0b1.model
+bench-prepare: build
+	$(call apt_install,python3-sentencepiece python3-numpy)
+	@python3 -c "import sentencepiece, numpy" 2>/dev/null || python3 -m pip install -q sentencepiece numpy
+	python3 bench/bench_prepare.py --input $(BENCH_CORPUS) --tokenizer $(BENCH_TOKENIZER)
 
 clean:
 	rm -rf .build runs demo-data

@@ -42,7 +42,8 @@ let package = Package(
             ],
             swiftSettings: cpuFlags),
         .testTarget(name: "KumoCoreTests", dependencies: ["KumoCore"], swiftSettings: cpuFlags),
-        .testTarget(name: "KumoDataTests", dependencies: ["KumoData"], swiftSettings: cpuFlags),
+        .testTarget(
+            name: "KumoDataTests", dependencies: ["KumoData"], swiftSettings: cpuFlags),
         .testTarget(name: "KumoModelTests", dependencies: ["KumoModel"], swiftSettings: cpuFlags),
         .testTarget(name: "KumoCLITests", swiftSettings: cpuFlags),
         .testTarget(

@@ -1,18 +1,34 @@
+import Foundation
+
 /// Turns text into token ids and back: what data preparation, training and sampling need.
 public protocol Tokenizer: Sendable {
     /// Number of ids the tokenizer produces (the model's vocab_size must be at least this).
     var vocabSize: Int { get }
     /// The end-of-document token appended after each document.
     var eod: Int32 { get }
+    /// The beginning-of-sequence token, if the tokenizer has one.
+    var bos: Int32? { get }
+    /// The end-of-sequence token, if the tokenizer has one.
+    var eos: Int32? { get }
     /// Token ids of `text`, without beginning- or end-of-sequence tokens.
     func encode(_ text: String) -> [Int32]
     /// Text of `ids`.
     func decode(_ ids: [Int32]) -> String
 }
 
-extension ByteTokenizer: Tokenizer {}
+extension ByteTokenizer: Tokenizer {
+    public var bos: Int32? { nil }
+    public var eos: Int32? { nil }
+}
 
-/// The tokenizer named by `model`: `byte` for `ByteTokenizer`, else a sentencepiece model file.
+/// The tokenizer named by `model`: `byte` for `ByteTokenizer`; a Hugging Face `tokenizer.json`
+/// (or a directory holding one) for byte-level BPE; else a sentencepiece model file.
 public func loadTokenizer(model: String) throws -> any Tokenizer {
-    model == "byte" ? ByteTokenizer() : try SentencePieceTokenizer(path: model)
+    if model == "byte" { return ByteTokenizer() }
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory), isDirectory.boolValue {
+        return try ByteLevelBPETokenizer(tokenizerJSON: model + "/tokenizer.json")
+    }
+    if model.hasSuffix("tokenizer.json") { return try ByteLevelBPETokenizer(tokenizerJSON: model) }
+    return try SentencePieceTokenizer(path: model)
 }

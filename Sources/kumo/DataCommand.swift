@@ -41,7 +41,7 @@ struct DataPrepare: ParsableCommand {
     @Option(name: .long, parsing: .upToNextOption, help: "Input files or directories (JSONL, JSONL.gz, text).")
     var input: [String]
 
-    @Option(help: "A sentencepiece .model file, or `byte`.")
+    @Option(help: "A sentencepiece .model file, a Hugging Face tokenizer.json, or `byte`.")
     var tokenizer: String
 
     @Option(help: "Output prefix: writes PREFIX.bin, PREFIX.idx and PREFIX.meta.json.")

@@ -12,7 +12,10 @@ struct TokenizerCommand: ParsableCommand {
 
 /// The `--model` option shared by the tokenizer commands.
 struct TokenizerModelOption: ParsableArguments {
-    @Option(help: "A sentencepiece .model file, or `byte` for the byte tokenizer (ids 0-255, EOD 256).")
+    @Option(
+        help:
+            "A sentencepiece .model file, a Hugging Face tokenizer.json (or its directory), or `byte` (ids 0-255, EOD 256)."
+    )
     var model: String
 
     /// Loads the tokenizer, turning a load failure into a message naming the file.
@@ -45,9 +48,8 @@ struct TokenizerEncode: ParsableCommand {
 
     func run() throws {
         let tok = try tokenizer.load()
-        let sp = tok as? SentencePieceTokenizer
-        let bosId = try bos ? special(sp?.bos, "--bos", "BOS") : nil
-        let eosId = try eos ? special(sp?.eos, "--eos", "EOS") : nil
+        let bosId = try bos ? special(tok.bos, "--bos", "BOS") : nil
+        let eosId = try eos ? special(tok.eos, "--eos", "EOS") : nil
         let output = OutputBuffer()
         defer { output.flush() }
         try forEachStdinLine { number, bytes in
@@ -123,6 +125,12 @@ struct TokenizerInfo: ParsableCommand {
                 ("eod_piece", .text(sp.piece(sp.eod) ?? "")),
                 ("byte_pieces", .number(ids.filter { sp.isByte($0) }.count)),
                 ("control_pieces", .number(ids.filter { sp.isControl($0) }.count)),
+            ]
+        } else if let bpe = tok as? ByteLevelBPETokenizer {
+            fields += [
+                ("type", .text("byte-level BPE")), ("vocab_size", .number(bpe.vocabSize)), ("unk", .id(nil)),
+                ("bos", .id(bpe.bos)), ("eos", .id(bpe.eos)), ("pad", .id(nil)), ("eod", .id(bpe.eod)),
+                ("pre_tokenizer", .text(bpe.preTokenizer.rawValue)), ("special_tokens", .number(bpe.specialIds.count)),
             ]
         } else {
             fields += [

@@ -35,7 +35,7 @@ let package = Package(
         .executableTarget(
             name: "kumo",
             dependencies: [
-                "KumoCore", "KumoModel", "KumoData", "KumoTrain",
+                "KumoCore", "KumoModel", "KumoData", "KumoTrain", "KumoInterop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
@@ -43,6 +43,9 @@ let package = Package(
         .testTarget(name: "KumoDataTests", dependencies: ["KumoData"], swiftSettings: cpuFlags),
         .testTarget(name: "KumoModelTests", dependencies: ["KumoModel"], swiftSettings: cpuFlags),
         .testTarget(name: "KumoCLITests", swiftSettings: cpuFlags),
+        .testTarget(
+            name: "KumoInteropTests", dependencies: ["KumoInterop", "KumoModel", "KumoCore"], exclude: ["Golden"],
+            swiftSettings: cpuFlags),
         .testTarget(
             name: "KumoTrainTests", dependencies: ["KumoTrain", "KumoData", "KumoInterop"], exclude: ["Golden"],
             swiftSettings: cpuFlags),

@@ -1,0 +1,56 @@
+import Foundation
+import KumoCore
+import KumoModel
+import XCTest
+
+@testable import KumoInterop
+
+/// SmolLM2-135M-Instruct (Q4_1 GGUF) against transformers in fp32 over the same dequantized
+/// weights, on the golden file written by `scripts/hf_reference.py gguf-golden`.
+final class GGUFModelTests: XCTestCase {
+    func testSmolLM2LogitsMatchTransformersAtEveryPosition() throws {
+        if !FileManager.default.fileExists(atPath: Reference.smolLM2.path) {
+            try Reference.run("sh", ["scripts/fetch_smollm2.sh"])
+        }
+        let file = try GGUFFile(path: Reference.smolLM2.path)
+        let config = try GGUFLlama.config(file)
+        XCTAssertEqual(config.numHiddenLayers, 30)
+        XCTAssertEqual(config.numKeyValueHeads, 3)
+        XCTAssertTrue(config.tieWordEmbeddings)
+        let model = try GGUFLlama.load(file)
+
+        let golden = try SafeTensorsFile(
+            path: Reference.golden.appendingPathComponent("smollm2-q4_1-logits.safetensors").path)
+        let inputs = try golden.int32s("input_ids")
+        let shape = try XCTUnwrap(golden.entries["input_ids"]?.shape)
+        let (batch, seqLen) = (shape[0], shape[1])
+        let subset = try golden.int32s("subset_ids").map(Int.init)
+        let subsetLogits = try golden.floats("subset_logits")
+        let topIds = try golden.int32s("top_ids").map(Int.init)
+        let topLogits = try golden.floats("top_logits")
+        let top = topIds.count / (batch * seqLen)
+        let vocab = config.vocabSize
+
+        let logits = inputs.withUnsafeBufferPointer {
+            model.forward(tokens: $0.baseAddress!, batch: batch, seqLen: seqLen)
+        }
+        var maxDiff: Float = 0
+        var worst = ""
+        for row in 0..<(batch * seqLen) {
+            let ours = logits + row * vocab
+            for (k, id) in subset.enumerated() {
+                let d = abs(ours[id] - subsetLogits[row * subset.count + k])
+                if d > maxDiff { (maxDiff, worst) = (d, "row \(row) id \(id)") }
+            }
+            for k in 0..<top {
+                let d = abs(ours[topIds[row * top + k]] - topLogits[row * top + k])
+                if d > maxDiff { (maxDiff, worst) = (d, "row \(row) top id \(topIds[row * top + k])") }
+            }
+            var best = 0
+            for j in 1..<vocab where ours[j] > ours[best] { best = j }
+            XCTAssertEqual(best, topIds[row * top], "top-1 token at row \(row)")
+        }
+        print("SmolLM2 Q4_1: max |kumo − transformers| logit difference \(maxDiff) at \(worst)")
+        XCTAssertLessThan(maxDiff, 1e-3, "max logit difference \(maxDiff) at \(worst)")
+    }
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Hugging Face transformers as the reference for Kumo's model interop.
+
+  logits   --model DIR --tokens FILE.json --out FILE.safetensors [--resave DIR2]
+      Loads DIR with LlamaForCausalLM in float32, runs each token sequence of FILE.json
+      (a JSON list of equal-length lists), writes "logits" [batch, seq, vocab]; --resave
+      writes the loaded model back with save_pretrained (safetensors) for the import check.
+  gguf-golden --gguf FILE.gguf --out FILE.safetensors
+      Loads FILE.gguf through transformers (dequantized to float32, Q/K un-permuted), runs
+      the fixed sequences below and writes, for every position, the logits of a fixed seeded
+      subset of the vocabulary plus the reference top-16 ids and their logits.
+"""
+import argparse
+import json
+import os
+
+import torch
+from safetensors.torch import save_file
+from transformers import AutoModelForCausalLM, LlamaForCausalLM
+
+# Fixed token sequences for the GGUF check (SmolLM2 vocabulary ids; the first is
+# "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n" style text, the rest arbitrary).
+GGUF_SEQUENCES = [
+    [1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198],
+    [504, 2365, 6354, 16438, 27003, 690, 260, 23790, 2767, 30, 378, 5248, 5249, 3156, 28, 1883],
+    [17, 28, 216, 18, 28, 216, 19, 28, 216, 20, 28, 216, 21, 28, 216, 22],
+]
+SUBSET = 512
+TOP = 16
+
+
+def run(model, sequences):
+    ids = torch.tensor(sequences, dtype=torch.long)
+    with torch.no_grad():
+        return model(input_ids=ids).logits.float()
+
+
+def logits_command(args):
+    torch.manual_seed(0)
+    model = LlamaForCausalLM.from_pretrained(args.model, dtype=torch.float32, attn_implementation="eager")
+    model.eval()
+    with open(args.tokens) as f:
+        sequences = json.load(f)
+    save_file({"logits": run(model, sequences).contiguous()}, args.out)
+    if args.resave:
+        model.save_pretrained(args.resave, safe_serialization=True)
+
+
+def gguf_golden_command(args):
+    directory, name = os.path.split(os.path.abspath(args.gguf))
+    model = AutoModelForCausalLM.from_pretrained(
+        directory, gguf_file=name, dtype=torch.float32, attn_implementation="eager")
+    model.eval()
+    logits = run(model, GGUF_SEQUENCES)
+    vocab = logits.shape[-1]
+    subset = torch.randperm(vocab, generator=torch.Generator().manual_seed(1234))[:SUBSET].sort().values
+    top = logits.topk(TOP, dim=-1)
+    save_file(
+        {
+            "input_ids": torch.tensor(GGUF_SEQUENCES, dtype=torch.int32),
+            "subset_ids": subset.to(torch.int32),
+            "subset_logits": logits[:, :, subset].contiguous(),
+            "top_ids": top.indices.to(torch.int32).contiguous(),
+            "top_logits": top.values.contiguous(),
+        },
+        args.out,
+        metadata={"source": name, "vocab_size": str(vocab)},
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("logits")
+    p.add_argument("--model", required=True)
+    p.add_argument("--tokens", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--resave")
+    p.set_defaults(func=logits_command)
+    g = sub.add_parser("gguf-golden")
+    g.add_argument("--gguf", required=True)
+    g.add_argument("--out", required=True)
+    g.set_defaults(func=gguf_golden_command)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Hugging Face transformers as the reference for Kumo's model interop.
 
-  logits   --model DIR --tokens FILE.json --out FILE.safetensors [--resave DIR2]
-      Loads DIR with LlamaForCausalLM in float32, runs each token sequence of FILE.json
+  logits   --model DIR [--gguf-file NAME] --tokens FILE.json --out FILE.safetensors [--resave DIR2]
+      Loads DIR (or the GGUF file DIR/NAME) with LlamaForCausalLM in float32, runs each token sequence of FILE.json
       (a JSON list of equal-length lists), writes "logits" [batch, seq, vocab]; --resave
       writes the loaded model back with save_pretrained (safetensors) for the import check.
   gguf-golden --gguf FILE.gguf --out FILE.safetensors
@@ -37,7 +37,9 @@ def run(model, sequences):
 
 def logits_command(args):
     torch.manual_seed(0)
-    model = LlamaForCausalLM.from_pretrained(args.model, dtype=torch.float32, attn_implementation="eager")
+    extra = {"gguf_file": args.gguf_file} if args.gguf_file else {}
+    model = LlamaForCausalLM.from_pretrained(
+        args.model, dtype=torch.float32, attn_implementation="eager", **extra)
     model.eval()
     with open(args.tokens) as f:
         sequences = json.load(f)
@@ -75,6 +77,7 @@ def main():
     p.add_argument("--model", required=True)
     p.add_argument("--tokens", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--gguf-file")
     p.add_argument("--resave")
     p.set_defaults(func=logits_command)
     g = sub.add_parser("gguf-golden")

@@ -181,7 +181,10 @@ public struct GGUFFile {
         case 3: return .signed(Int64(try r.integer(Int16.self, key)))
         case 4: return .unsigned(UInt64(try r.integer(UInt32.self, key)))
         case 5: return .signed(Int64(try r.integer(Int32.self, key)))
-        case 6: return .float(Double(Float(bitPattern: try r.integer(UInt32.self, key))))
+        case 6:
+            // A float32 is taken as its shortest decimal form (1e-5, not 9.99999974e-06), as written.
+            let f = Float(bitPattern: try r.integer(UInt32.self, key))
+            return .float(f.isFinite ? Double("\(f)") ?? Double(f) : Double(f))
         case 7:
             let at = r.offset
             let b = try r.integer(UInt8.self, key)

@@ -86,22 +86,27 @@ public enum GGUFLlama {
         for t in layout.tensors {
             var values = try file.floats(ggufName(t.name))
             if t.name.hasSuffix("q_proj.weight") || t.name.hasSuffix("k_proj.weight") {
-                values = unpermuteRotaryRows(values, rows: t.shape[0], columns: t.shape[1], headDim: config.headDim)
+                values = reorderRotaryRows(
+                    values, rows: t.shape[0], columns: t.shape[1], headDim: config.headDim, toAdjacentPairs: false)
             }
             (model.params.pointer + t.offset).update(from: values, count: t.count)
         }
         return model
     }
 
-    /// Hugging Face row order from llama.cpp's adjacent-pair order, within each head.
-    static func unpermuteRotaryRows(_ w: [Float], rows: Int, columns: Int, headDim: Int) -> [Float] {
+    /// Reorders the rows of each rotary head between Hugging Face's halves and llama.cpp's
+    /// adjacent pairs: Hugging Face row s·d/2 + j is llama.cpp row 2j + s.
+    static func reorderRotaryRows(
+        _ w: [Float], rows: Int, columns: Int, headDim: Int, toAdjacentPairs: Bool
+    ) -> [Float] {
         var out = [Float](repeating: 0, count: w.count)
         let half = headDim / 2
         for head in 0..<(rows / headDim) {
             for j in 0..<half {
                 for s in 0..<2 {
-                    let from = (head * headDim + 2 * j + s) * columns
-                    let to = (head * headDim + s * half + j) * columns
+                    let halves = (head * headDim + s * half + j) * columns
+                    let pairs = (head * headDim + 2 * j + s) * columns
+                    let (from, to) = toAdjacentPairs ? (halves, pairs) : (pairs, halves)
                     out[to..<(to + columns)] = w[from..<(from + columns)]
                 }
             }

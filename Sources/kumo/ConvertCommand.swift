@@ -13,18 +13,18 @@ struct ConvertCommand: ParsableCommand {
             sharded model.safetensors.index.json, F32/F16/BF16), a file starting with the GGUF magic (version 2 \
             or 3, llama architecture; F32, F16, BF16, Q8_0, Q4_0 and Q4_1 tensors are dequantized to fp32), or a \
             Kumo weights file (safetensors with kumo.config metadata). The output format is --format, or else \
-            guessed from --to: *.safetensors is kumo, anything else a Hugging Face directory. Kumo reads GGUF but \
-            does not write it. Hugging Face output is LlamaForCausalLM in float32; models with parallel_layers \
+            guessed from --to: *.safetensors is kumo, *.gguf is gguf, anything else a Hugging Face directory. \
+            GGUF output is version 3, llama architecture, F32 tensors, without a tokenizer. Hugging Face output is LlamaForCausalLM in float32; models with parallel_layers \
             cannot be expressed that way and are refused.
             """)
 
     @Option(help: "The model to read: a Hugging Face directory, a GGUF file or a Kumo weights file.")
     var from: String
 
-    @Option(help: "Where to write: a directory (hf) or a file (kumo).")
+    @Option(help: "Where to write: a directory (hf) or a file (gguf, kumo).")
     var to: String
 
-    @Option(help: "Output format: hf or kumo (default: from --to).")
+    @Option(help: "Output format: hf, gguf or kumo (default: from --to).")
     var format: String?
 
     @Option(help: "A sentencepiece .model to copy into a Hugging Face output (default: the input's tokenizer.model).")
@@ -46,19 +46,19 @@ struct ConvertCommand: ParsableCommand {
             switch output {
             case .hf: try HFCheckpoint.export(model, to: to, tokenizer: tokenizerToCopy(input: input))
             case .kumo: try KumoWeights.save(model, to: to)
-            case .gguf: preconditionFailure("refused by outputFormat")
+            case .gguf: try GGUFWriter.write(model, to: to)
             }
         }
         printErr(String(format: "done in %.1f s", Date().timeIntervalSince(started)))
     }
 
     private func outputFormat() throws -> ModelFormat {
-        guard let format else { return to.hasSuffix(".safetensors") ? .kumo : .hf }
-        guard let f = ModelFormat(rawValue: format) else {
-            throw ValidationFailure("--format \(format): expected hf or kumo")
+        guard let format else {
+            if to.hasSuffix(".safetensors") { return .kumo }
+            return to.hasSuffix(".gguf") ? .gguf : .hf
         }
-        guard f != .gguf else {
-            throw ValidationFailure("--format gguf: Kumo reads GGUF files but does not write them; use hf or kumo")
+        guard let f = ModelFormat(rawValue: format) else {
+            throw ValidationFailure("--format \(format): expected hf, gguf or kumo")
         }
         return f
     }

@@ -57,10 +57,10 @@ final class ConvertCLITests: XCTestCase {
         XCTAssertTrue(r.err.contains("bad.gguf: byte 8: tensor count"), r.err)
     }
 
-    func testGGUFOutputFormatIsRefusedWithTheValidOnes() throws {
-        let r = try KumoProcess.run(["convert", "--from", "x", "--to", "y.gguf", "--format", "gguf"])
+    func testUnknownOutputFormatIsRefusedWithTheValidOnes() throws {
+        let r = try KumoProcess.run(["convert", "--from", "x", "--to", "y", "--format", "onnx"])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.err.contains("use hf or kumo"), r.err)
+        XCTAssertTrue(r.err.contains("expected hf, gguf or kumo"), r.err)
     }
 
     func testConvertAndLogitsHaveHelp() throws {

@@ -79,7 +79,9 @@ final class GGUFFileTests: XCTestCase {
     func testRotaryRowsAreReorderedFromAdjacentPairsToHalves() {
         // One head of size 4, one column: GGUF rows (2j + s) hold HF rows (s·2 + j).
         let gguf: [Float] = [10, 20, 11, 21]  // HF rows 0, 2, 1, 3 in that order
-        XCTAssertEqual(GGUFLlama.unpermuteRotaryRows(gguf, rows: 4, columns: 1, headDim: 4), [10, 11, 20, 21])
+        let hf = GGUFLlama.reorderRotaryRows(gguf, rows: 4, columns: 1, headDim: 4, toAdjacentPairs: false)
+        XCTAssertEqual(hf, [10, 11, 20, 21])
+        XCTAssertEqual(GGUFLlama.reorderRotaryRows(hf, rows: 4, columns: 1, headDim: 4, toAdjacentPairs: true), gguf)
     }
 
     func testTinyLlamaFileMapsOntoKumoNames() throws {

@@ -7,50 +7,13 @@ import XCTest
 
 /// Kumo's Hugging Face export against transformers' LlamaForCausalLM, and the import back.
 final class HFCheckpointTests: XCTestCase {
-    private let batch = 2
-    private let seqLen = 12
-
-    /// A small model with random weights, norm weights included, large enough to make logits differ.
-    private func randomModel(tied: Bool, kvHeads: Int) throws -> LlamaModel {
-        let config = ModelConfig(
-            vocabSize: 97, hiddenSize: 64, intermediateSize: 96, numHiddenLayers: 2, numAttentionHeads: 4,
-            numKeyValueHeads: kvHeads, maxPositionEmbeddings: 32, ropeTheta: 500, rmsNormEps: 1e-5,
-            tieWordEmbeddings: tied)
-        let model = try LlamaModel(config: config)
-        model.initializeWeights(seed: 7, std: 0.15)
-        var rng = SeededRandom(seed: 11)
-        for t in model.layout.tensors where t.shape.count == 1 {
-            for i in 0..<t.count { model.params[t.offset + i] = Float(1 + 0.3 * rng.normal()) }
-        }
-        return model
-    }
-
-    private func tokens() -> [[Int32]] {
-        var rng = SeededRandom(seed: 3)
-        return (0..<batch).map { _ in (0..<seqLen).map { _ in Int32(rng.uniform() * 97) } }
-    }
-
     private func check(tied: Bool, kvHeads: Int) throws {
         Threads.set(1)
         let dir = try Reference.temporaryDirectory(for: self)
-        let model = try randomModel(tied: tied, kvHeads: kvHeads)
+        let model = try Reference.randomModel(tied: tied, kvHeads: kvHeads)
         try HFCheckpoint.export(model, to: dir + "/export")
-        let sequences = tokens()
-        try JSONEncoder().encode(sequences).write(to: URL(fileURLWithPath: dir + "/tokens.json"))
-        try Reference.run(
-            "python3",
-            [
-                "scripts/hf_reference.py", "logits", "--model", dir + "/export", "--tokens", dir + "/tokens.json",
-                "--out", dir + "/logits.safetensors", "--resave", dir + "/resaved",
-            ])
-        let reference = try SafeTensorsFile(path: dir + "/logits.safetensors").floats("logits")
-        let flat = sequences.flatMap { $0 }
-        let logits = flat.withUnsafeBufferPointer {
-            model.forward(tokens: $0.baseAddress!, batch: batch, seqLen: seqLen)
-        }
-        let ours = Array(UnsafeBufferPointer(start: logits, count: flat.count * model.config.vocabSize))
-        XCTAssertEqual(ours.count, reference.count)
-        let maxDiff = zip(ours, reference).map { abs($0 - $1) }.max() ?? .infinity
+        let maxDiff = try Reference.maxLogitDifference(
+            model, transformersArgs: ["--model", dir + "/export", "--resave", dir + "/resaved"], in: dir)
         XCTAssertLessThan(maxDiff, 1e-4, "max |kumo − transformers| logit difference \(maxDiff)")
         print("HF export (tied \(tied), kv heads \(kvHeads)): max logit difference \(maxDiff)")
 

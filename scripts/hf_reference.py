@@ -18,8 +18,9 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
-# Fixed token sequences for the GGUF check (SmolLM2 vocabulary ids; the first is
-# "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n" style text, the rest arbitrary).
+# Fixed token sequences for the GGUF check, in SmolLM2's vocabulary: a chat prompt
+# ("<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"),
+# an English sentence that ends in arbitrary tokens, and a run of punctuation.
 GGUF_SEQUENCES = [
     [1, 4093, 198, 1780, 314, 260, 3575, 282, 4649, 47, 2, 198, 1, 520, 9531, 198],
     [504, 2365, 6354, 16438, 27003, 690, 260, 23790, 2767, 30, 378, 5248, 5249, 3156, 28, 1883],

@@ -5,6 +5,10 @@
       Loads DIR (or the GGUF file DIR/NAME) with LlamaForCausalLM in float32, runs each token sequence of FILE.json
       (a JSON list of equal-length lists), writes "logits" [batch, seq, vocab]; --resave
       writes the loaded model back with save_pretrained (safetensors) for the import check.
+  quantized-gguf --model DIR --out FILE.gguf
+      Writes the Hugging Face model in DIR as a llama GGUF file with gguf-py (the library
+      llama.cpp's converter uses), every projection in another type (Q4_0, Q4_1, Q8_0, F16,
+      BF16), Q and K rows permuted as llama.cpp's converter does.
   gguf-golden --gguf FILE.gguf --out FILE.safetensors
       Loads FILE.gguf through transformers (dequantized to float32, Q/K un-permuted), runs
       the fixed sequences below and writes, for every position, the logits of a fixed seeded
@@ -49,6 +53,66 @@ def logits_command(args):
         model.save_pretrained(args.resave, safe_serialization=True)
 
 
+# The ggml type of each projection in quantized-gguf: every supported type appears.
+QUANTIZED_TYPES = {
+    "attn_q": "Q4_0", "attn_k": "Q4_1", "attn_v": "Q8_0", "attn_output": "F16",
+    "ffn_gate": "BF16", "ffn_up": "Q4_0", "ffn_down": "Q4_1", "token_embd": "Q8_0", "output": "Q4_1",
+}
+HF_TO_GGUF = {
+    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+}
+
+
+def llama_cpp_permute(w, heads):
+    # The row order llama.cpp's converter writes: the two halves of each head interleaved.
+    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def quantized_gguf_command(args):
+    import gguf
+    import numpy as np
+    from safetensors.numpy import load_file
+    with open(os.path.join(args.model, "config.json")) as f:
+        c = json.load(f)
+    tensors = load_file(os.path.join(args.model, "model.safetensors"))
+    w = gguf.GGUFWriter(args.out, "llama")
+    w.add_context_length(c["max_position_embeddings"])
+    w.add_embedding_length(c["hidden_size"])
+    w.add_block_count(c["num_hidden_layers"])
+    w.add_feed_forward_length(c["intermediate_size"])
+    w.add_head_count(c["num_attention_heads"])
+    w.add_head_count_kv(c["num_key_value_heads"])
+    w.add_rope_freq_base(c["rope_theta"])
+    w.add_layer_norm_rms_eps(c["rms_norm_eps"])
+    w.add_vocab_size(c["vocab_size"])
+    for name, value in tensors.items():
+        if name == "model.embed_tokens.weight":
+            short = "token_embd"
+        elif name == "model.norm.weight":
+            short = "output_norm"
+        elif name == "lm_head.weight":
+            short = "output"
+        else:
+            parts = name.split(".")
+            short = f"blk.{parts[2]}." + HF_TO_GGUF[".".join(parts[3:-1])]
+        if short.endswith("attn_q"):
+            value = llama_cpp_permute(value, c["num_attention_heads"])
+        elif short.endswith("attn_k"):
+            value = llama_cpp_permute(value, c["num_key_value_heads"])
+        qname = QUANTIZED_TYPES.get(short.split(".")[-1])
+        if qname is None:
+            w.add_tensor(short + ".weight", value.astype(np.float32))
+        else:
+            qtype = gguf.GGMLQuantizationType[qname]
+            w.add_tensor(short + ".weight", gguf.quants.quantize(value.astype(np.float32), qtype), raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def gguf_golden_command(args):
     directory, name = os.path.split(os.path.abspath(args.gguf))
     model = AutoModelForCausalLM.from_pretrained(
@@ -81,6 +145,10 @@ def main():
     p.add_argument("--gguf-file")
     p.add_argument("--resave")
     p.set_defaults(func=logits_command)
+    q = sub.add_parser("quantized-gguf")
+    q.add_argument("--model", required=True)
+    q.add_argument("--out", required=True)
+    q.set_defaults(func=quantized_gguf_command)
     g = sub.add_parser("gguf-golden")
     g.add_argument("--gguf", required=True)
     g.add_argument("--out", required=True)

@@ -5,9 +5,27 @@ import XCTest
 
 @testable import KumoInterop
 
-/// SmolLM2-135M-Instruct (Q4_1 GGUF) against transformers in fp32 over the same dequantized
-/// weights, on the golden file written by `scripts/hf_reference.py gguf-golden`.
+/// GGUF models against transformers in fp32 over the same dequantized weights: SmolLM2-135M-Instruct
+/// (Q4_1) on the golden file written by `scripts/hf_reference.py gguf-golden`, and a random model
+/// written by gguf-py with every supported tensor type.
 final class GGUFModelTests: XCTestCase {
+    func testEveryTensorTypeWrittenByGGUFPyMatchesTransformers() throws {
+        Threads.set(1)
+        let dir = try Reference.temporaryDirectory(for: self)
+        let exported = try Reference.randomModel(tied: false, kvHeads: 2)
+        try HFCheckpoint.export(exported, to: dir + "/hf")
+        // Q4_0, Q4_1, Q8_0, F16, BF16 and F32 tensors, Q/K rows in llama.cpp's order.
+        try Reference.run(
+            "python3", ["scripts/hf_reference.py", "quantized-gguf", "--model", dir + "/hf", "--out", dir + "/q.gguf"])
+        let file = try GGUFFile(path: dir + "/q.gguf")
+        XCTAssertEqual(Set(file.tensors.values.map(\.type)), Set(GGMLType.allCases))
+        let model = try GGUFLlama.load(file)
+        let maxDiff = try Reference.maxLogitDifference(
+            model, transformersArgs: ["--model", dir, "--gguf-file", "q.gguf"], in: dir)
+        print("gguf-py quantized model (Q4_0, Q4_1, Q8_0, F16, BF16): max logit difference \(maxDiff)")
+        XCTAssertLessThan(maxDiff, 1e-4, "max |kumo − transformers| logit difference \(maxDiff)")
+    }
+
     func testSmolLM2LogitsMatchTransformersAtEveryPosition() throws {
         if !FileManager.default.fileExists(atPath: Reference.smolLM2.path) {
             try Reference.run("sh", ["scripts/fetch_smollm2.sh"])

@@ -25,10 +25,16 @@ final class ConvertCLITests: XCTestCase {
 
         let toKumo = try KumoProcess.run(["convert", "--from", dir + "/hf", "--to", dir + "/m.safetensors"])
         XCTAssertEqual(toKumo.status, 0, toKumo.err)
+        let tokenizer = KumoProcess.sharedData.appendingPathComponent(
+            "tokenizers/llm-jp/llm-jp-tokenizer-100k.ver3.0b1.model")
         let back = try KumoProcess.run([
-            "convert", "--from", dir + "/m.safetensors", "--to", dir + "/hf2", "--format", "hf",
+            "convert", "--from", dir + "/m.safetensors", "--to", dir + "/hf2", "--format", "hf", "--tokenizer",
+            tokenizer.path,
         ])
         XCTAssertEqual(back.status, 0, back.err)
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: dir + "/hf2/tokenizer.model")), try Data(contentsOf: tokenizer),
+            "tokenizer.model is not a copy of --tokenizer")
         let first = try Data(contentsOf: URL(fileURLWithPath: dir + "/hf/model.safetensors"))
         let second = try Data(contentsOf: URL(fileURLWithPath: dir + "/hf2/model.safetensors"))
         XCTAssertTrue(first == second, "model.safetensors differs after HF → Kumo → HF")

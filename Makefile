@@ -27,12 +27,14 @@ endef
 deps:
 	$(call apt_install,$(APT_PACKAGES))
 
-# Python peers the tests compare against: megatron-core's indexed-dataset reader and builder.
-PY_TEST_IMPORTS := torch, megatron.core, numpy
-PY_TEST_PACKAGES := torch==2.13.0+cpu megatron-core numpy
+# Python peers the tests compare against: megatron-core's indexed-dataset reader and builder;
+# transformers' LlamaForCausalLM for Hugging Face and GGUF interop (and SmolLM2's GGUF file).
+PY_TEST_IMPORTS := torch, megatron.core, numpy, transformers, accelerate, gguf
+PY_TEST_PACKAGES := torch==2.13.0+cpu megatron-core numpy transformers accelerate gguf
 pydeps:
 	@python3 -c "import $(PY_TEST_IMPORTS)" 2>/dev/null || \
 		python3 -m pip install -q $(PY_TEST_PACKAGES)
+	scripts/fetch_smollm2.sh
 
 demo-deps:
 	$(call apt_install,$(DEMO_PACKAGES))

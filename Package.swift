@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "KumoCore", dependencies: ["CBLAS"], swiftSettings: cpuFlags),
         .target(name: "KumoModel", dependencies: ["KumoCore"], swiftSettings: cpuFlags),
         .target(name: "KumoData", dependencies: ["KumoCore", "CSentencePiece", "CZlib"], swiftSettings: cpuFlags),
-        .target(name: "KumoInterop", dependencies: ["KumoCore", "KumoModel"], swiftSettings: cpuFlags),
+        .target(name: "KumoInterop", dependencies: ["KumoCore", "KumoModel", "KumoData"], swiftSettings: cpuFlags),
         .target(
             name: "KumoTrain",
             dependencies: ["KumoCore", "KumoModel", "KumoData", .product(name: "TOMLKit", package: "TOMLKit")],
@@ -37,7 +37,7 @@ let package = Package(
         .executableTarget(
             name: "kumo",
             dependencies: [
-                "KumoCore", "KumoModel", "KumoData", "KumoTrain",
+                "KumoCore", "KumoModel", "KumoData", "KumoTrain", "KumoInterop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
@@ -46,6 +46,10 @@ let package = Package(
             name: "KumoDataTests", dependencies: ["KumoData"], swiftSettings: cpuFlags),
         .testTarget(name: "KumoModelTests", dependencies: ["KumoModel"], swiftSettings: cpuFlags),
         .testTarget(name: "KumoCLITests", swiftSettings: cpuFlags),
+        .testTarget(
+            name: "KumoInteropTests", dependencies: ["KumoInterop", "KumoModel", "KumoCore", "KumoData"],
+            exclude: ["Golden"],
+            swiftSettings: cpuFlags),
         .testTarget(
             name: "KumoTrainTests", dependencies: ["KumoTrain", "KumoData", "KumoInterop"], exclude: ["Golden"],
             swiftSettings: cpuFlags),

@@ -5,7 +5,9 @@ import ArgumentParser
 struct Kumo: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train, benchmark and sample LLaMA-family language models on CPUs.",
-        subcommands: [Train.self, Bench.self, TokenizerCommand.self, DataCommand.self])
+        subcommands: [
+            Train.self, Bench.self, TokenizerCommand.self, DataCommand.self, ConvertCommand.self, LogitsCommand.self,
+        ])
 }
 
 /// Options shared by commands that read a run configuration.

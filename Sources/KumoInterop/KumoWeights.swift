@@ -1,0 +1,56 @@
+import Foundation
+import KumoModel
+
+/// Kumo's own weights file: one safetensors file of F32 tensors with Kumo's (Hugging Face)
+/// names, and the full `ModelConfig`, including `parallel_layers`, as JSON in the metadata
+/// under `kumo.config`.
+public enum KumoWeights {
+    static let configKey = "kumo.config"
+
+    /// Writes every parameter of `model` to `path` as F32 safetensors.
+    static func writeTensors(of model: LlamaModel, metadata: [String: String], to path: String) throws {
+        let tensors = model.layout.tensors.map {
+            SafeTensorsWriter.Tensor(
+                name: $0.name, shape: $0.shape,
+                values: UnsafeBufferPointer(start: model.params.pointer + $0.offset, count: $0.count))
+        }
+        try SafeTensorsWriter.write(tensors, metadata: metadata, to: path)
+    }
+
+    /// Writes `model` with its configuration to `path`.
+    public static func save(_ model: LlamaModel, to path: String) throws {
+        let config = String(decoding: try JSONEncoder().encode(model.config), as: UTF8.self)
+        try writeTensors(of: model, metadata: ["format": "kumo", configKey: config], to: path)
+    }
+
+    /// Whether `path` is a safetensors file carrying a Kumo configuration.
+    public static func isKumoFile(_ path: String) -> Bool {
+        (try? SafeTensorsFile(path: path))?.metadata[configKey] != nil
+    }
+
+    /// Loads a model written by `save`.
+    public static func load(from path: String) throws -> LlamaModel {
+        let f = try SafeTensorsFile(path: path)
+        guard let text = f.metadata[configKey] else {
+            throw InteropError(path, "has no \(configKey) metadata; it is not a Kumo weights file")
+        }
+        let config: ModelConfig
+        do {
+            config = try JSONDecoder().decode(ModelConfig.self, from: Data(text.utf8))
+        } catch {
+            throw InteropError(path, "\(configKey) is not a valid model configuration: \(error)")
+        }
+        try HFConfig.validate(config, path: path)
+        let layout = ParameterLayout(config)
+        for t in layout.tensors {
+            guard let e = f.entries[t.name], e.shape == t.shape else {
+                throw InteropError(path, "tensor \(t.name) is missing or not of shape \(t.shape)")
+            }
+        }
+        let model = try LlamaModel(config: config)
+        for t in layout.tensors {
+            (model.params.pointer + t.offset).update(from: try f.floats(t.name), count: t.count)
+        }
+        return model
+    }
+}

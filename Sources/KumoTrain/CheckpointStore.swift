@@ -7,13 +7,19 @@ public struct CheckpointStore {
     public static let completeMarker = "COMPLETE"
     /// The `checkpoints/` directory.
     public let root: String
-    /// Seconds a shard write pauses halfway (`KUMO_DEBUG_CHECKPOINT_PAUSE_S`, for kill tests; 0 otherwise).
-    public let pauseSeconds: Double
+    /// Test hook `KUMO_DEBUG_CHECKPOINT_PAUSE=STEP:SECONDS`: the write of step STEP pauses SECONDS halfway
+    /// through its shard, so that a test can kill the process inside a checkpoint write.
+    public let pause: (step: Int, seconds: Double)?
 
     /// The store of the run directory `runDirectory`.
     public init(runDirectory: String, environment: [String: String] = ProcessInfo.processInfo.environment) {
         root = runDirectory + "/checkpoints"
-        pauseSeconds = environment["KUMO_DEBUG_CHECKPOINT_PAUSE_S"].flatMap(Double.init) ?? 0
+        let fields = environment["KUMO_DEBUG_CHECKPOINT_PAUSE"]?.split(separator: ":") ?? []
+        if fields.count == 2, let step = Int(fields[0]), let seconds = Double(fields[1]) {
+            pause = (step, seconds)
+        } else {
+            pause = nil
+        }
     }
 
     /// A checkpoint directory found in the store.
@@ -51,7 +57,8 @@ public struct CheckpointStore {
             throw CheckpointError(.io, temporary, "cannot create: \(error.localizedDescription)")
         }
         return PendingCheckpoint(
-            step: step, temporary: temporary, final: root + "/" + name, pauseSeconds: pauseSeconds)
+            step: step, temporary: temporary, final: root + "/" + name,
+            pauseSeconds: pause.map { $0.step == step ? $0.seconds : 0 } ?? 0)
     }
 
     /// Removes temporary directories left by writes that a killed process never finished.

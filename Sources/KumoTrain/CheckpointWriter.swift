@@ -25,8 +25,7 @@ public final class PendingCheckpoint {
     public let temporary: String
     /// The final directory (`step-NNNNNNN`).
     public let final: String
-    /// Seconds to sleep halfway through each shard (`KUMO_DEBUG_CHECKPOINT_PAUSE_S`), so that tests can
-    /// kill a run inside a checkpoint write.
+    /// Seconds to sleep halfway through each shard (the `KUMO_DEBUG_CHECKPOINT_PAUSE` test hook).
     let pauseSeconds: Double
 
     init(step: Int, temporary: String, final: String, pauseSeconds: Double) {

@@ -1,4 +1,5 @@
 import Foundation
+import KumoCore
 
 /// The training loop of one process: steps and metrics lines, a checkpoint every `checkpoint.every`
 /// steps (and at the end) keeping the newest `checkpoint.keep`, the spike guard's rollbacks, and
@@ -28,6 +29,7 @@ public final class TrainingSession {
     /// Continues from `latest` (the newest complete checkpoint that verifies; step 0 when there is
     /// none) or from the checkpoint directory `spec`, and drops metrics lines after its step.
     public func resume(_ spec: String) throws {
+        let t0 = SystemInfo.now()
         let checkpoint: VerifiedCheckpoint?
         if spec == "latest" {
             let found = store.latestValid(tensors: trainer.manifestTensors, flatCount: trainer.model.layout.count)
@@ -40,8 +42,9 @@ public final class TrainingSession {
         if let checkpoint {
             try trainer.restore(from: checkpoint)
             tell(
-                "resume: using \(checkpoint.path) (step \(trainer.step), data position \(trainer.dataPosition) samples)"
-            )
+                String(
+                    format: "resume: using %@ (step %d, data position %d samples), verified and loaded in %.2f s",
+                    checkpoint.path, trainer.step, trainer.dataPosition, SystemInfo.now() - t0))
             let changed = Self.changedKeys(checkpoint.manifest.config, trainer.config.toml())
             if !changed.isEmpty { tell("resume: the configuration differs from the checkpoint's in " + changed) }
         }

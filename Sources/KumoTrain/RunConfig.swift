@@ -153,9 +153,10 @@ public struct RunConfig: Sendable {
         for key in ConfigSchema.keys where v[key.name] == nil {
             if let d = key.defaultValue { v[key.name] = d }
         }
-        // Normalise integers given for float keys so typed reads stay simple.
-        for key in ConfigSchema.keys where key.kind == .double {
-            if case .int(let i) = v[key.name] { v[key.name] = .double(Double(i)) }
+        // Normalise integers given for float keys, and `[]` given for table lists, so typed reads stay simple.
+        for key in ConfigSchema.keys {
+            if key.kind == .double, case .int(let i) = v[key.name] { v[key.name] = .double(Double(i)) }
+            if key.kind == .tables, v[key.name] == .strings([]) { v[key.name] = .tables([]) }
         }
         model = try Self.resolveModel(&v)
         if v["train.global_batch_size"] == nil { v["train.global_batch_size"] = v["train.micro_batch_size"] }

@@ -61,6 +61,16 @@ public struct CheckpointStore {
             pauseSeconds: pause.map { $0.step == step ? $0.seconds : 0 } ?? 0)
     }
 
+    /// Renames `entry` to `abandoned-step-N` so that neither `latest` nor retention sees it; returns the new path.
+    public func abandon(_ entry: Entry) throws -> String {
+        let target = root + "/abandoned-" + Self.name(step: entry.step)
+        try? FileManager.default.removeItem(atPath: target)
+        if rename(entry.path, target) != 0 {
+            throw CheckpointError(.io, entry.path, "cannot rename to \(target): \(String(cString: strerror(errno)))")
+        }
+        return target
+    }
+
     /// Removes temporary directories left by writes that a killed process never finished.
     public func removeAbandonedWrites() {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []

@@ -27,7 +27,8 @@ public final class TrainingSession {
     }
 
     /// Continues from `latest` (the newest complete checkpoint that verifies; step 0 when there is
-    /// none) or from the checkpoint directory `spec`, and drops metrics lines after its step.
+    /// none) or from the checkpoint directory `spec`, drops metrics lines after its step, and sets newer
+    /// checkpoints aside as `abandoned-step-N` (they belong to the trajectory being replaced).
     public func resume(_ spec: String) throws {
         let t0 = SystemInfo.now()
         let checkpoint: VerifiedCheckpoint?
@@ -49,6 +50,9 @@ public final class TrainingSession {
             if !changed.isEmpty { tell("resume: the configuration differs from the checkpoint's in " + changed) }
         }
         try directory.truncateMetrics(after: trainer.step)
+        for entry in store.entries() where entry.step > trainer.step {
+            tell("resume: set aside \(try store.abandon(entry)), a checkpoint after step \(trainer.step)")
+        }
     }
 
     /// Trains until `train.steps`, calling `progress` after each logged step.

@@ -97,7 +97,10 @@ final class ResumeCLITests: XCTestCase {
         let err = try resumeLatest(dir)
         XCTAssertTrue(err.contains("resume: skipped \(newest)/rank-00000.bin"), err)
         XCTAssertTrue(err.contains("resume: using \(dir)/checkpoints/step-0000009"), err)
+        XCTAssertTrue(err.contains("resume: set aside \(dir)/checkpoints/abandoned-step-0000012"), err)
         XCTAssertEqual(try losses(dir), reference)
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir + "/checkpoints").sorted()
+        XCTAssertEqual(left, ["abandoned-step-0000012", "step-0000009", "step-0000012"])
     }
 }
 

@@ -32,7 +32,9 @@ let package = Package(
         .target(name: "KumoInterop", dependencies: ["KumoCore", "KumoModel", "KumoData"], swiftSettings: cpuFlags),
         .target(
             name: "KumoTrain",
-            dependencies: ["KumoCore", "KumoModel", "KumoData", .product(name: "TOMLKit", package: "TOMLKit")],
+            dependencies: [
+                "KumoCore", "KumoModel", "KumoData", "CZlib", .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
             swiftSettings: cpuFlags),
         .executableTarget(
             name: "kumo",

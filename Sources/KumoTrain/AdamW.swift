@@ -30,7 +30,7 @@ public final class AdamW {
     public let m: FloatBuffer
     public let v: FloatBuffer
     /// Updates applied so far.
-    public private(set) var step = 0
+    public internal(set) var step = 0
     private let ranges: [(offset: Int, count: Int, decay: Bool)]
 
     /// Creates zero moments for `layout`.

@@ -107,14 +107,25 @@ public struct RunConfig: Sendable {
                     "\(file): top-level key '\(section)' must be a section; sections are "
                         + ConfigSchema.sections.map { "[\($0)]" }.joined(separator: " "))
             }
-            for name in sub.keys {
-                let key = section + "." + name
-                try check(key: key, source: file)
-                guard let value = sub[name].flatMap(ConfigValue.init) else {
-                    throw ConfigError("\(file): \(key) has an unsupported value type")
-                }
-                raw[key] = value
+            try flattenKeys(of: sub, prefix: section, into: &raw, file: file)
+        }
+    }
+
+    /// Adds the keys of `table` as `prefix.key`, descending into sub-tables such as `[train.spike]`.
+    private static func flattenKeys(
+        of table: TOMLTable, prefix: String, into raw: inout [String: ConfigValue], file: String
+    ) throws {
+        for name in table.keys {
+            let key = prefix + "." + name
+            if let sub = table[name]?.table {
+                try flattenKeys(of: sub, prefix: key, into: &raw, file: file)
+                continue
             }
+            try check(key: key, source: file)
+            guard let value = table[name].flatMap(ConfigValue.init) else {
+                throw ConfigError("\(file): \(key) has an unsupported value type")
+            }
+            raw[key] = value
         }
     }
 
@@ -269,9 +280,9 @@ public struct RunConfig: Sendable {
                 "parallel.zero_stage = \(int("parallel.zero_stage")): needs data parallelism; only 0 is valid in one process"
             )
         }
-        if int("checkpoint.every") != 0 {
-            throw ConfigError("checkpoint.every = \(int("checkpoint.every")): checkpoints are not available yet; use 0")
-        }
+        try atLeast("checkpoint.every", 0)
+        try atLeast("checkpoint.keep", 0)
+        _ = try SpikeSettings(self)
     }
 
     /// The configuration as TOML, every key resolved (written to the run directory).

@@ -57,7 +57,27 @@ public final class RunDirectory {
 
     /// Appends one metrics line.
     public func record(_ m: StepMetrics) {
-        metrics.write(Data((Self.json(m) + "\n").utf8))
+        recordLine(Self.json(m))
+    }
+
+    /// Appends a line (one JSON object) to metrics.jsonl.
+    public func recordLine(_ json: String) {
+        metrics.write(Data((json + "\n").utf8))
+    }
+
+    /// Drops the metrics lines after `step` (and a line torn by a kill), so that a run resumed at
+    /// `step` continues the file without repeating steps.
+    public func truncateMetrics(after step: Int) throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path + "/metrics.jsonl")))
+        var keep = 0
+        while let end = bytes[keep...].firstIndex(of: UInt8(ascii: "\n")),
+            let object = try? JSONSerialization.jsonObject(with: Data(bytes[keep..<end])) as? [String: Any],
+            let lineStep = object["step"] as? Int, lineStep <= step
+        {
+            keep = end + 1
+        }
+        try metrics.truncate(atOffset: UInt64(keep))
+        metrics.seekToEndOfFile()
     }
 
     /// Appends a line to the human log (with a UTC timestamp).
@@ -66,10 +86,16 @@ public final class RunDirectory {
         log.write(Data("\(stamp) \(line)\n".utf8))
     }
 
-    /// The metrics.jsonl object of a step; floats in shortest round-trip form.
+    /// The metrics.jsonl object of a step; floats in shortest round-trip form, non-finite ones as null;
+    /// `event` and `reason` when the spike guard rejected the step.
     public static func json(_ m: StepMetrics) -> String {
-        "{\"step\":\(m.step),\"loss\":\(m.loss),\"lr\":\(m.lr),\"grad_norm\":\(m.gradNorm),"
+        func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
+        let event = m.event.map {
+            ",\"event\":\"\($0.action.rawValue)\",\"reason\":\"" + $0.reason.replacingOccurrences(of: "\"", with: "'")
+                + "\""
+        }
+        return "{\"step\":\(m.step),\"loss\":\(number(m.loss)),\"lr\":\(m.lr),\"grad_norm\":\(number(m.gradNorm)),"
             + "\"tokens_per_s\":\(m.tokensPerSecond),\"mfu\":\(m.mfu),\"step_s\":\(m.stepSeconds),"
-            + "\"elapsed_s\":\(m.elapsedSeconds)}"
+            + "\"elapsed_s\":\(m.elapsedSeconds)\(event ?? "")}"
     }
 }

@@ -13,6 +13,8 @@ public struct StepMetrics: Sendable, Equatable {
     public var mfu: Double
     public var stepSeconds: Double
     public var elapsedSeconds: Double
+    /// Set when the spike guard rejected the step (its update was not applied).
+    public var event: SpikeEvent? = nil
 }
 
 /// Training stopped because a value became NaN or infinite.
@@ -37,7 +39,14 @@ public final class Trainer {
     private let stream: TokenStream
     private let microBatches: [Batch]
     private let start = SystemInfo.now()
-    public private(set) var step = 0
+    public internal(set) var step = 0
+    /// Samples consumed from the stream: the data sampler's position (ahead of `step` × batch after
+    /// a rollback skipped batches).
+    public internal(set) var dataPosition = 0
+    /// Factor on the scheduled learning rate (lowered by spike-guard rollbacks).
+    public internal(set) var lrScale = 1.0
+    /// The loss-spike guard of `[train.spike]`.
+    public internal(set) var spikeGuard: SpikeGuard
 
     /// Checks memory, sets threads, initialises the model from the seed and measures the peak.
     public init(config: RunConfig, stream: TokenStream, peakGFLOPs: Double? = nil) throws {
@@ -48,6 +57,7 @@ public final class Trainer {
         model = try LlamaModel(config: config.model)
         model.initializeWeights(seed: config.seed, std: config.double("model.init_std"))
         optimizer = AdamW(layout: model.layout, settings: config.adam)
+        spikeGuard = SpikeGuard(settings: try SpikeSettings(config))
         microBatches = (0..<config.accumulationSteps).map { _ in
             Batch(batch: config.microBatchSize, seqLen: config.seqLength)
         }
@@ -63,7 +73,7 @@ public final class Trainer {
         let t0 = SystemInfo.now()
         let perStep = config.globalBatchSize
         for (i, mb) in microBatches.enumerated() {
-            mb.load(from: stream, firstSample: step * perStep + i * config.microBatchSize)
+            mb.load(from: stream, firstSample: dataPosition + i * config.microBatchSize)
         }
         let scored = microBatches.reduce(0) { $0 + $1.scoredTokens }
         model.zeroGrads()
@@ -79,18 +89,21 @@ public final class Trainer {
                 }
             }
         }
-        let loss = lossSum / Double(max(scored, 1))
-        let lr = config.schedule.lr(at: step)
-        let gradNorm = AdamW.gradNorm(model.grads)
-        if !loss.isFinite || !gradNorm.isFinite {
-            throw NonFiniteError(step: step + 1, loss: loss, gradNorm: gradNorm)
+        var loss = lossSum / Double(max(scored, 1))
+        if let factor = spikeGuard.settings.injections[dataPosition / perStep] {
+            loss = SpikeGuard.inject(factor, loss: loss, grads: model.grads)
         }
-        optimizer.update(params: model.params, grads: model.grads, lr: lr, gradNorm: gradNorm)
+        let lr = config.schedule.lr(at: step) * lrScale
+        let gradNorm = AdamW.gradNorm(model.grads)
+        let event = try spikeGuard.judge(step: step + 1, loss: loss, gradNorm: gradNorm)
+        if event == nil { optimizer.update(params: model.params, grads: model.grads, lr: lr, gradNorm: gradNorm) }
+        dataPosition += perStep
         step += 1
         let dt = SystemInfo.now() - t0
         let tps = Double(tokensPerStep) / dt
         return StepMetrics(
             step: step, loss: loss, lr: lr, gradNorm: gradNorm, tokensPerSecond: tps,
-            mfu: tps * flopsPerToken / (peakGFLOPs * 1e9), stepSeconds: dt, elapsedSeconds: SystemInfo.now() - start)
+            mfu: tps * flopsPerToken / (peakGFLOPs * 1e9), stepSeconds: dt, elapsedSeconds: SystemInfo.now() - start,
+            event: event)
     }
 }

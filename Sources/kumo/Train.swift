@@ -11,13 +11,23 @@ struct Train: ParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
-    @Option(help: "Run directory (default: runs/run-<UTC time>).")
+    @Option(help: "Run directory (default: runs/run-<UTC time>; with --resume PATH, the run that holds PATH).")
     var runDir: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Continue from 'latest' (the newest valid checkpoint of --run-dir) or a checkpoint directory.",
+            discussion: "Without --config the run directory's config.toml is used.", valueName: "latest|PATH"))
+    var resume: String?
 
     func run() throws {
         do {
             try train()
         } catch let error as NonFiniteError {
+            throw ValidationFailure(error.description)
+        } catch let error as SpikeGuardError {
+            throw ValidationFailure(error.description)
+        } catch let error as CheckpointError {
             throw ValidationFailure(error.description)
         } catch let error as ConfigError {
             throw ValidationFailure(error.description)
@@ -33,10 +43,12 @@ struct Train: ParsableCommand {
     }
 
     private func train() throws {
-        let config = try RunConfig.load(path: options.config, overrides: options.overrides)
+        let path = try runDirectory()
+        let config = try RunConfig.load(
+            path: options.config ?? (resume == nil ? nil : path + "/config.toml"), overrides: options.overrides)
         let data = try TrainingData.make(config)
         let trainer = try Trainer(config: config, stream: data.stream)
-        let dir = try RunDirectory(path: runDir ?? RunDirectory.defaultPath(), config: config)
+        let dir = try RunDirectory(path: path, config: config)
         if !data.sources.isEmpty { try dir.recordSources(data.sources) }
         let c = config.model
         let header = [
@@ -56,22 +68,25 @@ struct Train: ParsableCommand {
             printErr(line)
             dir.note(line)
         }
+        let session = TrainingSession(trainer: trainer, directory: dir, say: printErr)
+        if let resume { try session.resume(resume) }
         let progress = ProgressLine(total: config.steps)
-        let every = config.int("log.every")
         do {
-            for _ in 0..<config.steps {
-                let m = try trainer.trainStep()
-                if m.step % every == 0 || m.step == config.steps {
-                    dir.record(m)
-                    progress.update(m)
-                }
-            }
-        } catch let error as NonFiniteError {
-            dir.note("stopped: \(error.description)")
+            try session.run(progress: progress.update)
+        } catch {
+            dir.note("stopped: \(error)")
             throw error
         }
         dir.note("finished \(config.steps) steps")
         printSamples(config: config, trainer: trainer, tokenizer: data.tokenizer, dir: dir)
+    }
+
+    /// `--run-dir`, else for `--resume PATH` the run directory above `PATH/..`, else a new name.
+    private func runDirectory() throws -> String {
+        if let runDir { return runDir }
+        guard let resume else { return RunDirectory.defaultPath() }
+        guard resume != "latest" else { throw ValidationFailure("--resume latest needs --run-dir DIR") }
+        return ((resume as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
     }
 
     private func printSamples(config: RunConfig, trainer: Trainer, tokenizer: (any Tokenizer)?, dir: RunDirectory) {

@@ -54,3 +54,19 @@ enum KumoProcess {
         return dir
     }
 }
+
+extension KumoProcess {
+    /// Starts `kumo args` with `environment` added, standard error into `stderrPath`; the caller waits or kills.
+    static func start(_ args: [String], environment: [String: String] = [:], stderrPath: String) throws -> Process {
+        let p = Process()
+        p.executableURL = root.appendingPathComponent(".build/release/kumo")
+        p.arguments = args
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+        p.standardOutput = FileHandle.nullDevice
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+}

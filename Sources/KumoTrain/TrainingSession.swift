@@ -1,0 +1,139 @@
+import Foundation
+import KumoCore
+
+/// The training loop of one process: steps and metrics lines, a checkpoint every `checkpoint.every`
+/// steps (and at the end) keeping the newest `checkpoint.keep`, the spike guard's rollbacks, and
+/// resuming from a checkpoint.
+public final class TrainingSession {
+    public let trainer: Trainer
+    public let directory: RunDirectory
+    public let store: CheckpointStore
+    /// Receives each line meant for the user (also written to train.log).
+    private let say: (String) -> Void
+    private var rollbacks = 0
+
+    /// A session writing into `directory`; `say` shows a line to the user.
+    public init(trainer: Trainer, directory: RunDirectory, say: @escaping (String) -> Void) {
+        self.trainer = trainer
+        self.directory = directory
+        store = CheckpointStore(runDirectory: directory.path)
+        self.say = say
+        store.removeAbandonedWrites()
+    }
+
+    private func tell(_ line: String) {
+        say(line)
+        directory.note(line)
+    }
+
+    /// Continues from `latest` (the newest complete checkpoint that verifies; step 0 when there is
+    /// none) or from the checkpoint directory `spec`, drops metrics lines after its step, and sets newer
+    /// checkpoints aside as `abandoned-step-N` (they belong to the trajectory being replaced).
+    public func resume(_ spec: String) throws {
+        let t0 = SystemInfo.now()
+        let checkpoint: VerifiedCheckpoint?
+        if spec == "latest" {
+            let found = store.latestValid(tensors: trainer.manifestTensors, flatCount: trainer.model.layout.count)
+            for reason in found.skipped { tell("resume: skipped \(reason)") }
+            checkpoint = found.checkpoint
+            if checkpoint == nil { tell("resume: no valid checkpoint in \(store.root); starting at step 0") }
+        } else {
+            checkpoint = try trainer.verifyCheckpoint(spec)
+        }
+        if let checkpoint {
+            try trainer.restore(from: checkpoint)
+            tell(
+                String(
+                    format: "resume: using %@ (step %d, data position %d samples), verified and loaded in %.2f s",
+                    checkpoint.path, trainer.step, trainer.dataPosition, SystemInfo.now() - t0))
+            let changed = Self.changedKeys(checkpoint.manifest.config, trainer.config.toml())
+            if !changed.isEmpty { tell("resume: the configuration differs from the checkpoint's in " + changed) }
+        }
+        try directory.truncateMetrics(after: trainer.step)
+        for entry in store.entries() where entry.step > trainer.step {
+            tell("resume: set aside \(try store.abandon(entry)), a checkpoint after step \(trainer.step)")
+        }
+    }
+
+    /// Trains until `train.steps`, calling `progress` after each logged step.
+    public func run(progress: (StepMetrics) -> Void) throws {
+        let config = trainer.config
+        let logEvery = config.int("log.every")
+        let checkpointEvery = config.int("checkpoint.every")
+        while trainer.step < config.steps {
+            let m = try trainer.trainStep()
+            if let event = m.event {
+                directory.record(m)
+                tell("step \(m.step): spike guard \(event.action.rawValue): \(event.reason)")
+                if event.action == .rollback {
+                    try rollBack()
+                    continue
+                }
+            } else if m.step % logEvery == 0 || m.step == config.steps {
+                directory.record(m)
+                progress(m)
+            }
+            if checkpointEvery > 0 && (m.step % checkpointEvery == 0 || m.step == config.steps) {
+                let w = try trainer.saveCheckpoint(to: store)
+                directory.note(
+                    String(format: "checkpoint %@: %d bytes in %.3f s", w.path, w.bytes, w.seconds))
+                for old in store.prune(keep: config.int("checkpoint.keep")) {
+                    directory.note("deleted checkpoint \(old)")
+                }
+            }
+        }
+    }
+
+    /// Restores the newest checkpoint that verifies (or the initial weights), keeps the data position past
+    /// the offending batches, and scales the learning rate by `train.spike.lr_factor`.
+    private func rollBack() throws {
+        let settings = trainer.spikeGuard.settings
+        rollbacks += 1
+        if rollbacks > settings.maxRollbacks {
+            throw SpikeGuardError(
+                description: "step \(trainer.step): \(rollbacks) rollbacks; the run stopped. Lower optim.lr or raise "
+                    + "train.spike.max_rollbacks.")
+        }
+        let position = trainer.dataPosition
+        let scale = trainer.lrScale * settings.lrFactor
+        let found = store.latestValid(
+            tensors: trainer.manifestTensors, flatCount: trainer.model.layout.count, maxStep: trainer.step)
+        for reason in found.skipped { tell("rollback: skipped \(reason)") }
+        let source: String
+        if let checkpoint = found.checkpoint {
+            try trainer.restore(from: checkpoint)
+            source = checkpoint.path
+        } else {
+            trainer.resetToInitialState()
+            source = "the initial weights (no checkpoint yet)"
+        }
+        let skipped = position - trainer.dataPosition
+        trainer.dataPosition = position
+        trainer.lrScale = scale
+        directory.recordLine(
+            "{\"step\":\(trainer.step),\"event\":\"restored\",\"skipped_samples\":\(skipped),"
+                + "\"data_position\":\(position),\"lr_scale\":\(scale)}")
+        tell(
+            "rollback: restored \(source) at step \(trainer.step); skipped \(skipped) samples; learning rate × \(scale)"
+        )
+    }
+
+    /// The `section.key` names whose lines differ between two resolved TOML configurations.
+    static func changedKeys(_ a: String, _ b: String) -> String {
+        func keyed(_ toml: String) -> [String: String] {
+            var section = ""
+            var out: [String: String] = [:]
+            for line in toml.split(separator: "\n") {
+                if line.hasPrefix("[") {
+                    section = String(line.dropFirst().dropLast())
+                } else if let eq = line.range(of: " = ") {
+                    out[section + "." + line[..<eq.lowerBound]] = String(line[eq.upperBound...])
+                }
+            }
+            return out
+        }
+        let x = keyed(a)
+        let y = keyed(b)
+        return Set(x.keys).union(y.keys).filter { x[$0] != y[$0] }.sorted().joined(separator: ", ")
+    }
+}

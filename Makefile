@@ -2,7 +2,7 @@
 # Both install what is missing first (Debian packages, as root or through sudo).
 
 SWIFT ?= swift
-APT_PACKAGES := libopenblas-dev libsentencepiece-dev zlib1g-dev
+APT_PACKAGES := libopenblas-dev libsentencepiece-dev zlib1g-dev libopenmpi-dev openmpi-bin
 DEMO_PACKAGES := debian-reference-ja debian-reference-en debian-faq debian-faq-ja
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 KUMO := .build/release/kumo

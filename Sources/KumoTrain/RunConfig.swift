@@ -20,8 +20,6 @@ public struct RunConfig: Sendable {
     public var threads: Int {
         int("train.threads") > 0 ? int("train.threads") : ProcessInfo.processInfo.activeProcessorCount
     }
-    /// Micro-batches accumulated per optimizer step (one data-parallel rank).
-    public var accumulationSteps: Int { globalBatchSize / microBatchSize }
     public var schedule: LRSchedule {
         LRSchedule(
             maxLR: double("optim.lr"), minLR: double("optim.min_lr"), warmupSteps: int("optim.warmup_steps"),
@@ -257,12 +255,15 @@ public struct RunConfig: Sendable {
         }
 
         for key in ["parallel.tensor", "parallel.pipeline"] where int(key) != 1 {
-            throw ConfigError("\(key) = \(int(key)): this build trains in one process; only 1 is valid")
+            throw ConfigError("\(key) = \(int(key)): tensor and pipeline parallelism are not built yet; only 1 is valid")
         }
         if int("parallel.zero_stage") != 0 {
             throw ConfigError(
-                "parallel.zero_stage = \(int("parallel.zero_stage")): needs data parallelism; only 0 is valid in one process"
-            )
+                "parallel.zero_stage = \(int("parallel.zero_stage")): ZeRO is not built yet; only 0 (plain data "
+                    + "parallelism) is valid")
+        }
+        for key in ["parallel.comm_timeout_s", "parallel.bucket_mib"] where !(double(key) > 0) {
+            throw ConfigError("\(key) = \(double(key)): must be positive")
         }
         if int("checkpoint.every") != 0 {
             throw ConfigError("checkpoint.every = \(int("checkpoint.every")): checkpoints are not available yet; use 0")

@@ -1,6 +1,8 @@
+import KumoComm
 import KumoCore
 import KumoData
 import KumoModel
+import KumoParallel
 
 /// What one optimizer step measured (a line of metrics.jsonl).
 public struct StepMetrics: Sendable, Equatable {
@@ -13,6 +15,8 @@ public struct StepMetrics: Sendable, Equatable {
     public var mfu: Double
     public var stepSeconds: Double
     public var elapsedSeconds: Double
+    /// Communication counters (`comm.<group>.<op>.calls|bytes|seconds`, cumulative) where there are several ranks.
+    public var comm: [String: Double] = [:]
 }
 
 /// Training stopped because a value became NaN or infinite.
@@ -26,32 +30,65 @@ public struct NonFiniteError: Error, CustomStringConvertible {
     }
 }
 
-/// Runs optimizer steps of a single-process training run.
+/// Runs optimizer steps on one rank of a training job: the whole job's global batch is split
+/// across the data-parallel group, whose gradients are all-reduced in buckets during backward.
 public final class Trainer {
     public let config: RunConfig
     public let model: LlamaModel
     public let optimizer: AdamW
-    /// Measured sgemm peak of the threads in use, GFLOP/s (the MFU denominator).
+    /// The rank layout of `[parallel]` over the world.
+    public let mesh: DeviceMesh
+    /// Gradient synchronisation over the data-parallel group.
+    public let dataParallel: DataParallel
+    /// Measured sgemm peak of the threads in use on all ranks together, GFLOP/s (the MFU denominator).
     public let peakGFLOPs: Double
     public let flopsPerToken: Double
+    /// Micro-batches this rank accumulates per optimizer step.
+    public let accumulationSteps: Int
+    private let world: any Communicator
     private let stream: TokenStream
     private let microBatches: [Batch]
     private let start = SystemInfo.now()
     public private(set) var step = 0
 
-    /// Checks memory, sets threads, initialises the model from the seed and measures the peak.
-    public init(config: RunConfig, stream: TokenStream, peakGFLOPs: Double? = nil) throws {
+    /// Checks memory and the mesh, sets threads, initialises the model from the seed (the same
+    /// on every rank), forms the data-parallel group and measures the peak.
+    public init(
+        config: RunConfig, stream: TokenStream, world: any Communicator = LocalCommunicator(), peakGFLOPs: Double? = nil
+    ) throws {
         try MemoryEstimate(model: config.model, batch: config.microBatchSize, seqLen: config.seqLength).check()
+        do {
+            mesh = try DeviceMesh(
+                world: world.size, tensor: config.int("parallel.tensor"), pipeline: config.int("parallel.pipeline"))
+        } catch {
+            throw ConfigError(error.description)
+        }
+        let perRank = config.microBatchSize * mesh.data
+        if config.globalBatchSize % perRank != 0 {
+            throw ConfigError(
+                "train.global_batch_size = \(config.globalBatchSize) must be a multiple of train.micro_batch_size × "
+                    + "data-parallel size = \(config.microBatchSize) × \(mesh.data) = \(perRank)")
+        }
+        accumulationSteps = config.globalBatchSize / perRank
         self.config = config
         self.stream = stream
+        self.world = world
         Threads.set(config.threads)
         model = try LlamaModel(config: config.model)
         model.initializeWeights(seed: config.seed, std: config.double("model.init_std"))
         optimizer = AdamW(layout: model.layout, settings: config.adam)
-        microBatches = (0..<config.accumulationSteps).map { _ in
+        microBatches = (0..<accumulationSteps).map { _ in
             Batch(batch: config.microBatchSize, seqLen: config.seqLength)
         }
-        self.peakGFLOPs = peakGFLOPs ?? SgemmPeak.measure()
+        let group =
+            world.size == 1
+            ? world : world.split(color: mesh.groupIndex(of: world.rank, .data), key: world.rank, name: "dp")
+        dataParallel = DataParallel(
+            layout: model.layout, grads: model.grads, group: group,
+            bucketBytes: Int(config.double("parallel.bucket_mib") * 1_048_576))
+        var peak = [peakGFLOPs ?? SgemmPeak.measure()]
+        world.allReduce(&peak, op: .sum)
+        self.peakGFLOPs = peak[0]
         flopsPerToken = config.model.flopsPerToken(seqLen: config.seqLength)
     }
 
@@ -61,14 +98,24 @@ public final class Trainer {
     /// One optimizer step over the global batch (with gradient accumulation).
     public func trainStep() throws -> StepMetrics {
         let t0 = SystemInfo.now()
-        let perStep = config.globalBatchSize
+        world.noteStep(step + 1)
+        let group = dataParallel.group
+        // This rank's contiguous slice of the global batch: the samples a one-rank run would see, split.
+        let first = step * config.globalBatchSize + group.rank * config.globalBatchSize / group.size
         for (i, mb) in microBatches.enumerated() {
-            mb.load(from: stream, firstSample: step * perStep + i * config.microBatchSize)
+            mb.load(from: stream, firstSample: first + i * config.microBatchSize)
         }
-        let scored = microBatches.reduce(0) { $0 + $1.scoredTokens }
+        var scoredTotal = [Double(microBatches.reduce(0) { $0 + $1.scoredTokens })]
+        group.allReduce(&scoredTotal, op: .sum)
+        let scored = Int(scoredTotal[0])
         model.zeroGrads()
         var lossSum = 0.0
-        for mb in microBatches {
+        for (i, mb) in microBatches.enumerated() {
+            if i == microBatches.count - 1 {
+                // Gradients are communicated once per step, during the last micro-batch's backward.
+                dataParallel.beginSync()
+                model.gradientsReady = dataParallel.gradientsReady
+            }
             mb.inputs.withUnsafeBufferPointer { inputs in
                 mb.targets.withUnsafeBufferPointer { targets in
                     lossSum +=
@@ -79,7 +126,11 @@ public final class Trainer {
                 }
             }
         }
-        let loss = lossSum / Double(max(scored, 1))
+        model.gradientsReady = nil
+        dataParallel.finishSync()
+        var lossTotal = [lossSum]
+        group.allReduce(&lossTotal, op: .sum)
+        let loss = lossTotal[0] / Double(max(scored, 1))
         let lr = config.schedule.lr(at: step)
         let gradNorm = AdamW.gradNorm(model.grads)
         if !loss.isFinite || !gradNorm.isFinite {
@@ -89,8 +140,13 @@ public final class Trainer {
         step += 1
         let dt = SystemInfo.now() - t0
         let tps = Double(tokensPerStep) / dt
+        var comm: [String: Double] = [:]
+        if world.size > 1 {
+            for c in [world.counters, group.counters] { for (k, v) in c.metrics { comm[k] = v } }
+        }
         return StepMetrics(
             step: step, loss: loss, lr: lr, gradNorm: gradNorm, tokensPerSecond: tps,
-            mfu: tps * flopsPerToken / (peakGFLOPs * 1e9), stepSeconds: dt, elapsedSeconds: SystemInfo.now() - start)
+            mfu: tps * flopsPerToken / (peakGFLOPs * 1e9), stepSeconds: dt, elapsedSeconds: SystemInfo.now() - start,
+            comm: comm)
     }
 }

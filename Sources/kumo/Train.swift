@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KumoComm
 import KumoData
 import KumoTrain
 
@@ -11,8 +12,11 @@ struct Train: ParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
-    @Option(help: "Run directory (default: runs/run-<UTC time>).")
+    @Option(help: "Run directory (default: runs/run-<UTC time>); written by rank 0 only.")
     var runDir: String?
+
+    @Option(help: "After training, write the flat fp32 parameter buffer (little-endian) to this file (rank 0).")
+    var dumpParams: String?
 
     func run() throws {
         do {
@@ -34,23 +38,38 @@ struct Train: ParsableCommand {
 
     private func train() throws {
         let config = try RunConfig.load(path: options.config, overrides: options.overrides)
+        let world = CommWorld.start(timeoutSeconds: config.double("parallel.comm_timeout_s"))
+        if world.size > 1 {
+            printErr("kumo: rank \(world.rank) of \(world.size), pid \(getpid()), host \(ProcessInfo.processInfo.hostName)")
+        }
+        try RankAgreement.check(world: world, config: config)
         let data = try TrainingData.make(config)
-        let trainer = try Trainer(config: config, stream: data.stream)
+        let trainer = try Trainer(config: config, stream: data.stream, world: world)
+        guard world.rank == 0 else {
+            for _ in 0..<config.steps { _ = try trainer.trainStep() }
+            CommWorld.finish(world)
+            return
+        }
         let dir = try RunDirectory(path: runDir ?? RunDirectory.defaultPath(), config: config)
         if !data.sources.isEmpty { try dir.recordSources(data.sources) }
         let c = config.model
         let header = [
             "run directory \(dir.path)",
+            "ranks: \(world.size) (data-parallel \(trainer.mesh.data), tensor \(trainer.mesh.tensor), "
+                + "pipeline \(trainer.mesh.pipeline)); gradient buckets: \(trainer.dataParallel.buckets.ranges.count)",
             "model: \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads "
                 + "(\(c.numKeyValueHeads) KV), FFN \(c.intermediateSize), vocab \(c.vocabSize), "
                 + "\(trainer.model.layout.count) parameters"
                 + (c.parallelLayers ? ", parallel layers" : "") + (c.tieWordEmbeddings ? ", tied embeddings" : ""),
             "data: " + data.summary,
             "batch: \(config.globalBatchSize) × \(config.seqLength) tokens (micro-batch \(config.microBatchSize), "
-                + "\(config.accumulationSteps) accumulation steps), \(config.steps) steps, \(config.threads) threads",
+                + "\(trainer.accumulationSteps) accumulation steps per rank), \(config.steps) steps, "
+                + "\(config.threads) threads per rank",
             "memory: about "
                 + MemoryEstimate(model: c, batch: config.microBatchSize, seqLen: config.seqLength).description,
-            String(format: "measured sgemm peak: %.1f GFLOP/s on %d threads", trainer.peakGFLOPs, config.threads),
+            String(
+                format: "measured sgemm peak: %.1f GFLOP/s on %d threads × %d ranks", trainer.peakGFLOPs,
+                config.threads, world.size),
         ]
         for line in header {
             printErr(line)
@@ -71,6 +90,11 @@ struct Train: ParsableCommand {
             throw error
         }
         dir.note("finished \(config.steps) steps")
+        if let dumpParams {
+            let p = trainer.model.params
+            try Data(bytes: p.pointer, count: 4 * p.count).write(to: URL(fileURLWithPath: dumpParams))
+        }
+        CommWorld.finish(world)
         printSamples(config: config, trainer: trainer, tokenizer: data.tokenizer, dir: dir)
     }
 

@@ -34,7 +34,10 @@ public final class CommCounters {
         totals.keys.sorted().flatMap { op -> [(key: String, value: Double)] in
             let t = totals[op]!
             let prefix = "comm.\(group).\(op)."
-            return [(prefix + "bytes", Double(t.bytes)), (prefix + "calls", Double(t.calls)), (prefix + "seconds", t.seconds)]
+            return [
+                (prefix + "bytes", Double(t.bytes)), (prefix + "calls", Double(t.calls)),
+                (prefix + "seconds", t.seconds),
+            ]
         }
     }
 }

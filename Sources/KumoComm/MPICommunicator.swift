@@ -80,7 +80,8 @@ public final class MPICommunicator: Communicator {
         let n = values.count
         values.withUnsafeMutableBufferPointer { v in
             blocking("allreduce", bytes: 8 * n) {
-                MPI_Allreduce(kumo_mpi_in_place(), v.baseAddress, Self.int32(n), kumo_mpi_double(), Self.mpiOp(op), comm)
+                MPI_Allreduce(
+                    kumo_mpi_in_place(), v.baseAddress, Self.int32(n), kumo_mpi_double(), Self.mpiOp(op), comm)
             }
         }
     }
@@ -135,7 +136,8 @@ public final class MPICommunicator: Communicator {
 
     public func receive(_ buffer: UnsafeMutablePointer<Float>, count: Int, from: Int, tag: Int) {
         blocking("recv", bytes: 4 * count) {
-            MPI_Recv(buffer, Self.int32(count), kumo_mpi_float(), Int32(from), Int32(tag), comm, kumo_mpi_status_ignore())
+            MPI_Recv(
+                buffer, Self.int32(count), kumo_mpi_float(), Int32(from), Int32(tag), comm, kumo_mpi_status_ignore())
         }
     }
 
@@ -161,18 +163,22 @@ public final class MPICommunicator: Communicator {
 
     public func wait(_ request: CommRequest) {
         if request.isComplete { return }
-        counters.time(request.op, watchdog.guarded(group: name, op: request.op) {
-            MPI_Wait(&request.handle, kumo_mpi_status_ignore())
-        })
+        counters.time(
+            request.op,
+            watchdog.guarded(group: name, op: request.op) {
+                MPI_Wait(&request.handle, kumo_mpi_status_ignore())
+            })
         request.isComplete = true
     }
 
     public func split(color: Int, key: Int, name: String) -> any Communicator {
         var sub: OpaquePointer? = kumo_mpi_comm_null()
         counters.count("split", bytes: 0)
-        counters.time("split", watchdog.guarded(group: self.name, op: "split") {
-            MPI_Comm_split(comm, Int32(color), Int32(key), &sub)
-        })
+        counters.time(
+            "split",
+            watchdog.guarded(group: self.name, op: "split") {
+                MPI_Comm_split(comm, Int32(color), Int32(key), &sub)
+            })
         return MPICommunicator(comm: sub!, name: name, watchdog: watchdog)
     }
 

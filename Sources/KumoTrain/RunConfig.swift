@@ -255,7 +255,8 @@ public struct RunConfig: Sendable {
         }
 
         for key in ["parallel.tensor", "parallel.pipeline"] where int(key) != 1 {
-            throw ConfigError("\(key) = \(int(key)): tensor and pipeline parallelism are not built yet; only 1 is valid")
+            throw ConfigError(
+                "\(key) = \(int(key)): tensor and pipeline parallelism are not built yet; only 1 is valid")
         }
         if int("parallel.zero_stage") != 0 {
             throw ConfigError(

@@ -40,7 +40,8 @@ struct Train: ParsableCommand {
         let config = try RunConfig.load(path: options.config, overrides: options.overrides)
         let world = CommWorld.start(timeoutSeconds: config.double("parallel.comm_timeout_s"))
         if world.size > 1 {
-            printErr("kumo: rank \(world.rank) of \(world.size), pid \(getpid()), host \(ProcessInfo.processInfo.hostName)")
+            printErr(
+                "kumo: rank \(world.rank) of \(world.size), pid \(getpid()), host \(ProcessInfo.processInfo.hostName)")
         }
         try RankAgreement.check(world: world, config: config)
         let data = try TrainingData.make(config)

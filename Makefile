@@ -9,7 +9,7 @@ KUMO := .build/release/kumo
 CORPUS ?=
 DEMO_STEPS ?= 300
 
-.PHONY: all deps pydeps demo-deps build test lint format demo bench clean
+.PHONY: all deps pydeps demo-deps build test lint format demo bench bench-comm clean
 
 all: build
 
@@ -63,6 +63,10 @@ endif
 bench: build
 	python3 bench/bench_train.py --config bench/configs/tiny.toml --threads 1
 	python3 bench/bench_train.py --config bench/configs/small.toml --threads 1
+
+# Collective bandwidth (Kumo vs plain Open MPI C calls, 2 ranks) and tokens/s on 1 vs 2 ranks.
+bench-comm: build
+	python3 bench/bench_comm.py
 
 clean:
 	rm -rf .build runs demo-data

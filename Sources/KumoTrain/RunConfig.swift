@@ -144,6 +144,10 @@ public struct RunConfig: Sendable {
         for key in ConfigSchema.keys where key.kind == .double {
             if case .int(let i) = v[key.name] { v[key.name] = .double(Double(i)) }
         }
+        // An empty list `[]` reads as a string list; a table-list key holds it as an empty table list.
+        for key in ConfigSchema.keys where key.kind == .tables {
+            if case .strings([]) = v[key.name] { v[key.name] = .tables([]) }
+        }
         model = try Self.resolveModel(&v)
         if v["train.global_batch_size"] == nil { v["train.global_batch_size"] = v["train.micro_batch_size"] }
         if v["optim.min_lr"] == nil, case .double(let lr) = v["optim.lr"] { v["optim.min_lr"] = .double(lr / 10) }

@@ -48,6 +48,8 @@ public protocol Communicator: AnyObject {
         _ send: UnsafePointer<Float>, _ receive: UnsafeMutablePointer<Float>, countPerRank count: Int, op: ReduceOp)
     /// Concatenates every rank's `send[0..<count]` in rank order into `receive[0..<count·size]`.
     func allGather(_ send: UnsafePointer<Float>, _ receive: UnsafeMutablePointer<Float>, countPerRank count: Int)
+    /// In place: rank r's `counts[r]` floats, at offset `counts[0..<r].sum()` of `buffer`, reach every rank.
+    func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, counts: [Int])
     /// Concatenates every rank's bytes in rank order (for start-up checks).
     func allGatherBytes(_ send: [UInt8]) -> [[UInt8]]
     /// Copies `root`'s `buffer[0..<count]` to every rank.

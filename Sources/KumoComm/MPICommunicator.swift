@@ -109,6 +109,16 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    public func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
+        precondition(counts.count == size, "\(counts.count) counts for a group of \(size)")
+        let sizes = counts.map(Self.int32)
+        let offsets = counts.indices.map { Self.int32(counts[..<$0].reduce(0, +)) }
+        blocking("allgather", bytes: 4 * counts[rank]) {
+            MPI_Allgatherv(
+                kumo_mpi_in_place(), 0, kumo_mpi_float(), buffer, sizes, offsets, kumo_mpi_float(), comm)
+        }
+    }
+
     public func allGatherBytes(_ send: [UInt8]) -> [[UInt8]] {
         var all = [UInt8](repeating: 0, count: send.count * size)
         blocking("allgather", bytes: send.count) {

@@ -64,11 +64,11 @@ public final class RunDirectory {
         log.write(Data("\(stamp) \(line)\n".utf8))
     }
 
-    /// The metrics.jsonl object of a step; floats in shortest round-trip form; comm counters last, sorted.
+    /// The metrics.jsonl object of a step; floats in shortest round-trip form; memory and comm keys last, sorted.
     public static func json(_ m: StepMetrics) -> String {
         "{\"step\":\(m.step),\"loss\":\(m.loss),\"lr\":\(m.lr),\"grad_norm\":\(m.gradNorm),"
             + "\"tokens_per_s\":\(m.tokensPerSecond),\"mfu\":\(m.mfu),\"step_s\":\(m.stepSeconds),"
             + "\"elapsed_s\":\(m.elapsedSeconds)"
-            + m.comm.keys.sorted().map { ",\"\($0)\":\(m.comm[$0]!)" }.joined() + "}"
+            + m.extra.keys.sorted().map { ",\"\($0)\":\(m.extra[$0]!)" }.joined() + "}"
     }
 }

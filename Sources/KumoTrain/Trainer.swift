@@ -15,8 +15,10 @@ public struct StepMetrics: Sendable, Equatable {
     public var mfu: Double
     public var stepSeconds: Double
     public var elapsedSeconds: Double
-    /// Communication counters (`comm.<group>.<op>.calls|bytes|seconds`, cumulative) where there are several ranks.
-    public var comm: [String: Double] = [:]
+    /// Further metrics.jsonl keys: this rank's memory (`memory.params_bytes`, `memory.grads_bytes`,
+    /// `memory.optimizer_bytes`) and, where there are several ranks, cumulative communication
+    /// counters (`comm.<group>.<op>.calls|bytes|seconds`).
+    public var extra: [String: Double] = [:]
 }
 
 /// Training stopped because a value became NaN or infinite.
@@ -40,6 +42,8 @@ public final class Trainer {
     public let mesh: DeviceMesh
     /// Gradient synchronisation over the data-parallel group.
     public let dataParallel: DataParallel
+    /// The optimizer-state partition over the data-parallel group (one shard unless `parallel.zero_stage` = 1).
+    public let zero: ZeROPartition
     /// Measured sgemm peak of the threads in use on all ranks together, GFLOP/s (the MFU denominator).
     public let peakGFLOPs: Double
     public let flopsPerToken: Double
@@ -76,13 +80,15 @@ public final class Trainer {
         Threads.set(config.threads)
         model = try LlamaModel(config: config.model)
         model.initializeWeights(seed: config.seed, std: config.double("model.init_std"))
-        optimizer = AdamW(layout: model.layout, settings: config.adam)
         microBatches = (0..<accumulationSteps).map { _ in
             Batch(batch: config.microBatchSize, seqLen: config.seqLength)
         }
         let group =
             world.size == 1
             ? world : world.split(color: mesh.groupIndex(of: world.rank, .data), key: world.rank, name: "dp")
+        zero = ZeROPartition(
+            count: model.layout.count, ranks: config.int("parallel.zero_stage") == 1 ? group.size : 1)
+        optimizer = AdamW(layout: model.layout, settings: config.adam, shard: zero.range(of: group.rank))
         dataParallel = DataParallel(
             layout: model.layout, grads: model.grads, group: group,
             bucketBytes: Int(config.double("parallel.bucket_mib") * 1_048_576))
@@ -137,16 +143,23 @@ public final class Trainer {
             throw NonFiniteError(step: step + 1, loss: loss, gradNorm: gradNorm)
         }
         optimizer.update(params: model.params, grads: model.grads, lr: lr, gradNorm: gradNorm)
+        if zero.ranks > 1 {
+            // ZeRO-1: each rank updated its shard; every rank needs all of them for the next forward.
+            group.allGatherInPlace(model.params.pointer, counts: zero.counts)
+        }
         step += 1
         let dt = SystemInfo.now() - t0
         let tps = Double(tokensPerStep) / dt
-        var comm: [String: Double] = [:]
+        var extra: [String: Double] = [
+            "memory.params_bytes": Double(4 * model.params.count), "memory.grads_bytes": Double(4 * model.grads.count),
+            "memory.optimizer_bytes": Double(optimizer.stateBytes),
+        ]
         if world.size > 1 {
-            for c in [world.counters, group.counters] { for (k, v) in c.metrics { comm[k] = v } }
+            for c in [world.counters, group.counters] { for (k, v) in c.metrics { extra[k] = v } }
         }
         return StepMetrics(
             step: step, loss: loss, lr: lr, gradNorm: gradNorm, tokensPerSecond: tps,
             mfu: tps * flopsPerToken / (peakGFLOPs * 1e9), stepSeconds: dt, elapsedSeconds: SystemInfo.now() - start,
-            comm: comm)
+            extra: extra)
     }
 }

@@ -31,6 +31,12 @@ enum CommCheck {
         var gathered = [Float](repeating: 0, count: count * n)
         c.allGather((0..<count).map { Float(r * 100 + $0) }, &gathered, countPerRank: count)
         try expect("all-gather", gathered, (0..<n).flatMap { q in (0..<count).map { Float(q * 100 + $0) } })
+        // Uneven in-place all-gather: rank q owns q + 1 floats.
+        let counts = (0..<n).map { $0 + 1 }
+        let owned = (0..<n).map { q in (0...q).map { Float(q * 100 + $0) } }
+        var flat = (0..<n).flatMap { q in q == r ? owned[q] : [Float](repeating: -1, count: counts[q]) }
+        c.allGatherInPlace(&flat, counts: counts)
+        try expect("in-place all-gather", flat, owned.flatMap { $0 })
         var shared = [Float](repeating: Float(r), count: count)
         c.broadcast(&shared, count: count, root: n - 1)
         try expect("broadcast", shared, [Float](repeating: Float(n - 1), count: count))

@@ -57,7 +57,9 @@ struct Train: ParsableCommand {
         let header = [
             "run directory \(dir.path)",
             "ranks: \(world.size) (data-parallel \(trainer.mesh.data), tensor \(trainer.mesh.tensor), "
-                + "pipeline \(trainer.mesh.pipeline)); gradient buckets: \(trainer.dataParallel.buckets.ranges.count)",
+                + "pipeline \(trainer.mesh.pipeline)); gradient buckets: \(trainer.dataParallel.buckets.ranges.count); "
+                + "ZeRO stage \(config.int("parallel.zero_stage")): optimizer state "
+                + String(format: "%.1f MiB per rank", Double(trainer.optimizer.stateBytes) / 1_048_576),
             "model: \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads "
                 + "(\(c.numKeyValueHeads) KV), FFN \(c.intermediateSize), vocab \(c.vocabSize), "
                 + "\(trainer.model.layout.count) parameters"

@@ -88,6 +88,24 @@ final class DataParallelCLITests: XCTestCase {
         XCTAssertTrue(single.metrics[0].keys.allSatisfy { !$0.hasPrefix("comm.") }, "\(single.metrics[0].keys)")
     }
 
+    func testZeRO1MatchesSingleRankLossAndShardsOptimizerState() throws {
+        let one = try train(ranks: 1, tiny(micro: 2))
+        let p = one.params.count
+        XCTAssertEqual(one.metrics.last?["memory.optimizer_bytes"] as? Double, Double(8 * p))
+        for ranks in [2, 4] {
+            let run = try train(ranks: ranks, tiny(micro: 2) + ["--set", "parallel.zero_stage=1"])
+            assertEquivalent(run, one, "ZeRO-1, \(ranks) ranks")
+            // Stage 1 per rank: 4P parameters + 4P gradients + 8P/N optimizer state (rank 0 holds ⌈P/N⌉).
+            let shard = (p + ranks - 1) / ranks
+            let last = try XCTUnwrap(run.metrics.last)
+            XCTAssertEqual(last["memory.params_bytes"] as? Double, Double(4 * p))
+            XCTAssertEqual(last["memory.grads_bytes"] as? Double, Double(4 * p))
+            XCTAssertEqual(last["memory.optimizer_bytes"] as? Double, Double(8 * shard), "\(ranks) ranks")
+            // Every step all-gathers the parameters: this rank contributes its shard.
+            XCTAssertEqual(last["comm.dp.allgather.bytes"] as? Double, Double(steps * 4 * shard))
+        }
+    }
+
     func testRanksGivenDifferentConfigsAreRefusedNamingTheRank() throws {
         let args = ["train"] + tiny(micro: 2) + ["--run-dir", try KumoProcess.temporaryDirectory(for: self)]
         let mpmd =

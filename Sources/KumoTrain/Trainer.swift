@@ -88,7 +88,8 @@ public final class Trainer {
             ? world : world.split(color: mesh.groupIndex(of: world.rank, .data), key: world.rank, name: "dp")
         zero = ZeROPartition(
             count: model.layout.count, ranks: config.int("parallel.zero_stage") == 1 ? group.size : 1)
-        optimizer = AdamW(layout: model.layout, settings: config.adam, shard: zero.range(of: group.rank))
+        optimizer = AdamW(
+            layout: model.layout, settings: config.adam, shard: zero.range(of: zero.ranks > 1 ? group.rank : 0))
         dataParallel = DataParallel(
             layout: model.layout, grads: model.grads, group: group,
             bucketBytes: Int(config.double("parallel.bucket_mib") * 1_048_576))
@@ -161,5 +162,19 @@ public final class Trainer {
             step: step, loss: loss, lr: lr, gradNorm: gradNorm, tokensPerSecond: tps,
             mfu: tps * flopsPerToken / (peakGFLOPs * 1e9), stepSeconds: dt, elapsedSeconds: SystemInfo.now() - start,
             extra: extra)
+    }
+
+    /// Checks that every data-parallel rank holds bit-identical parameters (replicas must not
+    /// drift apart); throws naming the first rank that differs from rank 0.
+    public func checkReplicasAgree() throws {
+        let group = dataParallel.group
+        guard group.size > 1 else { return }
+        let hash = UnsafeRawBufferPointer(start: model.params.pointer, count: 4 * model.params.count)
+        let all = group.allGatherBytes(withUnsafeBytes(of: RankAgreement.fnv1a(hash)) { Array($0) })
+        if let bad = all.firstIndex(where: { $0 != all[0] }) {
+            throw ConfigError(
+                "after step \(step) the parameters of data-parallel rank \(bad) differ from rank 0's: the replicas "
+                    + "drifted apart; this is a bug in Kumo, please report it with the config")
+        }
     }
 }

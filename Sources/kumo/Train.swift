@@ -48,6 +48,7 @@ struct Train: ParsableCommand {
         let trainer = try Trainer(config: config, stream: data.stream, world: world)
         guard world.rank == 0 else {
             for _ in 0..<config.steps { _ = try trainer.trainStep() }
+            try trainer.checkReplicasAgree()
             CommWorld.finish(world)
             return
         }
@@ -92,7 +93,8 @@ struct Train: ParsableCommand {
             dir.note("stopped: \(error.description)")
             throw error
         }
-        dir.note("finished \(config.steps) steps")
+        try trainer.checkReplicasAgree()
+        dir.note("finished \(config.steps) steps; the parameters of all \(trainer.mesh.data) data-parallel ranks agree")
         if let dumpParams {
             let p = trainer.model.params
             try Data(bytes: p.pointer, count: 4 * p.count).write(to: URL(fileURLWithPath: dumpParams))

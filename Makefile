@@ -2,7 +2,7 @@
 # Both install what is missing first (Debian packages, as root or through sudo).
 
 SWIFT ?= swift
-APT_PACKAGES := libopenblas-dev libsentencepiece-dev zlib1g-dev
+APT_PACKAGES := libopenblas-dev libsentencepiece-dev zlib1g-dev libopenmpi-dev openmpi-bin
 # spm_train: tokenizer-training parity tests run sentencepiece's own trainer (the library Kumo links).
 TEST_PACKAGES := sentencepiece
 DEMO_PACKAGES := debian-reference-ja debian-reference-en debian-faq debian-faq-ja
@@ -11,7 +11,7 @@ KUMO := .build/release/kumo
 CORPUS ?=
 DEMO_STEPS ?= 300
 
-.PHONY: all deps pydeps demo-deps build test lint format demo bench bench-prepare clean
+.PHONY: all deps pydeps demo-deps build test lint format demo bench bench-prepare bench-comm clean
 
 all: build
 
@@ -87,6 +87,9 @@ bench-prepare: build
 	$(call apt_install,python3-sentencepiece python3-numpy)
 	@python3 -c "import sentencepiece, numpy" 2>/dev/null || python3 -m pip install -q sentencepiece numpy
 	python3 bench/bench_prepare.py --input $(BENCH_CORPUS) --tokenizer $(BENCH_TOKENIZER)
+# Collective bandwidth (Kumo vs plain Open MPI C calls, 2 ranks) and tokens/s on 1 vs 2 ranks.
+bench-comm: build
+	python3 bench/bench_comm.py
 
 clean:
 	rm -rf .build runs demo-data

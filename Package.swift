@@ -22,6 +22,8 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // Open MPI's handles are macros Swift cannot import: shim.h returns them from functions.
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c"),
         // sentencepiece's C++ API behind an extern "C" header, so Swift needs no C++ interop.
         .target(
             name: "CSentencePiece",
@@ -29,23 +31,29 @@ let package = Package(
         .target(name: "KumoCore", dependencies: ["CBLAS"], swiftSettings: cpuFlags),
         .target(name: "KumoModel", dependencies: ["KumoCore"], swiftSettings: cpuFlags),
         .target(name: "KumoData", dependencies: ["KumoCore", "CSentencePiece", "CZlib"], swiftSettings: cpuFlags),
+        .target(name: "KumoComm", dependencies: ["CMPI"], swiftSettings: cpuFlags),
+        .target(
+            name: "KumoParallel", dependencies: ["KumoCore", "KumoModel", "KumoComm"], swiftSettings: cpuFlags),
         .target(name: "KumoInterop", dependencies: ["KumoCore", "KumoModel", "KumoData"], swiftSettings: cpuFlags),
         .target(
             name: "KumoTrain",
             dependencies: [
-                "KumoCore", "KumoModel", "KumoData", "CZlib", .product(name: "TOMLKit", package: "TOMLKit"),
+                "KumoCore", "KumoModel", "KumoData", "KumoComm", "KumoParallel", "CZlib",
+                .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: cpuFlags),
         .executableTarget(
             name: "kumo",
             dependencies: [
-                "KumoCore", "KumoModel", "KumoData", "KumoTrain", "KumoInterop",
+                "KumoCore", "KumoModel", "KumoData", "KumoComm", "KumoTrain", "KumoInterop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
         .testTarget(name: "KumoCoreTests", dependencies: ["KumoCore"], swiftSettings: cpuFlags),
+        .testTarget(name: "KumoCommTests", dependencies: ["KumoComm"], swiftSettings: cpuFlags),
         .testTarget(
-            name: "KumoDataTests", dependencies: ["KumoData"], swiftSettings: cpuFlags),
+            name: "KumoParallelTests", dependencies: ["KumoParallel", "KumoModel", "KumoComm"], swiftSettings: cpuFlags),
+        .testTarget(name: "KumoDataTests", dependencies: ["KumoData"], swiftSettings: cpuFlags),
         .testTarget(name: "KumoModelTests", dependencies: ["KumoModel"], swiftSettings: cpuFlags),
         .testTarget(name: "KumoCLITests", swiftSettings: cpuFlags),
         .testTarget(

@@ -12,6 +12,10 @@ public final class LlamaModel {
     let rope: RoPETable
     let block: TransformerBlock
     private var state: ForwardState?
+    /// Called during `backward` with each range of the flat gradient buffer that holds its final
+    /// values for the pass, from the top of the buffer down: the final norm and head, each block
+    /// from the last to the first, then the embedding. Data parallelism starts communication here.
+    public var gradientsReady: ((Range<Int>) -> Void)?
 
     /// Buffers sized for one (batch, seqLen): the residual stream, per-block activations,
     /// the final norm, the logits and the backward scratch.
@@ -142,13 +146,16 @@ public final class LlamaModel {
             dy: s.scratch.dn.pointer, x: s.residual[layers].pointer, weight: params.pointer + layout.finalNorm,
             rstd: s.finalRstd.pointer, dx: s.dx.pointer, dweight: grads.pointer + layout.finalNorm, rows: rows, dim: h,
             accumulate: false)
+        gradientsReady?(layout.finalNorm..<layout.count)
         for i in stride(from: layers - 1, through: 0, by: -1) {
             block.backward(
                 s.dx.pointer, s.residual[i].pointer, blockWeights(params, i), blockWeights(grads, i), s.blocks[i],
                 s.scratch, s.shape)
+            gradientsReady?(layout.blockStart(i)..<layout.blockStart(i) + layout.block.count)
         }
         Embedding.backward(
             ids: tokens, dout: s.dx.pointer, dtable: grads.pointer + layout.embedding, rows: rows, dim: h)
+        gradientsReady?(0..<layout.blocksStart)
     }
 
     /// Forward, softmax cross-entropy against `targets` (ignore index -100) and backward, with

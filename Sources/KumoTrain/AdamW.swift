@@ -22,32 +22,44 @@ public struct AdamWSettings: Sendable, Equatable {
     }
 }
 
-/// AdamW over a model's flat parameter buffer, with global gradient-norm clipping; weight
-/// decay skips norm weights.
+/// AdamW over a model's flat parameter buffer, or over one contiguous shard of it (ZeRO stage
+/// 1), with global gradient-norm clipping; weight decay skips norm weights.
 public final class AdamW {
     public let settings: AdamWSettings
-    /// First and second moments, laid out like the parameters.
+    /// The range of the flat buffer this optimizer updates (all of it unless sharded).
+    public let shard: Range<Int>
+    /// First and second moments of `shard`.
     public let m: FloatBuffer
     public let v: FloatBuffer
     /// Updates applied so far.
     public internal(set) var step = 0
+    /// Pieces of tensors inside the shard: offset in the flat buffer, count, decay.
     private let ranges: [(offset: Int, count: Int, decay: Bool)]
 
-    /// Creates zero moments for `layout`.
-    public init(layout: ParameterLayout, settings: AdamWSettings) {
+    /// Creates zero moments for `shard` of `layout` (default: the whole buffer).
+    public init(layout: ParameterLayout, settings: AdamWSettings, shard: Range<Int>? = nil) {
+        let shard = shard ?? 0..<layout.count
         self.settings = settings
-        m = FloatBuffer(count: layout.count)
-        v = FloatBuffer(count: layout.count)
-        ranges = layout.tensors.map { ($0.offset, $0.count, $0.decay) }
+        self.shard = shard
+        m = FloatBuffer(count: shard.count)
+        v = FloatBuffer(count: shard.count)
+        ranges = layout.tensors.compactMap { t in
+            let lower = max(t.offset, shard.lowerBound)
+            let upper = min(t.offset + t.count, shard.upperBound)
+            return lower < upper ? (lower, upper - lower, t.decay) : nil
+        }
     }
+
+    /// Bytes of optimizer state (the two moments).
+    public var stateBytes: Int { 8 * shard.count }
 
     /// L2 norm of all gradients.
     public static func gradNorm(_ grads: FloatBuffer) -> Double {
         AdamWKernel.sumOfSquares(grads.pointer, count: grads.count).squareRoot()
     }
 
-    /// Applies one update at learning rate `lr`, scaling gradients down when their global
-    /// norm `gradNorm` (from `gradNorm(_:)`) exceeds the clipping threshold.
+    /// Applies one update of the shard at learning rate `lr`, scaling gradients down when their
+    /// global norm `gradNorm` (from `gradNorm(_:)`) exceeds the clipping threshold.
     public func update(params: FloatBuffer, grads: FloatBuffer, lr: Double, gradNorm norm: Double) {
         var scale: Float = 1
         if settings.gradClip > 0 { scale = Float(min(1, settings.gradClip / (norm + 1e-6))) }
@@ -56,9 +68,10 @@ public final class AdamW {
             lr: Float(lr), beta1: settings.beta1, beta2: settings.beta2, eps: settings.eps,
             weightDecay: settings.weightDecay)
         for r in ranges {
+            let moment = r.offset - shard.lowerBound
             AdamWKernel.update(
-                param: params.pointer + r.offset, grad: grads.pointer + r.offset, m: m.pointer + r.offset,
-                v: v.pointer + r.offset, count: r.count, step: step, hyper: hyper, decay: r.decay, gradScale: scale)
+                param: params.pointer + r.offset, grad: grads.pointer + r.offset, m: m.pointer + moment,
+                v: v.pointer + moment, count: r.count, step: step, hyper: hyper, decay: r.decay, gradScale: scale)
         }
     }
 }

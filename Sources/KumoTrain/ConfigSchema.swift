@@ -83,6 +83,10 @@ public enum ConfigSchema {
         Key(name: "parallel.zero_stage", kind: .int, defaultValue: .int(0), help: "ZeRO stage 0-3"),
         Key(name: "parallel.shard_group_size", kind: .int, defaultValue: .int(0), help: "hybrid shard group"),
         Key(name: "parallel.quantized_allgather", kind: .string, defaultValue: .string("none"), help: "none|bf16|int8"),
+        Key(
+            name: "parallel.comm_timeout_s", kind: .double, defaultValue: .double(300),
+            help: "seconds a collective may wait before the job is aborted"),
+        Key(name: "parallel.bucket_mib", kind: .double, defaultValue: .double(4), help: "gradient all-reduce bucket"),
         Key(name: "checkpoint.every", kind: .int, defaultValue: .int(0), help: "steps between checkpoints (0: none)"),
         Key(name: "checkpoint.keep", kind: .int, defaultValue: .int(0), help: "newest complete ones kept (0: all)"),
         Key(name: "log.every", kind: .int, defaultValue: .int(1), help: "steps between metrics lines"),

@@ -20,8 +20,6 @@ public struct RunConfig: Sendable {
     public var threads: Int {
         int("train.threads") > 0 ? int("train.threads") : ProcessInfo.processInfo.activeProcessorCount
     }
-    /// Micro-batches accumulated per optimizer step (one data-parallel rank).
-    public var accumulationSteps: Int { globalBatchSize / microBatchSize }
     public var schedule: LRSchedule {
         LRSchedule(
             maxLR: double("optim.lr"), minLR: double("optim.min_lr"), warmupSteps: int("optim.warmup_steps"),
@@ -162,6 +160,10 @@ public struct RunConfig: Sendable {
             default: break
             }
         }
+        // An empty list `[]` reads as a string list; a table-list key holds it as an empty table list.
+        for key in ConfigSchema.keys where key.kind == .tables {
+            if case .strings([]) = v[key.name] { v[key.name] = .tables([]) }
+        }
         model = try Self.resolveModel(&v)
         if v["train.global_batch_size"] == nil { v["train.global_batch_size"] = v["train.micro_batch_size"] }
         if v["optim.min_lr"] == nil, case .double(let lr) = v["optim.lr"] { v["optim.min_lr"] = .double(lr / 10) }
@@ -273,12 +275,16 @@ public struct RunConfig: Sendable {
         }
 
         for key in ["parallel.tensor", "parallel.pipeline"] where int(key) != 1 {
-            throw ConfigError("\(key) = \(int(key)): this build trains in one process; only 1 is valid")
-        }
-        if int("parallel.zero_stage") != 0 {
             throw ConfigError(
-                "parallel.zero_stage = \(int("parallel.zero_stage")): needs data parallelism; only 0 is valid in one process"
-            )
+                "\(key) = \(int(key)): tensor and pipeline parallelism are not built yet; only 1 is valid")
+        }
+        if !(0...1).contains(int("parallel.zero_stage")) {
+            throw ConfigError(
+                "parallel.zero_stage = \(int("parallel.zero_stage")): valid are 0 (plain data parallelism) and 1 "
+                    + "(optimizer state sharded); stages 2 and 3 are not built yet")
+        }
+        for key in ["parallel.comm_timeout_s", "parallel.bucket_mib"] where !(double(key) > 0) {
+            throw ConfigError("\(key) = \(double(key)): must be positive")
         }
         try atLeast("checkpoint.every", 0)
         try atLeast("checkpoint.keep", 0)

@@ -87,7 +87,7 @@ public final class RunDirectory {
     }
 
     /// The metrics.jsonl object of a step; floats in shortest round-trip form, non-finite ones as null;
-    /// `event` and `reason` when the spike guard rejected the step.
+    /// `event` and `reason` when the spike guard rejected the step; memory and comm keys last, sorted.
     public static func json(_ m: StepMetrics) -> String {
         func number(_ x: Double) -> String { x.isFinite ? "\(x)" : "null" }
         let event = m.event.map {
@@ -96,6 +96,7 @@ public final class RunDirectory {
         }
         return "{\"step\":\(m.step),\"loss\":\(number(m.loss)),\"lr\":\(m.lr),\"grad_norm\":\(number(m.gradNorm)),"
             + "\"tokens_per_s\":\(m.tokensPerSecond),\"mfu\":\(m.mfu),\"step_s\":\(m.stepSeconds),"
-            + "\"elapsed_s\":\(m.elapsedSeconds)\(event ?? "")}"
+            + "\"elapsed_s\":\(m.elapsedSeconds)\(event ?? "")"
+            + m.extra.keys.sorted().map { ",\"\($0)\":\(m.extra[$0]!)" }.joined() + "}"
     }
 }

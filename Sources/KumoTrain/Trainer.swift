@@ -1,6 +1,8 @@
+import KumoComm
 import KumoCore
 import KumoData
 import KumoModel
+import KumoParallel
 
 /// What one optimizer step measured (a line of metrics.jsonl).
 public struct StepMetrics: Sendable, Equatable {
@@ -15,6 +17,10 @@ public struct StepMetrics: Sendable, Equatable {
     public var elapsedSeconds: Double
     /// Set when the spike guard rejected the step (its update was not applied).
     public var event: SpikeEvent? = nil
+    /// Further metrics.jsonl keys: this rank's memory (`memory.params_bytes`, `memory.grads_bytes`,
+    /// `memory.optimizer_bytes`) and, where there are several ranks, cumulative communication
+    /// counters (`comm.<group>.<op>.calls|bytes|seconds`).
+    public var extra: [String: Double] = [:]
 }
 
 /// Training stopped because a value became NaN or infinite.
@@ -28,14 +34,24 @@ public struct NonFiniteError: Error, CustomStringConvertible {
     }
 }
 
-/// Runs optimizer steps of a single-process training run.
+/// Runs optimizer steps on one rank of a training job: the whole job's global batch is split
+/// across the data-parallel group, whose gradients are all-reduced in buckets during backward.
 public final class Trainer {
     public let config: RunConfig
     public let model: LlamaModel
     public let optimizer: AdamW
-    /// Measured sgemm peak of the threads in use, GFLOP/s (the MFU denominator).
+    /// The rank layout of `[parallel]` over the world.
+    public let mesh: DeviceMesh
+    /// Gradient synchronisation over the data-parallel group.
+    public let dataParallel: DataParallel
+    /// The optimizer-state partition over the data-parallel group (one shard unless `parallel.zero_stage` = 1).
+    public let zero: ZeROPartition
+    /// Measured sgemm peak of the threads in use on all ranks together, GFLOP/s (the MFU denominator).
     public let peakGFLOPs: Double
     public let flopsPerToken: Double
+    /// Micro-batches this rank accumulates per optimizer step.
+    public let accumulationSteps: Int
+    private let world: any Communicator
     private let stream: TokenStream
     private let microBatches: [Batch]
     private let start = SystemInfo.now()
@@ -48,20 +64,48 @@ public final class Trainer {
     /// The loss-spike guard of `[train.spike]`.
     public internal(set) var spikeGuard: SpikeGuard
 
-    /// Checks memory, sets threads, initialises the model from the seed and measures the peak.
-    public init(config: RunConfig, stream: TokenStream, peakGFLOPs: Double? = nil) throws {
+    /// Checks memory and the mesh, sets threads, initialises the model from the seed (the same
+    /// on every rank), forms the data-parallel group and measures the peak.
+    public init(
+        config: RunConfig, stream: TokenStream, world: any Communicator = LocalCommunicator(), peakGFLOPs: Double? = nil
+    ) throws {
         try MemoryEstimate(model: config.model, batch: config.microBatchSize, seqLen: config.seqLength).check()
+        do {
+            mesh = try DeviceMesh(
+                world: world.size, tensor: config.int("parallel.tensor"), pipeline: config.int("parallel.pipeline"))
+        } catch {
+            throw ConfigError(error.description)
+        }
+        let perRank = config.microBatchSize * mesh.data
+        if config.globalBatchSize % perRank != 0 {
+            throw ConfigError(
+                "train.global_batch_size = \(config.globalBatchSize) must be a multiple of train.micro_batch_size × "
+                    + "data-parallel size = \(config.microBatchSize) × \(mesh.data) = \(perRank)")
+        }
+        accumulationSteps = config.globalBatchSize / perRank
         self.config = config
         self.stream = stream
+        self.world = world
         Threads.set(config.threads)
         model = try LlamaModel(config: config.model)
         model.initializeWeights(seed: config.seed, std: config.double("model.init_std"))
-        optimizer = AdamW(layout: model.layout, settings: config.adam)
         spikeGuard = SpikeGuard(settings: try SpikeSettings(config))
-        microBatches = (0..<config.accumulationSteps).map { _ in
+        microBatches = (0..<accumulationSteps).map { _ in
             Batch(batch: config.microBatchSize, seqLen: config.seqLength)
         }
-        self.peakGFLOPs = peakGFLOPs ?? SgemmPeak.measure()
+        let group =
+            world.size == 1
+            ? world : world.split(color: mesh.groupIndex(of: world.rank, .data), key: world.rank, name: "dp")
+        zero = ZeROPartition(
+            count: model.layout.count, ranks: config.int("parallel.zero_stage") == 1 ? group.size : 1)
+        optimizer = AdamW(
+            layout: model.layout, settings: config.adam, shard: zero.range(of: zero.ranks > 1 ? group.rank : 0))
+        dataParallel = DataParallel(
+            layout: model.layout, grads: model.grads, group: group,
+            bucketBytes: Int(config.double("parallel.bucket_mib") * 1_048_576))
+        var peak = [peakGFLOPs ?? SgemmPeak.measure()]
+        world.allReduce(&peak, op: .sum)
+        self.peakGFLOPs = peak[0]
         flopsPerToken = config.model.flopsPerToken(seqLen: config.seqLength)
     }
 
@@ -71,14 +115,25 @@ public final class Trainer {
     /// One optimizer step over the global batch (with gradient accumulation).
     public func trainStep() throws -> StepMetrics {
         let t0 = SystemInfo.now()
+        world.noteStep(step + 1)
+        let group = dataParallel.group
         let perStep = config.globalBatchSize
+        // This rank's contiguous slice of the global batch: the samples a one-rank run would see, split.
+        let first = dataPosition + group.rank * perStep / group.size
         for (i, mb) in microBatches.enumerated() {
-            mb.load(from: stream, firstSample: dataPosition + i * config.microBatchSize)
+            mb.load(from: stream, firstSample: first + i * config.microBatchSize)
         }
-        let scored = microBatches.reduce(0) { $0 + $1.scoredTokens }
+        var scoredTotal = [Double(microBatches.reduce(0) { $0 + $1.scoredTokens })]
+        group.allReduce(&scoredTotal, op: .sum)
+        let scored = Int(scoredTotal[0])
         model.zeroGrads()
         var lossSum = 0.0
-        for mb in microBatches {
+        for (i, mb) in microBatches.enumerated() {
+            if i == microBatches.count - 1 {
+                // Gradients are communicated once per step, during the last micro-batch's backward.
+                dataParallel.beginSync()
+                model.gradientsReady = dataParallel.gradientsReady
+            }
             mb.inputs.withUnsafeBufferPointer { inputs in
                 mb.targets.withUnsafeBufferPointer { targets in
                     lossSum +=
@@ -89,21 +144,53 @@ public final class Trainer {
                 }
             }
         }
-        var loss = lossSum / Double(max(scored, 1))
+        model.gradientsReady = nil
+        dataParallel.finishSync()
+        var lossTotal = [lossSum]
+        group.allReduce(&lossTotal, op: .sum)
+        var loss = lossTotal[0] / Double(max(scored, 1))
+        // Injected after the all-reduce, so every rank scales the same gradients.
         if let factor = spikeGuard.settings.injections[dataPosition / perStep] {
             loss = SpikeGuard.inject(factor, loss: loss, grads: model.grads)
         }
         let lr = config.schedule.lr(at: step) * lrScale
         let gradNorm = AdamW.gradNorm(model.grads)
         let event = try spikeGuard.judge(step: step + 1, loss: loss, gradNorm: gradNorm)
-        if event == nil { optimizer.update(params: model.params, grads: model.grads, lr: lr, gradNorm: gradNorm) }
+        if event == nil {
+            optimizer.update(params: model.params, grads: model.grads, lr: lr, gradNorm: gradNorm)
+            if zero.ranks > 1 {
+                // ZeRO-1: each rank updated its shard; every rank needs all of them for the next forward.
+                group.allGatherInPlace(model.params.pointer, counts: zero.counts)
+            }
+        }
         dataPosition += perStep
         step += 1
         let dt = SystemInfo.now() - t0
         let tps = Double(tokensPerStep) / dt
+        var extra: [String: Double] = [
+            "memory.params_bytes": Double(4 * model.params.count), "memory.grads_bytes": Double(4 * model.grads.count),
+            "memory.optimizer_bytes": Double(optimizer.stateBytes),
+        ]
+        if world.size > 1 {
+            for c in [world.counters, group.counters] { for (k, v) in c.metrics { extra[k] = v } }
+        }
         return StepMetrics(
             step: step, loss: loss, lr: lr, gradNorm: gradNorm, tokensPerSecond: tps,
             mfu: tps * flopsPerToken / (peakGFLOPs * 1e9), stepSeconds: dt, elapsedSeconds: SystemInfo.now() - start,
-            event: event)
+            event: event, extra: extra)
+    }
+
+    /// Checks that every data-parallel rank holds bit-identical parameters (replicas must not
+    /// drift apart); throws naming the first rank that differs from rank 0.
+    public func checkReplicasAgree() throws {
+        let group = dataParallel.group
+        guard group.size > 1 else { return }
+        let hash = UnsafeRawBufferPointer(start: model.params.pointer, count: 4 * model.params.count)
+        let all = group.allGatherBytes(withUnsafeBytes(of: RankAgreement.fnv1a(hash)) { Array($0) })
+        if let bad = all.firstIndex(where: { $0 != all[0] }) {
+            throw ConfigError(
+                "after step \(step) the parameters of data-parallel rank \(bad) differ from rank 0's: the replicas "
+                    + "drifted apart; this is a bug in Kumo, please report it with the config")
+        }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KumoComm
 import KumoCore
 import KumoData
 import KumoTrain
@@ -7,14 +8,16 @@ import KumoTrain
 /// `kumo bench`: performance measurements.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure performance.", subcommands: [BenchTrain.self])
+        abstract: "Measure performance.", subcommands: [BenchTrain.self, BenchComm.self])
 }
 
 /// `kumo bench train`: training throughput on synthetic tokens, as one JSON object.
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Time training steps on synthetic data; prints tokens/s, step time, MFU, GFLOP/s and peak memory.")
+        abstract:
+            "Time training steps on synthetic data; prints tokens/s, step time, MFU, GFLOP/s and peak memory "
+            + "(of all ranks under mpirun; rank 0 prints).")
 
     @OptionGroup var options: ConfigOptions
 
@@ -38,13 +41,19 @@ struct BenchTrain: ParsableCommand {
             config = try RunConfig.load(
                 path: options.config,
                 overrides: options.overrides + ["data.synthetic=true", "train.steps=\(steps + warmup)"])
-            let trainer = try Trainer(config: config, stream: try TrainingData.make(config).stream)
+            let world = CommWorld.start(timeoutSeconds: config.double("parallel.comm_timeout_s"))
+            try RankAgreement.check(world: world, config: config)
+            let trainer = try Trainer(config: config, stream: try TrainingData.make(config).stream, world: world)
             var times: [Double] = []
             for i in 0..<(steps + warmup) {
                 let m = try trainer.trainStep()
                 if i >= warmup { times.append(m.stepSeconds) }
-                if !json { printErr(String(format: "step %d: %.3f s, loss %.4f", m.step, m.stepSeconds, m.loss)) }
+                if !json && world.rank == 0 {
+                    printErr(String(format: "step %d: %.3f s, loss %.4f", m.step, m.stepSeconds, m.loss))
+                }
             }
+            CommWorld.finish(world)
+            guard world.rank == 0 else { return }
             times.sort()
             let median =
                 times.count % 2 == 1
@@ -56,7 +65,7 @@ struct BenchTrain: ParsableCommand {
                 ("achieved_gflops", "\(gflops)"), ("peak_gflops", "\(trainer.peakGFLOPs)"),
                 ("peak_rss_bytes", "\(SystemInfo.peakRSSBytes)"), ("threads", "\(config.threads)"),
                 ("parameters", "\(trainer.model.layout.count)"), ("flops_per_token", "\(trainer.flopsPerToken)"),
-                ("tokens_per_step", "\(trainer.tokensPerStep)"), ("steps", "\(steps)"),
+                ("tokens_per_step", "\(trainer.tokensPerStep)"), ("steps", "\(steps)"), ("ranks", "\(world.size)"),
             ]
             if json {
                 print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KumoComm
 import KumoData
 import KumoTrain
 
@@ -11,7 +12,10 @@ struct Train: ParsableCommand {
 
     @OptionGroup var options: ConfigOptions
 
-    @Option(help: "Run directory (default: runs/run-<UTC time>; with --resume PATH, the run that holds PATH).")
+    @Option(
+        help:
+            "Run directory (default: runs/run-<UTC time>; with --resume PATH, the run that holds PATH); written by rank 0 only."
+    )
     var runDir: String?
 
     @Option(
@@ -19,6 +23,9 @@ struct Train: ParsableCommand {
             "Continue from 'latest' (the newest valid checkpoint of --run-dir) or a checkpoint directory.",
             discussion: "Without --config the run directory's config.toml is used.", valueName: "latest|PATH"))
     var resume: String?
+
+    @Option(help: "After training, write the flat fp32 parameter buffer (little-endian) to this file (rank 0).")
+    var dumpParams: String?
 
     func run() throws {
         do {
@@ -46,23 +53,43 @@ struct Train: ParsableCommand {
         let path = try runDirectory()
         let config = try RunConfig.load(
             path: options.config ?? (resume == nil ? nil : path + "/config.toml"), overrides: options.overrides)
+        let world = CommWorld.start(timeoutSeconds: config.double("parallel.comm_timeout_s"))
+        if world.size > 1 {
+            printErr(
+                "kumo: rank \(world.rank) of \(world.size), pid \(getpid()), host \(ProcessInfo.processInfo.hostName)")
+            try refuseSingleRankFeatures(config)
+        }
+        try RankAgreement.check(world: world, config: config)
         let data = try TrainingData.make(config)
-        let trainer = try Trainer(config: config, stream: data.stream)
+        let trainer = try Trainer(config: config, stream: data.stream, world: world)
+        guard world.rank == 0 else {
+            for _ in 0..<config.steps { _ = try trainer.trainStep() }
+            try trainer.checkReplicasAgree()
+            CommWorld.finish(world)
+            return
+        }
         let dir = try RunDirectory(path: path, config: config)
         if !data.sources.isEmpty { try dir.recordSources(data.sources) }
         let c = config.model
         let header = [
             "run directory \(dir.path)",
+            "ranks: \(world.size) (data-parallel \(trainer.mesh.data), tensor \(trainer.mesh.tensor), "
+                + "pipeline \(trainer.mesh.pipeline)); gradient buckets: \(trainer.dataParallel.buckets.ranges.count); "
+                + "ZeRO stage \(config.int("parallel.zero_stage")): optimizer state "
+                + String(format: "%.1f MiB per rank", Double(trainer.optimizer.stateBytes) / 1_048_576),
             "model: \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads "
                 + "(\(c.numKeyValueHeads) KV), FFN \(c.intermediateSize), vocab \(c.vocabSize), "
                 + "\(trainer.model.layout.count) parameters"
                 + (c.parallelLayers ? ", parallel layers" : "") + (c.tieWordEmbeddings ? ", tied embeddings" : ""),
             "data: " + data.summary,
             "batch: \(config.globalBatchSize) × \(config.seqLength) tokens (micro-batch \(config.microBatchSize), "
-                + "\(config.accumulationSteps) accumulation steps), \(config.steps) steps, \(config.threads) threads",
+                + "\(trainer.accumulationSteps) accumulation steps per rank), \(config.steps) steps, "
+                + "\(config.threads) threads per rank",
             "memory: about "
                 + MemoryEstimate(model: c, batch: config.microBatchSize, seqLen: config.seqLength).description,
-            String(format: "measured sgemm peak: %.1f GFLOP/s on %d threads", trainer.peakGFLOPs, config.threads),
+            String(
+                format: "measured sgemm peak: %.1f GFLOP/s on %d threads × %d ranks", trainer.peakGFLOPs,
+                config.threads, world.size),
         ]
         for line in header {
             printErr(line)
@@ -77,8 +104,25 @@ struct Train: ParsableCommand {
             dir.note("stopped: \(error)")
             throw error
         }
-        dir.note("finished \(config.steps) steps")
+        try trainer.checkReplicasAgree()
+        dir.note("finished \(config.steps) steps; the parameters of all \(trainer.mesh.data) data-parallel ranks agree")
+        if let dumpParams {
+            let p = trainer.model.params
+            try Data(bytes: p.pointer, count: 4 * p.count).write(to: URL(fileURLWithPath: dumpParams))
+        }
+        CommWorld.finish(world)
         printSamples(config: config, trainer: trainer, tokenizer: data.tokenizer, dir: dir)
+    }
+
+    /// Refuses what only one rank can do yet: checkpoints are written and read by a single process
+    /// (several ranks arrive with checkpoint resharding), and a rollback restores one.
+    private func refuseSingleRankFeatures(_ config: RunConfig) throws {
+        let why = "with several ranks; checkpoints are single-rank until resharding lands (docs/checkpoints.md)"
+        if resume != nil { throw ConfigError("--resume is not supported " + why) }
+        if config.int("checkpoint.every") > 0 { throw ConfigError("checkpoint.every > 0 is not supported " + why) }
+        if config.bool("train.spike.enabled") && config.string("train.spike.policy") == "rollback" {
+            throw ConfigError("train.spike.policy = \"rollback\" is not supported " + why + "; use \"skip\"")
+        }
     }
 
     /// `--run-dir`, else for `--resume PATH` the run directory above `PATH/..`, else a new name.

@@ -1,49 +1,40 @@
 import Foundation
 import XCTest
 
-/// Runs the `kumo` executable built by `swift build -c release`, for end-to-end tests.
+/// Runs the `kumo` executable built by `swift build -c release`, for end-to-end tests: alone, or
+/// as several ranks under Open MPI's `mpirun`.
 enum KumoProcess {
     /// The repository root.
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
     /// ../shared/data beside the repository.
     static let sharedData = root.deletingLastPathComponent().appendingPathComponent("shared/data")
+    /// The release binary.
+    static let binary = root.appendingPathComponent(".build/release/kumo").path
 
     /// Runs `kumo args` with `stdin` as its input; its exit status, standard output and standard error.
     static func run(_ args: [String], stdin: String = "") throws -> (status: Int32, out: String, err: String) {
-        let binary = root.appendingPathComponent(".build/release/kumo")
-        guard FileManager.default.isExecutableFile(atPath: binary.path) else {
-            XCTFail("\(binary.path) is missing: run `swift build -c release` first (make test does)")
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            XCTFail("\(binary) is missing: run `swift build -c release` first (make test does)")
             return (-1, "", "")
         }
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        let input = Pipe()
-        let out = Pipe()
-        let err = Pipe()
-        p.standardInput = input
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        input.fileHandleForWriting.write(Data(stdin.utf8))
-        try input.fileHandleForWriting.close()
-        // Standard error is drained on another thread so that neither pipe can fill and block the child.
-        let e = Drained()
-        DispatchQueue.global().async {
-            e.data = err.fileHandleForReading.readDataToEndOfFile()
-            e.done.signal()
-        }
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        e.done.wait()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e.data, as: UTF8.self))
+        let p = try Launched(executable: binary, args, stdin: stdin)
+        return p.finish()
     }
 
-    /// What a reader thread read, published to the waiting thread through `done`.
-    private final class Drained: @unchecked Sendable {
-        var data = Data()
-        let done = DispatchSemaphore(value: 0)
+    /// `mpirun` options for `ranks` ranks of `kumo` on this machine, oversubscribed (more ranks than cores).
+    static func mpirunArgs(ranks: Int) -> [String] { ["--oversubscribe", "-np", "\(ranks)", binary] }
+
+    /// Starts `mpirun args` (allowed to run as root, as in containers) without waiting for it.
+    static func startMPI(_ args: [String]) throws -> Launched {
+        try Launched(
+            executable: "/usr/bin/mpirun", args,
+            environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
+    }
+
+    /// Runs `kumo args` as `ranks` ranks under mpirun; its exit status, standard output and standard error.
+    static func runMPI(ranks: Int, _ args: [String]) throws -> (status: Int32, out: String, err: String) {
+        try startMPI(mpirunArgs(ranks: ranks) + args).finish()
     }
 
     /// A fresh directory removed when `test` ends.
@@ -53,13 +44,81 @@ enum KumoProcess {
         test.addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
         return dir
     }
+
+    /// A started process whose standard output and error are collected as they arrive.
+    final class Launched: @unchecked Sendable {
+        private let process = Process()
+        private let lock = NSLock()
+        private var out = Data()
+        private var err = Data()
+        private let outDone = DispatchSemaphore(value: 0)
+        private let errDone = DispatchSemaphore(value: 0)
+
+        init(executable: String, _ args: [String], stdin: String = "", environment: [String: String] = [:]) throws {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = args
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            let input = Pipe()
+            let o = Pipe()
+            let e = Pipe()
+            process.standardInput = input
+            process.standardOutput = o
+            process.standardError = e
+            try process.run()
+            // Both pipes are drained on other threads so that neither can fill and block the child.
+            drain(o.fileHandleForReading, into: \.out, done: outDone)
+            drain(e.fileHandleForReading, into: \.err, done: errDone)
+            input.fileHandleForWriting.write(Data(stdin.utf8))
+            try input.fileHandleForWriting.close()
+        }
+
+        private func drain(
+            _ handle: FileHandle, into keyPath: ReferenceWritableKeyPath<Launched, Data>, done: DispatchSemaphore
+        ) {
+            DispatchQueue.global().async {
+                while true {
+                    let chunk = handle.availableData
+                    if chunk.isEmpty { break }
+                    self.lock.withLock { self[keyPath: keyPath].append(chunk) }
+                }
+                done.signal()
+            }
+        }
+
+        /// Standard error received so far.
+        var standardError: String { lock.withLock { String(decoding: err, as: UTF8.self) } }
+
+        /// Waits until standard error matches `pattern` (a regular expression); its first capture group, if any.
+        func waitForError(matching pattern: String, timeout: Double) -> String? {
+            let regex = try! NSRegularExpression(pattern: pattern)
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                let text = standardError
+                if let m = regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) {
+                    return m.numberOfRanges > 1 ? Range(m.range(at: 1), in: text).map { String(text[$0]) } : ""
+                }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            return nil
+        }
+
+        /// Waits for exit; the exit status, standard output and standard error.
+        func finish() -> (status: Int32, out: String, err: String) {
+            outDone.wait()
+            errDone.wait()
+            process.waitUntilExit()
+            return lock.withLock {
+                (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+            }
+        }
+    }
 }
 
 extension KumoProcess {
     /// Starts `kumo args` with `environment` added, standard error into `stderrPath`; the caller waits or kills.
     static func start(_ args: [String], environment: [String: String] = [:], stderrPath: String) throws -> Process {
         let p = Process()
-        p.executableURL = root.appendingPathComponent(".build/release/kumo")
+        p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
         p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         FileManager.default.createFile(atPath: stderrPath, contents: nil)

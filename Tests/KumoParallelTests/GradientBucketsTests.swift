@@ -1,0 +1,44 @@
+import KumoModel
+import XCTest
+
+@testable import KumoParallel
+
+final class GradientBucketsTests: XCTestCase {
+    private func layout(tied: Bool) -> ParameterLayout {
+        ParameterLayout(
+            ModelConfig(
+                vocabSize: 1000, hiddenSize: 64, intermediateSize: 128, numHiddenLayers: 3, numAttentionHeads: 4,
+                numKeyValueHeads: 2, maxPositionEmbeddings: 64, tieWordEmbeddings: tied))
+    }
+
+    func testBucketsTileTheBufferFromTheTopInBackwardOrder() {
+        for tied in [false, true] {
+            let l = layout(tied: tied)
+            for target in [1, 5000, 40_000, 10_000_000] {
+                let b = GradientBuckets(layout: l, targetFloats: target).ranges
+                XCTAssertEqual(b.first?.upperBound, l.count)
+                XCTAssertEqual(b.last?.lowerBound, 0)
+                for (x, y) in zip(b, b.dropFirst()) { XCTAssertEqual(x.lowerBound, y.upperBound) }
+                for r in b.dropLast() { XCTAssertGreaterThanOrEqual(r.count, min(target, l.count)) }
+            }
+        }
+    }
+
+    func testBucketsEndOnlyWhereBackwardFinishesARangeOrInsideLargeRanges() {
+        let l = layout(tied: false)
+        let ready = GradientBuckets.readyOrder(l)
+        XCTAssertEqual(ready.first, l.finalNorm..<l.count)
+        XCTAssertEqual(ready.last, 0..<l.blocksStart)
+        let target = l.block.count / 2 + 1
+        let starts = Set(ready.map(\.lowerBound))
+        for r in GradientBuckets(layout: l, targetFloats: target).ranges {
+            let inside = ready.first { $0.contains(r.lowerBound) }!
+            XCTAssertTrue(
+                starts.contains(r.lowerBound) || (inside.upperBound - r.lowerBound) % target == 0,
+                "bucket \(r) starts inside \(inside)")
+        }
+        // A target of one float makes every float a bucket; a target of the whole buffer, one bucket.
+        XCTAssertEqual(GradientBuckets(layout: l, targetFloats: 1).ranges.count, l.count)
+        XCTAssertEqual(GradientBuckets(layout: l, targetFloats: l.count).ranges, [0..<l.count])
+    }
+}

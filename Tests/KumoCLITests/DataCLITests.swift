@@ -163,6 +163,45 @@ final class DataCLITests: XCTestCase {
         XCTAssertTrue(config.contains("sources = [{prefix = \"\(dir)/ja\", weight = 0.7}"), config)
     }
 
+    /// The `loss` values of every metrics line, as written.
+    private func losses(_ run: String) throws -> [String] {
+        try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map { line in
+            String(line.range(of: "\"loss\":").map { line[$0.upperBound...].prefix { $0 != "," } } ?? "")
+        }
+    }
+
+    func testTrainingOnABlendResumesAtTheExactSample() throws {
+        let dir = try KumoProcess.temporaryDirectory(for: self)
+        XCTAssertEqual(try prepare(try corpus(dir, "ja.jsonl", documents), dir + "/ja", level: "L1").status, 0)
+        let en = try corpus(dir, "en.jsonl", documents.map { $0.uppercased() })
+        XCTAssertEqual(try prepare(en, dir + "/en", level: "L2").status, 0)
+        let blend = [
+            "--set", "data.sources=[{prefix = \"\(dir)/ja\", weight = 0.6}, {prefix = \"\(dir)/en\", weight = 0.4}]",
+            "--set", "train.steps=8", "--set", "train.global_batch_size=4",
+        ]
+        let whole = try KumoProcess.run(["train", "--run-dir", dir + "/whole"] + tiny + blend)
+        XCTAssertEqual(whole.status, 0, whole.err)
+        // The same run killed inside its step-6 checkpoint write, then resumed from step 4.
+        let split = dir + "/split"
+        let p = try KumoProcess.start(
+            ["train", "--run-dir", split, "--set", "checkpoint.every=2"] + tiny + blend,
+            environment: ["KUMO_DEBUG_CHECKPOINT_PAUSE": "6:120"], stderrPath: dir + "/split.err")
+        let deadline = Date().addingTimeInterval(120)
+        while !((try? String(contentsOfFile: dir + "/split.err", encoding: .utf8)) ?? "").contains(
+            "checkpoint: pausing"),
+            Date() < deadline
+        {
+            usleep(5000)
+        }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        let resumed = try KumoProcess.run(["train", "--resume", "latest", "--run-dir", split])
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        XCTAssertTrue(resumed.err.contains("step-0000004"), resumed.err)
+        XCTAssertEqual(try losses(dir + "/whole").count, 8)
+        XCTAssertEqual(try losses(dir + "/split"), try losses(dir + "/whole"))
+    }
+
     func testEveryDataCommandHasHelp() throws {
         for command in ["prepare", "label", "info", "sample", "search"] {
             let r = try KumoProcess.run(["data", command, "--help"])

@@ -101,6 +101,19 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    public func startReduceScatter(
+        _ send: UnsafePointer<Float>, _ receive: UnsafeMutablePointer<Float>, counts: [Int], op: ReduceOp
+    ) -> CommRequest {
+        precondition(counts.count == size, "\(counts.count) counts for a group of \(size)")
+        let sizes = UnsafeMutableBufferPointer<Int32>.allocate(capacity: size)
+        _ = sizes.initialize(from: counts.map(Self.int32))
+        let request = started("reducescatter", bytes: 4 * counts.reduce(0, +)) { handle in
+            MPI_Ireduce_scatter(send, receive, sizes.baseAddress, kumo_mpi_float(), Self.mpiOp(op), comm, &handle)
+        }
+        request.counts = sizes
+        return request
+    }
+
     public func allGather(_ send: UnsafePointer<Float>, _ receive: UnsafeMutablePointer<Float>, countPerRank count: Int)
     {
         blocking("allgather", bytes: 4 * count) {

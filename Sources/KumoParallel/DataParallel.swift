@@ -2,15 +2,26 @@ import KumoComm
 import KumoCore
 import KumoModel
 
-/// Data parallelism: every rank holds the whole model; gradients are summed over the
-/// data-parallel group in buckets, each all-reduce started (non-blocking) as soon as backward
-/// has finished the bucket's ranges, so communication overlaps the rest of backward.
-/// Averaging over the global batch is the loss scale's job (1 / tokens of the global batch).
+/// How the gradients of a bucket are summed over the data-parallel group.
+public enum GradientReduction {
+    /// Every rank receives the whole sum, in place (plain data parallelism, ZeRO-1).
+    case allReduce
+    /// Each rank receives only the sum over its own range of `partition`, into `shard` (which
+    /// holds that range, offset by its start): ZeRO-2 and 3.
+    case reduceScatter(ZeROPartition, shard: FloatBuffer)
+}
+
+/// Data parallelism: gradients are summed over the data-parallel group in buckets, each
+/// all-reduce or reduce-scatter started (non-blocking) as soon as backward has finished the
+/// bucket's ranges, so communication overlaps the rest of backward. Averaging over the global
+/// batch is the loss scale's job (1 / tokens of the global batch).
 public final class DataParallel {
     /// The data-parallel group.
     public let group: any Communicator
     /// The buckets, in launch order.
     public let buckets: GradientBuckets
+    /// Whether buckets are all-reduced or reduce-scattered.
+    public let reduction: GradientReduction
     private let grads: FloatBuffer
     private var requests: [CommRequest] = []
     /// Lowest offset whose gradients are final in the pass being synchronised.
@@ -18,9 +29,13 @@ public final class DataParallel {
     private var syncing = false
 
     /// Synchronises `grads` (laid out by `layout`) over `group` in buckets of about `bucketBytes`.
-    public init(layout: ParameterLayout, grads: FloatBuffer, group: any Communicator, bucketBytes: Int) {
+    public init(
+        layout: ParameterLayout, grads: FloatBuffer, group: any Communicator, bucketBytes: Int,
+        reduction: GradientReduction = .allReduce
+    ) {
         self.group = group
         self.grads = grads
+        self.reduction = reduction
         buckets = GradientBuckets(layout: layout, targetFloats: max(1, bucketBytes / 4))
     }
 
@@ -39,13 +54,27 @@ public final class DataParallel {
         precondition(range.upperBound == readyFrom, "gradient ranges must arrive from the top of the buffer down")
         readyFrom = range.lowerBound
         while requests.count < buckets.ranges.count, buckets.ranges[requests.count].lowerBound >= readyFrom {
-            let b = buckets.ranges[requests.count]
-            requests.append(group.startAllReduce(grads.pointer + b.lowerBound, count: b.count, op: .sum))
+            requests.append(start(buckets.ranges[requests.count]))
         }
         for r in requests where !r.isComplete { _ = group.test(r) }
     }
 
-    /// Waits for every bucket; afterwards each rank holds the summed gradients.
+    private func start(_ b: Range<Int>) -> CommRequest {
+        switch reduction {
+        case .allReduce:
+            return group.startAllReduce(grads.pointer + b.lowerBound, count: b.count, op: .sum)
+        case .reduceScatter(let partition, let shard):
+            // The bucket's pieces in rank order: each rank's range clamped to the bucket.
+            let pieces = (0..<group.size).map { partition.range(of: $0).clamped(to: b) }
+            let mine = partition.range(of: group.rank)
+            let into = pieces[group.rank].isEmpty ? 0 : pieces[group.rank].lowerBound - mine.lowerBound
+            return group.startReduceScatter(
+                grads.pointer + b.lowerBound, shard.pointer + into, counts: pieces.map(\.count), op: .sum)
+        }
+    }
+
+    /// Waits for every bucket; afterwards each rank holds the summed gradients (all of them, or
+    /// its shard's).
     public func finishSync() {
         precondition(syncing, "finishSync without beginSync")
         precondition(requests.count == buckets.ranges.count, "backward did not report every gradient range")

@@ -278,10 +278,10 @@ public struct RunConfig: Sendable {
             throw ConfigError(
                 "\(key) = \(int(key)): tensor and pipeline parallelism are not built yet; only 1 is valid")
         }
-        if !(0...1).contains(int("parallel.zero_stage")) {
+        if !(0...2).contains(int("parallel.zero_stage")) {
             throw ConfigError(
-                "parallel.zero_stage = \(int("parallel.zero_stage")): valid are 0 (plain data parallelism) and 1 "
-                    + "(optimizer state sharded); stages 2 and 3 are not built yet")
+                "parallel.zero_stage = \(int("parallel.zero_stage")): valid are 0 (plain data parallelism), 1 "
+                    + "(optimizer state sharded) and 2 (gradients sharded too); stage 3 is not built yet")
         }
         for key in ["parallel.comm_timeout_s", "parallel.bucket_mib"] where !(double(key) > 0) {
             throw ConfigError("\(key) = \(double(key)): must be positive")

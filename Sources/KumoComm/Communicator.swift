@@ -60,6 +60,9 @@ public protocol Communicator: AnyObject {
     func allGather(_ send: UnsafePointer<Float>, _ receive: UnsafeMutablePointer<Float>, countPerRank count: Int)
     /// In place: rank r's `counts[r]` floats, at offset `counts[0..<r].sum()` of `buffer`, reach every rank.
     func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, counts: [Int])
+    /// Starts `allGatherInPlace` of `elementBytes`-byte elements (4: fp32; 1: encoded bytes);
+    /// the buffer must not be touched until `wait`.
+    func startAllGatherInPlace(_ buffer: UnsafeMutableRawPointer, counts: [Int], elementBytes: Int) -> CommRequest
     /// Concatenates every rank's bytes in rank order (for start-up checks).
     func allGatherBytes(_ send: [UInt8]) -> [[UInt8]]
     /// Copies `root`'s `buffer[0..<count]` to every rank.

@@ -55,6 +55,14 @@ public final class LocalCommunicator: Communicator {
         counters.count("allgather", bytes: 4 * counts[0])
     }
 
+    public func startAllGatherInPlace(_ buffer: UnsafeMutableRawPointer, counts: [Int], elementBytes: Int)
+        -> CommRequest
+    {
+        precondition(counts.count == 1, "\(counts.count) counts for a one-rank group")
+        counters.count("allgather", bytes: elementBytes * counts[0])
+        return CommRequest(op: "allgather", bytes: elementBytes * counts[0], isComplete: true)
+    }
+
     public func allGatherBytes(_ send: [UInt8]) -> [[UInt8]] { [send] }
 
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {

@@ -6,9 +6,11 @@ import KumoModel
 public enum GradientReduction {
     /// Every rank receives the whole sum, in place (plain data parallelism, ZeRO-1).
     case allReduce
-    /// Each rank receives only the sum over its own range of `partition`, into `shard` (which
-    /// holds that range, offset by its start): ZeRO-2 and 3.
-    case reduceScatter(ZeROPartition, shard: FloatBuffer)
+    /// Each rank of `shardGroup` receives only the sum over its own range of `partition`, into
+    /// `shard` (which holds that range, offset by its start): ZeRO-2 and 3. With hybrid
+    /// sharding the shards are then all-reduced over `replicas` (the ranks at the same position
+    /// in every shard group).
+    case reduceScatter(ZeROPartition, shard: FloatBuffer, shardGroup: any Communicator, replicas: (any Communicator)?)
 }
 
 /// Data parallelism: gradients are summed over the data-parallel group in buckets, each
@@ -23,6 +25,8 @@ public final class DataParallel {
     /// Whether buckets are all-reduced or reduce-scattered.
     public let reduction: GradientReduction
     private let grads: FloatBuffer
+    /// The group buckets are reduced in: the data-parallel group, or the shard group.
+    private let bucketGroup: any Communicator
     private var requests: [CommRequest] = []
     /// Lowest offset whose gradients are final in the pass being synchronised.
     private var readyFrom = 0
@@ -36,6 +40,11 @@ public final class DataParallel {
         self.group = group
         self.grads = grads
         self.reduction = reduction
+        if case .reduceScatter(_, _, let shardGroup, _) = reduction {
+            bucketGroup = shardGroup
+        } else {
+            bucketGroup = group
+        }
         buckets = GradientBuckets(layout: layout, targetFloats: max(1, bucketBytes / 4))
     }
 
@@ -56,19 +65,19 @@ public final class DataParallel {
         while requests.count < buckets.ranges.count, buckets.ranges[requests.count].lowerBound >= readyFrom {
             requests.append(start(buckets.ranges[requests.count]))
         }
-        for r in requests where !r.isComplete { _ = group.test(r) }
+        for r in requests where !r.isComplete { _ = bucketGroup.test(r) }
     }
 
     private func start(_ b: Range<Int>) -> CommRequest {
         switch reduction {
         case .allReduce:
-            return group.startAllReduce(grads.pointer + b.lowerBound, count: b.count, op: .sum)
-        case .reduceScatter(let partition, let shard):
+            return bucketGroup.startAllReduce(grads.pointer + b.lowerBound, count: b.count, op: .sum)
+        case .reduceScatter(let partition, let shard, let shardGroup, _):
             // The bucket's pieces in rank order: each rank's range clamped to the bucket.
-            let pieces = (0..<group.size).map { partition.range(of: $0).clamped(to: b) }
-            let mine = partition.range(of: group.rank)
-            let into = pieces[group.rank].isEmpty ? 0 : pieces[group.rank].lowerBound - mine.lowerBound
-            return group.startReduceScatter(
+            let pieces = (0..<shardGroup.size).map { partition.range(of: $0).clamped(to: b) }
+            let mine = partition.range(of: shardGroup.rank)
+            let into = pieces[shardGroup.rank].isEmpty ? 0 : pieces[shardGroup.rank].lowerBound - mine.lowerBound
+            return shardGroup.startReduceScatter(
                 grads.pointer + b.lowerBound, shard.pointer + into, counts: pieces.map(\.count), op: .sum)
         }
     }
@@ -78,8 +87,11 @@ public final class DataParallel {
     public func finishSync() {
         precondition(syncing, "finishSync without beginSync")
         precondition(requests.count == buckets.ranges.count, "backward did not report every gradient range")
-        for r in requests { group.wait(r) }
+        for r in requests { bucketGroup.wait(r) }
         requests = []
         syncing = false
+        if case .reduceScatter(_, let shard, _, let replicas?) = reduction {
+            replicas.allReduce(shard.pointer, count: shard.count, op: .sum)
+        }
     }
 }

@@ -11,7 +11,7 @@ final class BlockQuantizationTests: XCTestCase {
         var x = (0..<count).map { _ in Float(rng.normal() * 0.02) }
         for i in 1000..<1256 { x[i] = 1 }
         for i in 3000..<3600 { x[i] = 0 }
-        x[70_000] = -3
+        x[count * 7 / 8] = -3
         return x
     }
 

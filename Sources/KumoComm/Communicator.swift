@@ -15,6 +15,8 @@ public final class CommRequest {
     var handle: OpaquePointer?
     /// Whether the operation has completed (its buffers may be used).
     public internal(set) var isComplete: Bool
+    /// Count arrays MPI reads until the operation completes (variable-size collectives).
+    var counts: UnsafeMutableBufferPointer<Int32>?
 
     init(op: String, bytes: Int, handle: OpaquePointer? = nil, isComplete: Bool) {
         self.op = op
@@ -23,6 +25,8 @@ public final class CommRequest {
         self.isComplete = isComplete
         started = CommClock.now()
     }
+
+    deinit { counts?.deallocate() }
 }
 
 /// A group of ranks that exchange fp32 buffers: collectives, point-to-point messages and
@@ -46,10 +50,19 @@ public protocol Communicator: AnyObject {
     /// Reduces `send[0..<count·size]` over ranks and leaves chunk `rank` (of `count` floats) in `receive`.
     func reduceScatter(
         _ send: UnsafePointer<Float>, _ receive: UnsafeMutablePointer<Float>, countPerRank count: Int, op: ReduceOp)
+    /// Starts a reduction of `send[0..<counts.sum()]` over ranks that leaves rank r's piece
+    /// (`counts[r]` floats at offset `counts[0..<r].sum()`) in its `receive`; neither buffer may
+    /// be touched until `wait`.
+    func startReduceScatter(
+        _ send: UnsafePointer<Float>, _ receive: UnsafeMutablePointer<Float>, counts: [Int], op: ReduceOp
+    ) -> CommRequest
     /// Concatenates every rank's `send[0..<count]` in rank order into `receive[0..<count·size]`.
     func allGather(_ send: UnsafePointer<Float>, _ receive: UnsafeMutablePointer<Float>, countPerRank count: Int)
     /// In place: rank r's `counts[r]` floats, at offset `counts[0..<r].sum()` of `buffer`, reach every rank.
     func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, counts: [Int])
+    /// Starts `allGatherInPlace` of `elementBytes`-byte elements (4: fp32; 1: encoded bytes);
+    /// the buffer must not be touched until `wait`.
+    func startAllGatherInPlace(_ buffer: UnsafeMutableRawPointer, counts: [Int], elementBytes: Int) -> CommRequest
     /// Concatenates every rank's bytes in rank order (for start-up checks).
     func allGatherBytes(_ send: [UInt8]) -> [[UInt8]]
     /// Copies `root`'s `buffer[0..<count]` to every rank.

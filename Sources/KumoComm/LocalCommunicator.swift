@@ -35,6 +35,15 @@ public final class LocalCommunicator: Communicator {
         receive.update(from: send, count: count)
     }
 
+    public func startReduceScatter(
+        _ send: UnsafePointer<Float>, _ receive: UnsafeMutablePointer<Float>, counts: [Int], op: ReduceOp
+    ) -> CommRequest {
+        precondition(counts.count == 1, "\(counts.count) counts for a one-rank group")
+        counters.count("reducescatter", bytes: 4 * counts[0])
+        receive.update(from: send, count: counts[0])
+        return CommRequest(op: "reducescatter", bytes: 4 * counts[0], isComplete: true)
+    }
+
     public func allGather(_ send: UnsafePointer<Float>, _ receive: UnsafeMutablePointer<Float>, countPerRank count: Int)
     {
         counters.count("allgather", bytes: 4 * count)
@@ -44,6 +53,14 @@ public final class LocalCommunicator: Communicator {
     public func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
         precondition(counts.count == 1, "\(counts.count) counts for a one-rank group")
         counters.count("allgather", bytes: 4 * counts[0])
+    }
+
+    public func startAllGatherInPlace(_ buffer: UnsafeMutableRawPointer, counts: [Int], elementBytes: Int)
+        -> CommRequest
+    {
+        precondition(counts.count == 1, "\(counts.count) counts for a one-rank group")
+        counters.count("allgather", bytes: elementBytes * counts[0])
+        return CommRequest(op: "allgather", bytes: elementBytes * counts[0], isComplete: true)
     }
 
     public func allGatherBytes(_ send: [UInt8]) -> [[UInt8]] { [send] }

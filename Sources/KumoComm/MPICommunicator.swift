@@ -101,6 +101,19 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    public func startReduceScatter(
+        _ send: UnsafePointer<Float>, _ receive: UnsafeMutablePointer<Float>, counts: [Int], op: ReduceOp
+    ) -> CommRequest {
+        precondition(counts.count == size, "\(counts.count) counts for a group of \(size)")
+        let sizes = UnsafeMutableBufferPointer<Int32>.allocate(capacity: size)
+        _ = sizes.initialize(from: counts.map(Self.int32))
+        let request = started("reducescatter", bytes: 4 * counts.reduce(0, +)) { handle in
+            MPI_Ireduce_scatter(send, receive, sizes.baseAddress, kumo_mpi_float(), Self.mpiOp(op), comm, &handle)
+        }
+        request.counts = sizes
+        return request
+    }
+
     public func allGather(_ send: UnsafePointer<Float>, _ receive: UnsafeMutablePointer<Float>, countPerRank count: Int)
     {
         blocking("allgather", bytes: 4 * count) {
@@ -117,6 +130,25 @@ public final class MPICommunicator: Communicator {
             MPI_Allgatherv(
                 kumo_mpi_in_place(), 0, kumo_mpi_float(), buffer, sizes, offsets, kumo_mpi_float(), comm)
         }
+    }
+
+    public func startAllGatherInPlace(_ buffer: UnsafeMutableRawPointer, counts: [Int], elementBytes: Int)
+        -> CommRequest
+    {
+        precondition(counts.count == size, "\(counts.count) counts for a group of \(size)")
+        precondition(elementBytes == 4 || elementBytes == 1, "elements of 4 (fp32) or 1 byte, not \(elementBytes)")
+        // Sizes, then offsets: MPI reads both until the gather completes.
+        let sizesAndOffsets = UnsafeMutableBufferPointer<Int32>.allocate(capacity: 2 * size)
+        _ = sizesAndOffsets.initialize(
+            from: counts.map(Self.int32) + counts.indices.map { Self.int32(counts[..<$0].reduce(0, +)) })
+        let type = elementBytes == 4 ? kumo_mpi_float() : kumo_mpi_byte()
+        let request = started("allgather", bytes: elementBytes * counts[rank]) { handle in
+            MPI_Iallgatherv(
+                kumo_mpi_in_place(), 0, type, buffer, sizesAndOffsets.baseAddress, sizesAndOffsets.baseAddress! + size,
+                type, comm, &handle)
+        }
+        request.counts = sizesAndOffsets
+        return request
     }
 
     public func allGatherBytes(_ send: [UInt8]) -> [[UInt8]] {

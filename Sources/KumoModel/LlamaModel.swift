@@ -16,6 +16,12 @@ public final class LlamaModel {
     /// values for the pass, from the top of the buffer down: the final norm and head, each block
     /// from the last to the first, then the embedding. Data parallelism starts communication here.
     public var gradientsReady: ((Range<Int>) -> Void)?
+    /// Called before forward reads the parameters of a stage: the embedding, each block from the
+    /// first to the last, then the head (final norm and output projection). ZeRO-3 gathers them here.
+    public var beforeForward: ((ParameterStage) -> Void)?
+    /// Called before backward reads the parameters of a stage: the head, then each block from the
+    /// last to the first (the embedding's backward reads no parameters).
+    public var beforeBackward: ((ParameterStage) -> Void)?
 
     /// Buffers sized for one (batch, seqLen): the residual stream, per-block activations,
     /// the final norm, the logits and the backward scratch.
@@ -115,13 +121,16 @@ public final class LlamaModel {
         let s = prepare(batch: batch, seqLen: seqLen)
         let rows = batch * seqLen
         let h = config.hiddenSize
+        beforeForward?(.embedding)
         Embedding.forward(
             ids: tokens, table: params.pointer + layout.embedding, out: s.residual[0].pointer, rows: rows, dim: h,
             vocab: config.vocabSize)
         for i in 0..<config.numHiddenLayers {
+            beforeForward?(.block(i))
             block.forward(
                 s.residual[i].pointer, out: s.residual[i + 1].pointer, blockWeights(params, i), s.blocks[i], s.shape)
         }
+        beforeForward?(.head)
         RMSNormKernel.forward(
             x: s.residual[config.numHiddenLayers].pointer, weight: params.pointer + layout.finalNorm,
             y: s.finalNormed.pointer, rstd: s.finalRstd.pointer, rows: rows, dim: h, eps: Float(config.rmsNormEps))
@@ -138,6 +147,7 @@ public final class LlamaModel {
         let rows = s.shape.batch * s.shape.seqLen
         let h = config.hiddenSize
         let layers = config.numHiddenLayers
+        beforeBackward?(.head)
         Linear.backward(
             dy: s.logits.pointer, x: s.finalNormed.pointer, weight: params.pointer + layout.head,
             dx: s.scratch.dn.pointer, dweight: grads.pointer + layout.head, rows: rows, inFeatures: h,
@@ -148,6 +158,7 @@ public final class LlamaModel {
             accumulate: false)
         gradientsReady?(layout.finalNorm..<layout.count)
         for i in stride(from: layers - 1, through: 0, by: -1) {
+            beforeBackward?(.block(i))
             block.backward(
                 s.dx.pointer, s.residual[i].pointer, blockWeights(params, i), blockWeights(grads, i), s.blocks[i],
                 s.scratch, s.shape)

@@ -110,3 +110,25 @@ public struct ParameterLayout: Sendable {
     /// The tensor with a Hugging Face name, if the model has it.
     public func tensor(named name: String) -> ParameterTensor? { tensors.first { $0.name == name } }
 }
+
+/// A part of the model whose parameters forward or backward reads at once.
+public enum ParameterStage: Hashable, Sendable {
+    /// The token embedding.
+    case embedding
+    /// Transformer block i.
+    case block(Int)
+    /// The final norm and the output projection (the embedding when tied).
+    case head
+}
+
+extension ParameterLayout {
+    /// The ranges of the flat buffer a stage reads.
+    public func ranges(of stage: ParameterStage) -> [Range<Int>] {
+        switch stage {
+        case .embedding: return [embedding..<blocksStart]
+        case .block(let i): return [blockStart(i)..<blockStart(i) + block.count]
+        case .head:
+            return config.tieWordEmbeddings ? [embedding..<blocksStart, finalNorm..<count] : [finalNorm..<count]
+        }
+    }
+}

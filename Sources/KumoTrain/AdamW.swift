@@ -61,6 +61,12 @@ public final class AdamW {
     /// Applies one update of the shard at learning rate `lr`, scaling gradients down when their
     /// global norm `gradNorm` (from `gradNorm(_:)`) exceeds the clipping threshold.
     public func update(params: FloatBuffer, grads: FloatBuffer, lr: Double, gradNorm norm: Double) {
+        update(params: params, shardGrads: grads.pointer + shard.lowerBound, lr: lr, gradNorm: norm)
+    }
+
+    /// The same update with the shard's gradients alone, `shardGrads[0..<shard.count]` (ZeRO-2
+    /// and 3 keep no others).
+    public func update(params: FloatBuffer, shardGrads: UnsafePointer<Float>, lr: Double, gradNorm norm: Double) {
         var scale: Float = 1
         if settings.gradClip > 0 { scale = Float(min(1, settings.gradClip / (norm + 1e-6))) }
         step += 1
@@ -70,7 +76,7 @@ public final class AdamW {
         for r in ranges {
             let moment = r.offset - shard.lowerBound
             AdamWKernel.update(
-                param: params.pointer + r.offset, grad: grads.pointer + r.offset, m: m.pointer + moment,
+                param: params.pointer + r.offset, grad: shardGrads + moment, m: m.pointer + moment,
                 v: v.pointer + moment, count: r.count, step: step, hyper: hyper, decay: r.decay, gradScale: scale)
         }
     }

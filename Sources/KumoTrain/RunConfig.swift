@@ -278,10 +278,22 @@ public struct RunConfig: Sendable {
             throw ConfigError(
                 "\(key) = \(int(key)): tensor and pipeline parallelism are not built yet; only 1 is valid")
         }
-        if !(0...1).contains(int("parallel.zero_stage")) {
+        let stage = int("parallel.zero_stage")
+        if !(0...3).contains(stage) {
             throw ConfigError(
-                "parallel.zero_stage = \(int("parallel.zero_stage")): valid are 0 (plain data parallelism) and 1 "
-                    + "(optimizer state sharded); stages 2 and 3 are not built yet")
+                "parallel.zero_stage = \(stage): valid are 0 (plain data parallelism), 1 (optimizer state sharded), "
+                    + "2 (gradients sharded too) and 3 (parameters sharded too)")
+        }
+        if int("parallel.shard_group_size") < 0 || (int("parallel.shard_group_size") > 0 && stage != 3) {
+            throw ConfigError(
+                "parallel.shard_group_size = \(int("parallel.shard_group_size")): hybrid sharding needs "
+                    + "parallel.zero_stage = 3 and a size > 0 that divides the data-parallel size (0: shard over all)")
+        }
+        let quantized = string("parallel.quantized_allgather")
+        if !["none", "bf16", "int8"].contains(quantized) || (quantized != "none" && stage != 3) {
+            throw ConfigError(
+                "parallel.quantized_allgather = \"\(quantized)\": valid are \"none\", \"bf16\" and \"int8\", "
+                    + "and a quantized gather needs parallel.zero_stage = 3 (it encodes ZeRO-3's parameter gathers)")
         }
         for key in ["parallel.comm_timeout_s", "parallel.bucket_mib"] where !(double(key) > 0) {
             throw ConfigError("\(key) = \(double(key)): must be positive")

@@ -44,8 +44,17 @@ public final class Trainer {
     public let mesh: DeviceMesh
     /// Gradient synchronisation over the data-parallel group.
     public let dataParallel: DataParallel
-    /// The optimizer-state partition over the data-parallel group (one shard unless `parallel.zero_stage` = 1).
+    /// The optimizer-state partition over the data-parallel group (one shard unless `parallel.zero_stage` >= 1).
     public let zero: ZeROPartition
+    /// ZeRO-2 and 3: the summed gradients of this rank's shard, the only ones it keeps (nil below stage 2).
+    public let gradShard: FloatBuffer?
+    /// The group ZeRO shards over: the data-parallel group, or with `parallel.shard_group_size`
+    /// its groups of that many consecutive ranks.
+    public let shardGroup: any Communicator
+    /// With hybrid sharding, the ranks at this rank's position in every shard group.
+    public let replicaGroup: (any Communicator)?
+    /// ZeRO-3: the parameters, gathered stage by stage (nil below stage 3).
+    public let shardedParameters: ShardedParameters?
     /// Measured sgemm peak of the threads in use on all ranks together, GFLOP/s (the MFU denominator).
     public let peakGFLOPs: Double
     public let flopsPerToken: Double
@@ -96,13 +105,30 @@ public final class Trainer {
         let group =
             world.size == 1
             ? world : world.split(color: mesh.groupIndex(of: world.rank, .data), key: world.rank, name: "dp")
-        zero = ZeROPartition(
-            count: model.layout.count, ranks: config.int("parallel.zero_stage") == 1 ? group.size : 1)
-        optimizer = AdamW(
-            layout: model.layout, settings: config.adam, shard: zero.range(of: zero.ranks > 1 ? group.rank : 0))
+        let stage = config.int("parallel.zero_stage")
+        (shardGroup, replicaGroup) = try Self.shardGroups(
+            world: world, mesh: mesh, dataGroup: group, size: config.int("parallel.shard_group_size"))
+        zero = ZeROPartition(count: model.layout.count, ranks: stage >= 1 ? shardGroup.size : 1)
+        let shard = zero.range(of: zero.ranks > 1 ? shardGroup.rank : 0)
+        optimizer = AdamW(layout: model.layout, settings: config.adam, shard: shard)
+        let gradShard = stage >= 2 ? FloatBuffer(count: shard.count) : nil
+        self.gradShard = gradShard
         dataParallel = DataParallel(
             layout: model.layout, grads: model.grads, group: group,
-            bucketBytes: Int(config.double("parallel.bucket_mib") * 1_048_576))
+            bucketBytes: Int(config.double("parallel.bucket_mib") * 1_048_576),
+            reduction: gradShard.map { [zero, shardGroup, replicaGroup] in
+                .reduceScatter(zero, shard: $0, shardGroup: shardGroup, replicas: replicaGroup)
+            } ?? .allReduce)
+        if stage == 3 {
+            let sharded = ShardedParameters(
+                layout: model.layout, params: model.params, group: shardGroup, partition: zero,
+                codec: GatherCodec(rawValue: config.string("parallel.quantized_allgather")) ?? .fp32)
+            model.beforeForward = sharded.beforeForward
+            model.beforeBackward = sharded.beforeBackward
+            shardedParameters = sharded
+        } else {
+            shardedParameters = nil
+        }
         var peak = [peakGFLOPs ?? SgemmPeak.measure()]
         world.allReduce(&peak, op: .sum)
         self.peakGFLOPs = peak[0]
@@ -145,22 +171,27 @@ public final class Trainer {
             }
         }
         model.gradientsReady = nil
+        shardedParameters?.releaseAll()
         dataParallel.finishSync()
         var lossTotal = [lossSum]
         group.allReduce(&lossTotal, op: .sum)
         var loss = lossTotal[0] / Double(max(scored, 1))
-        // Injected after the all-reduce, so every rank scales the same gradients.
+        // Injected after the reduction, so every rank scales the same gradients.
         if let factor = spikeGuard.settings.injections[dataPosition / perStep] {
-            loss = SpikeGuard.inject(factor, loss: loss, grads: model.grads)
+            loss = SpikeGuard.inject(factor, loss: loss, grads: gradShard ?? model.grads)
         }
         let lr = config.schedule.lr(at: step) * lrScale
-        let gradNorm = AdamW.gradNorm(model.grads)
+        let gradNorm = globalGradNorm()
         let event = try spikeGuard.judge(step: step + 1, loss: loss, gradNorm: gradNorm)
         if event == nil {
-            optimizer.update(params: model.params, grads: model.grads, lr: lr, gradNorm: gradNorm)
-            if zero.ranks > 1 {
-                // ZeRO-1: each rank updated its shard; every rank needs all of them for the next forward.
-                group.allGatherInPlace(model.params.pointer, counts: zero.counts)
+            if let gradShard {
+                optimizer.update(params: model.params, shardGrads: gradShard.pointer, lr: lr, gradNorm: gradNorm)
+            } else {
+                optimizer.update(params: model.params, grads: model.grads, lr: lr, gradNorm: gradNorm)
+            }
+            if zero.ranks > 1 && shardedParameters == nil {
+                // ZeRO-1/2: each rank updated its shard; every rank needs all of them for the next forward.
+                shardGroup.allGatherInPlace(model.params.pointer, counts: zero.counts)
             }
         }
         dataPosition += perStep
@@ -168,16 +199,60 @@ public final class Trainer {
         let dt = SystemInfo.now() - t0
         let tps = Double(tokensPerStep) / dt
         var extra: [String: Double] = [
-            "memory.params_bytes": Double(4 * model.params.count), "memory.grads_bytes": Double(4 * model.grads.count),
+            "memory.params_bytes": Double(4 * (shardedParameters == nil ? model.params.count : optimizer.shard.count)),
+            "memory.grads_bytes": Double(4 * (gradShard ?? model.grads).count),
             "memory.optimizer_bytes": Double(optimizer.stateBytes),
         ]
+        if gradShard != nil {
+            // The unreduced gradients backward writes (the model allocates them whole).
+            extra["memory.grad_buffer_bytes"] = Double(4 * model.grads.count)
+        }
+        if let shardedParameters {
+            extra["memory.gathered_params_bytes"] = Double(shardedParameters.peakGatheredBytes)
+        }
         if world.size > 1 {
-            for c in [world.counters, group.counters] { for (k, v) in c.metrics { extra[k] = v } }
+            let groups = [world, group, shardGroup] + (replicaGroup.map { [$0] } ?? [])
+            for c in groups.map(\.counters) { for (k, v) in c.metrics { extra[k] = v } }
         }
         return StepMetrics(
             step: step, loss: loss, lr: lr, gradNorm: gradNorm, tokensPerSecond: tps,
             mfu: tps * flopsPerToken / (peakGFLOPs * 1e9), stepSeconds: dt, elapsedSeconds: SystemInfo.now() - start,
             event: event, extra: extra)
+    }
+
+    /// The L2 norm of the whole job's summed gradients: with sharded gradients (ZeRO-2) the
+    /// squared norms of the shards are summed over the group.
+    private func globalGradNorm() -> Double {
+        guard let gradShard else { return AdamW.gradNorm(model.grads) }
+        var squares = [AdamWKernel.sumOfSquares(gradShard.pointer, count: gradShard.count)]
+        shardGroup.allReduce(&squares, op: .sum)
+        return squares[0].squareRoot()
+    }
+
+    /// ZeRO-3: gathers the whole parameter buffer onto every rank and detaches the per-stage
+    /// gathers, so the replica check, parameter dumps and samples (on rank 0 alone) read it.
+    public func gatherParameters() {
+        guard let shardedParameters else { return }
+        shardedParameters.gatherAll()
+        model.beforeForward = nil
+        model.beforeBackward = nil
+    }
+
+    /// The shard and replica groups of hybrid sharding (`parallel.shard_group_size` = k > 0 and
+    /// below the data-parallel size), else the data-parallel group and none.
+    private static func shardGroups(world: any Communicator, mesh: DeviceMesh, dataGroup: any Communicator, size: Int)
+        throws -> (any Communicator, (any Communicator)?)
+    {
+        guard size > 0, size < dataGroup.size else { return (dataGroup, nil) }
+        do {
+            let colors = try mesh.hybridGroups(of: world.rank, shardSize: size)
+            return (
+                world.split(color: colors.shard, key: world.rank, name: "shard"),
+                world.split(color: colors.replica, key: world.rank, name: "replica")
+            )
+        } catch {
+            throw ConfigError(error.description)
+        }
     }
 
     /// Checks that every data-parallel rank holds bit-identical parameters (replicas must not

@@ -64,6 +64,7 @@ struct Train: ParsableCommand {
         let trainer = try Trainer(config: config, stream: data.stream, world: world)
         guard world.rank == 0 else {
             for _ in 0..<config.steps { _ = try trainer.trainStep() }
+            trainer.gatherParameters()
             try trainer.checkReplicasAgree()
             CommWorld.finish(world)
             return
@@ -104,6 +105,7 @@ struct Train: ParsableCommand {
             dir.note("stopped: \(error)")
             throw error
         }
+        trainer.gatherParameters()
         try trainer.checkReplicasAgree()
         dir.note("finished \(config.steps) steps; the parameters of all \(trainer.mesh.data) data-parallel ranks agree")
         if let dumpParams {

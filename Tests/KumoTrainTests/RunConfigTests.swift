@@ -58,6 +58,12 @@ final class RunConfigTests: XCTestCase {
             message(base, ["train.micro_batch_size=3", "train.global_batch_size=8"]).contains("multiple"))
         XCTAssertTrue(message(base, ["train.seq_length=4096"]).contains("max_position_embeddings"))
         XCTAssertTrue(message(base, ["parallel.tensor=2"]).contains("parallel.tensor"))
+        XCTAssertTrue(message(base, ["parallel.zero_stage=4"]).contains("parallel.zero_stage"))
+        XCTAssertTrue(message(base, ["parallel.quantized_allgather=\"fp8\""]).contains("quantized_allgather"))
+        XCTAssertTrue(
+            message(base, ["parallel.zero_stage=2", "parallel.quantized_allgather=\"int8\""]).contains("zero_stage = 3")
+        )
+        XCTAssertTrue(message(base, ["parallel.shard_group_size=2"]).contains("zero_stage = 3"))
         XCTAssertTrue(message("[model]\nhidden_size = 64\n[data]\nsynthetic = true\n").contains("model.vocab_size"))
         XCTAssertTrue(message("[model]\npreset = \"tiny\"\n").contains("data.path"))
         XCTAssertTrue(message("[model\n").contains(":1:"), message("[model\n"))

@@ -54,4 +54,31 @@ final class AgreementTests: XCTestCase {
         XCTAssertEqual(result.metrics["acc"]!, golden.acc, accuracy: 1e-12)
         XCTAssertEqual(result.metrics["acc_norm"]!, golden.accNorm, accuracy: 1e-12)
     }
+
+    struct PerplexityGolden: Decodable {
+        var corpus: String
+        var contextLength: Int
+        var stride: Int
+        var perplexity: Double
+
+        enum CodingKeys: String, CodingKey {
+            case corpus, stride, perplexity
+            case contextLength = "context_length"
+        }
+    }
+
+    func testSmolLM2PerplexityMatchesTransformers() throws {
+        let data = try Data(contentsOf: Self.golden.appendingPathComponent("smollm2_ppl.json"))
+        let golden = try JSONDecoder().decode(PerplexityGolden.self, from: data)
+        var options = EvalOptions()
+        options.corpus = Self.golden.appendingPathComponent(golden.corpus).path
+        options.contextLength = golden.contextLength
+        options.stride = golden.stride
+        let evaluator = Evaluator(
+            scorer: LogLikelihoodScorer(model: try loadModel(path: Self.gguf)),
+            tokenizer: try loadAnyTokenizer(model: Self.gguf), options: options)
+        let ppl = try evaluator.run(.perplexity).metrics["perplexity"]!
+        let relative = abs(ppl - golden.perplexity) / golden.perplexity
+        XCTAssertLessThan(relative, 1e-3, "Kumo \(ppl) transformers \(golden.perplexity) relative \(relative)")
+    }
 }

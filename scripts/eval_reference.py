@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Independent reference for `kumo eval`: transformers in fp32 over a GGUF model.
+
+Reads the prompts Kumo wrote with `kumo eval --dump-prompts FILE` (JSON lines), tokenizes them with
+the tokenizer transformers builds from the same GGUF file, and scores them with transformers'
+LlamaForCausalLM (weights dequantized to float32, eager attention).
+
+  choices    --gguf FILE --prompts FILE [--task jcommonsenseqa] [--limit N] [--out FILE.json]
+      Per-choice log-likelihoods (context tokens then choice tokens, each tokenized on its own,
+      no special tokens), acc (argmax) and acc_norm (argmax of log-likelihood / len(choice) in
+      characters, as lm-evaluation-harness).
+  perplexity --gguf FILE --prompts FILE
+      Perplexity and bits per byte over the record with task "perplexity": the texts, each after
+      the separator token, scored in the same windows (context length, stride) as Kumo.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+import torch
+
+
+def load(gguf):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    directory, name = os.path.split(os.path.abspath(gguf))
+    model = AutoModelForCausalLM.from_pretrained(
+        directory, gguf_file=name, dtype=torch.float32, attn_implementation="eager")
+    model.eval()
+    return model, AutoTokenizer.from_pretrained(directory, gguf_file=name)
+
+
+def encode(tokenizer, text):
+    return tokenizer(text, add_special_tokens=False).input_ids
+
+
+def records(path, task):
+    with open(path, encoding="utf-8") as f:
+        return [r for r in map(json.loads, f) if r["task"] == task]
+
+
+@torch.no_grad()
+def continuation_logliks(model, rows):
+    """rows: (context ids, continuation ids); sum of log-softmax (float64) of each continuation."""
+    length = max(len(c) + len(x) for c, x in rows)
+    ids = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, (c, x) in enumerate(rows):
+        ids[i, :len(c) + len(x)] = torch.tensor(c + x)
+    logp = torch.log_softmax(model(ids).logits.double(), dim=-1)
+    out = []
+    for i, (c, x) in enumerate(rows):
+        positions = torch.arange(len(c) - 1, len(c) + len(x) - 1)
+        out.append(logp[i, positions, torch.tensor(x)].sum().item())
+    return out
+
+
+def choices_command(args):
+    model, tokenizer = load(args.gguf)
+    docs = records(args.prompts, args.task)[: args.limit]
+    questions, acc, acc_norm = [], 0, 0
+    for n, doc in enumerate(docs):
+        context = encode(tokenizer, doc["context"])
+        lls = continuation_logliks(model, [(context, encode(tokenizer, c)) for c in doc["choices"]])
+        best = max(range(len(lls)), key=lambda i: (lls[i], -i))
+        normed = [ll / len(c) for ll, c in zip(lls, doc["choices"])]
+        best_norm = max(range(len(lls)), key=lambda i: (normed[i], -i))
+        acc += best == doc["label"]
+        acc_norm += best_norm == doc["label"]
+        questions.append({"loglikelihoods": lls, "label": doc["label"]})
+        if (n + 1) % 50 == 0:
+            print(f"{n + 1}/{len(docs)}", file=sys.stderr)
+    result = {"task": args.task, "questions": questions, "acc": acc / len(docs), "acc_norm": acc_norm / len(docs)}
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+    print(json.dumps({"n": len(docs), "acc": result["acc"], "acc_norm": result["acc_norm"]}))
+
+
+def perplexity_command(args):
+    model, tokenizer = load(args.gguf)
+    (doc,) = records(args.prompts, "perplexity")
+    tokens = []
+    for text in doc["texts"]:
+        tokens += [doc["separator"]] + encode(tokenizer, text)
+    context, stride = doc["context_length"], doc["stride"]
+    total, scored, begin, scored_to = 0.0, 0, 0, 0
+    while scored_to < len(tokens):
+        end = min(begin + context, len(tokens))
+        start = max(scored_to, begin + 1)
+        if start < end:
+            total += continuation_logliks(model, [(tokens[begin:start], tokens[start:end])])[0]
+            scored += end - start
+        scored_to = end
+        begin += stride
+    nbytes = sum(len(t.encode("utf-8")) for t in doc["texts"])
+    print(json.dumps({
+        "tokens": len(tokens), "kumo_tokens": doc["kumo_tokens"], "loglikelihood": total,
+        "perplexity": math.exp(-total / scored), "bits_per_byte": -total / (math.log(2) * nbytes),
+        "kumo_perplexity": math.exp(-doc["kumo_loglikelihood"] / scored)}))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(required=True)
+    c = sub.add_parser("choices")
+    c.add_argument("--gguf", required=True)
+    c.add_argument("--prompts", required=True)
+    c.add_argument("--task", default="jcommonsenseqa")
+    c.add_argument("--limit", type=int)
+    c.add_argument("--out")
+    c.set_defaults(func=choices_command)
+    q = sub.add_parser("perplexity")
+    q.add_argument("--gguf", required=True)
+    q.add_argument("--prompts", required=True)
+    q.set_defaults(func=perplexity_command)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

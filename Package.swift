@@ -36,6 +36,9 @@ let package = Package(
             name: "KumoParallel", dependencies: ["KumoCore", "KumoModel", "KumoComm"], swiftSettings: cpuFlags),
         .target(name: "KumoInterop", dependencies: ["KumoCore", "KumoModel", "KumoData"], swiftSettings: cpuFlags),
         .target(
+            name: "KumoServe", dependencies: ["KumoCore", "KumoModel", "KumoData", "KumoInterop"],
+            swiftSettings: cpuFlags),
+        .target(
             name: "KumoTrain",
             dependencies: [
                 "KumoCore", "KumoModel", "KumoData", "KumoComm", "KumoParallel", "CZlib",
@@ -45,7 +48,7 @@ let package = Package(
         .executableTarget(
             name: "kumo",
             dependencies: [
-                "KumoCore", "KumoModel", "KumoData", "KumoComm", "KumoTrain", "KumoInterop",
+                "KumoCore", "KumoModel", "KumoData", "KumoComm", "KumoTrain", "KumoInterop", "KumoServe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
@@ -60,6 +63,9 @@ let package = Package(
             name: "KumoInteropTests", dependencies: ["KumoInterop", "KumoModel", "KumoCore", "KumoData"],
             exclude: ["Golden"],
             swiftSettings: cpuFlags),
+        .testTarget(
+            name: "KumoServeTests", dependencies: ["KumoServe", "KumoModel", "KumoCore", "KumoData", "KumoInterop"],
+            exclude: ["Golden"], swiftSettings: cpuFlags),
         .testTarget(
             name: "KumoTrainTests", dependencies: ["KumoTrain", "KumoData", "KumoInterop"], exclude: ["Golden"],
             swiftSettings: cpuFlags),

@@ -18,6 +18,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
@@ -36,7 +38,12 @@ let package = Package(
             name: "KumoParallel", dependencies: ["KumoCore", "KumoModel", "KumoComm"], swiftSettings: cpuFlags),
         .target(name: "KumoInterop", dependencies: ["KumoCore", "KumoModel", "KumoData"], swiftSettings: cpuFlags),
         .target(
-            name: "KumoServe", dependencies: ["KumoCore", "KumoModel", "KumoData", "KumoInterop"],
+            name: "KumoServe",
+            dependencies: [
+                "CBLAS", "KumoCore", "KumoModel", "KumoData", "KumoInterop",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: cpuFlags),
         .target(
             name: "KumoTrain",

@@ -13,12 +13,18 @@ public struct GenerationRequest: Sendable {
     public var stopStrings: [String]
     /// Generation ends at these token ids (end of sequence, end of turn); they are not part of the text.
     public var stopTokens: Set<Int32>
+    /// Report each generated token's log-probability with this many alternatives (nil: none).
+    public var logprobs: Int?
+    /// Also report the log-probability of every prompt token after the first.
+    public var echoLogprobs: Bool
 
     /// Creates a request.
     public init(
         prompt: [Int32], maxNewTokens: Int, sampling: SamplingParameters = .init(), stopStrings: [String] = [],
-        stopTokens: Set<Int32> = []
+        stopTokens: Set<Int32> = [], logprobs: Int? = nil, echoLogprobs: Bool = false
     ) {
+        self.logprobs = logprobs
+        self.echoLogprobs = echoLogprobs
         self.prompt = prompt
         self.maxNewTokens = maxNewTokens
         self.sampling = sampling
@@ -45,6 +51,10 @@ public struct GenerationResult: Sendable {
     public var finishReason: FinishReason
     /// Seconds spent in prefill and in decoding.
     public var prefillSeconds, decodeSeconds: Double
+    /// Log-probabilities of prompt tokens 1..<count (with `echoLogprobs`).
+    public var promptLogprobs: [TokenLogprob] = []
+    /// Log-probabilities of the generated tokens (with `logprobs`).
+    public var logprobs: [TokenLogprob] = []
 }
 
 /// Generates text for several requests at once: each is prefilled into its own cache slot, then all
@@ -83,8 +93,11 @@ public final class Generator: @unchecked Sendable {
         var histories = requests.map(\.prompt)
         var active: [Int] = []
 
-        /// Records token t for request i; returns whether i goes on.
-        func accept(_ i: Int, _ t: Int32) -> Bool {
+        /// Records token t, drawn from `logits`, for request i; returns whether i goes on.
+        func accept(_ i: Int, _ t: Int32, _ logits: UnsafePointer<Float>) -> Bool {
+            if let top = requests[i].logprobs {
+                results[i].logprobs.append(TokenLogprob(logits: logits, vocab: vocab, token: t, top: top))
+            }
             results[i].tokens.append(t)
             histories[i].append(t)
             if requests[i].stopTokens.contains(t) {
@@ -103,14 +116,24 @@ public final class Generator: @unchecked Sendable {
 
         for (i, r) in requests.enumerated() {
             precondition(!r.prompt.isEmpty && r.prompt.count <= capacity, "prompt does not fit the cache")
-            guard r.maxNewTokens > 0 else { continue }
             let start = Date()
-            let logits = engine.prefill(slot: i, tokens: r.prompt)
-            let t = logits.withUnsafeBufferPointer {
-                samplers[i].next(logits: $0.baseAddress!, vocab: vocab, history: histories[i])
-            }
+            let top = r.logprobs ?? 0
+            let logits = engine.prefill(
+                slot: i, tokens: r.prompt,
+                eachRow: r.echoLogprobs
+                    ? { row, l in
+                        if row + 1 < r.prompt.count {
+                            results[i].promptLogprobs.append(
+                                TokenLogprob(logits: l, vocab: vocab, token: r.prompt[row + 1], top: top))
+                        }
+                    } : nil)
             results[i].prefillSeconds = Date().timeIntervalSince(start)
-            if accept(i, t) { active.append(i) }
+            guard r.maxNewTokens > 0 else { continue }
+            let goesOn = logits.withUnsafeBufferPointer {
+                accept(
+                    i, samplers[i].next(logits: $0.baseAddress!, vocab: vocab, history: histories[i]), $0.baseAddress!)
+            }
+            if goesOn { active.append(i) }
         }
         while !active.isEmpty {
             let start = Date()
@@ -120,7 +143,7 @@ public final class Generator: @unchecked Sendable {
             var next: [Int] = []
             for (b, i) in active.enumerated() {
                 let t = samplers[i].next(logits: logits + b * vocab, vocab: vocab, history: histories[i])
-                if accept(i, t) { next.append(i) }
+                if accept(i, t, logits + b * vocab) { next.append(i) }
             }
             let elapsed = Date().timeIntervalSince(start)
             for i in active { results[i].decodeSeconds += elapsed }

@@ -4,7 +4,7 @@ import KumoInterop
 import KumoModel
 
 /// A model ready for generation: weights, tokenizer, chat template and end-of-turn tokens.
-public struct ServedModel {
+public struct ServedModel: @unchecked Sendable {
     /// The model.
     public let model: LlamaModel
     /// Its tokenizer.

@@ -1,3 +1,4 @@
+import CBLAS
 import KumoCore
 import KumoModel
 
@@ -29,6 +30,10 @@ struct DecodeMatrix {
     func apply(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int, accumulate: Bool = false) {
         if let q8 {
             q8.apply(x: x, y: y, count: count, accumulate: accumulate)
+        } else if count == 1 {
+            cblas_sgemv(
+                CblasRowMajor, CblasNoTrans, Int32(rows), Int32(columns), 1, fp32, Int32(columns), x, 1,
+                accumulate ? 1 : 0, y, 1)
         } else {
             Linear.forward(
                 x: x, weight: fp32, y: y, rows: count, inFeatures: columns, outFeatures: rows, accumulate: accumulate)

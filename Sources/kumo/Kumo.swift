@@ -7,7 +7,7 @@ struct Kumo: ParsableCommand {
         abstract: "Train, benchmark and sample LLaMA-family language models on CPUs.",
         subcommands: [
             Train.self, Bench.self, TokenizerCommand.self, DataCommand.self, ConvertCommand.self, LogitsCommand.self,
-            GenerateCommand.self,
+            GenerateCommand.self, ServeCommand.self,
         ])
 }
 

@@ -11,12 +11,12 @@ final class SmolLM2GreedyTests: XCTestCase {
         var prompt: String?
         var messages: [ChatMessage]?
         var rendered: String
-        var prompt_ids: [Int32]
-        var output_ids: [Int32]
+        var promptIds: [Int32]
+        var outputIds: [Int32]
     }
     struct Golden: Decodable {
-        var eos_token_id: Int32
-        var new_tokens: Int
+        var eosTokenId: Int32
+        var newTokens: Int
         var cases: [Case]
     }
 
@@ -37,7 +37,14 @@ final class SmolLM2GreedyTests: XCTestCase {
         let data = try Data(
             contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
                 .appendingPathComponent("Golden/smollm2_greedy.json"))
-        return (served, try JSONDecoder().decode(Golden.self, from: data))
+        return (
+            served,
+            try {
+                let decoder = JSONDecoder()
+                decoder.keyDecodingStrategy = .convertFromSnakeCase
+                return try decoder.decode(Golden.self, from: data)
+            }()
+        )
     }
 
     func testChatMLRenderingAndPromptIdsEqualTransformers() throws {
@@ -50,7 +57,7 @@ final class SmolLM2GreedyTests: XCTestCase {
         for c in golden.cases {
             let text = c.messages.map { served.chatTemplate!.render($0) } ?? c.prompt!
             XCTAssertEqual(text, c.rendered)
-            XCTAssertEqual(served.encode(text), c.prompt_ids, "prompt ids of \(text.debugDescription)")
+            XCTAssertEqual(served.encode(text), c.promptIds, "prompt ids of \(text.debugDescription)")
         }
     }
 
@@ -59,17 +66,17 @@ final class SmolLM2GreedyTests: XCTestCase {
         let engine = InferenceEngine(model: served.model, slots: golden.cases.count, capacity: 256, format: format)
         let generator = Generator(engine: engine, tokenizer: served.tokenizer)
         let requests = golden.cases.map {
-            GenerationRequest(prompt: $0.prompt_ids, maxNewTokens: golden.new_tokens, stopTokens: [golden.eos_token_id])
+            GenerationRequest(prompt: $0.promptIds, maxNewTokens: golden.newTokens, stopTokens: [golden.eosTokenId])
         }
         let results = generator.generate(requests)
         var agreeing = 0
         var total = 0
         for (c, r) in zip(golden.cases, results) {
-            let prefix = zip(c.output_ids, r.tokens).prefix { $0 == $1 }.count
+            let prefix = zip(c.outputIds, r.tokens).prefix { $0 == $1 }.count
             agreeing += prefix
-            total += c.output_ids.count
+            total += c.outputIds.count
             if minimumAgreement == 1 {
-                XCTAssertEqual(r.tokens, c.output_ids, "greedy tokens for \(c.rendered.debugDescription)")
+                XCTAssertEqual(r.tokens, c.outputIds, "greedy tokens for \(c.rendered.debugDescription)")
             }
         }
         let agreement = Double(agreeing) / Double(total)

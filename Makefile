@@ -11,7 +11,7 @@ KUMO := .build/release/kumo
 CORPUS ?=
 DEMO_STEPS ?= 300
 
-.PHONY: all deps pydeps demo-deps build test lint format demo bench bench-prepare bench-comm clean
+.PHONY: all deps pydeps demo-deps build test lint format demo bench bench-prepare bench-comm bench-generate clean
 
 all: build
 
@@ -48,11 +48,14 @@ lint:
 format:
 	$(SWIFT) format --in-place --recursive Package.swift Sources Tests
 
+# One release build with testing enabled serves both the executable the command-line tests run and
+# the test bundle, so nothing is compiled twice.
+TEST_FLAGS := -Xswiftc -enable-testing
 # Numeric tests run on a release build: debug builds are many times slower.
 test: deps pydeps lint
 	$(call apt_install,$(TEST_PACKAGES))
-	$(SWIFT) build -c release
-	$(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
+	$(SWIFT) build -c release $(TEST_FLAGS)
+	$(SWIFT) test -c release $(TEST_FLAGS) --disable-swift-testing
 
 # Trains a sentencepiece tokenizer on Debian's Japanese and English documentation (or on
 # CORPUS=file.jsonl[.gz]|dir), prepares the text as a Megatron-format dataset with it, then trains
@@ -90,6 +93,11 @@ bench-prepare: build
 # Collective bandwidth (Kumo vs plain Open MPI C calls, 2 ranks) and tokens/s on 1 vs 2 ranks.
 bench-comm: build
 	python3 bench/bench_comm.py
+
+# Decode and prompt tokens/s of Kumo (fp32, int8) beside llama.cpp (F32, Q8_0) on SmolLM2-135M-Instruct.
+bench-generate: build pydeps
+	@python3 -c "import llama_cpp" 2>/dev/null || python3 -m pip install -q llama-cpp-python
+	python3 bench/bench_generate.py --threads 1
 
 clean:
 	rm -rf .build runs demo-data

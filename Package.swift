@@ -18,6 +18,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
@@ -39,6 +41,14 @@ let package = Package(
             name: "KumoEval", dependencies: ["KumoCore", "KumoModel", "KumoData", "KumoInterop"],
             swiftSettings: cpuFlags),
         .target(
+            name: "KumoServe",
+            dependencies: [
+                "CBLAS", "KumoCore", "KumoModel", "KumoData", "KumoInterop",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: cpuFlags),
+        .target(
             name: "KumoTrain",
             dependencies: [
                 "KumoCore", "KumoModel", "KumoData", "KumoComm", "KumoParallel", "CZlib",
@@ -48,7 +58,7 @@ let package = Package(
         .executableTarget(
             name: "kumo",
             dependencies: [
-                "KumoCore", "KumoModel", "KumoData", "KumoComm", "KumoTrain", "KumoInterop", "KumoEval",
+                "KumoCore", "KumoModel", "KumoData", "KumoComm", "KumoTrain", "KumoInterop", "KumoEval", "KumoServe",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
@@ -66,6 +76,9 @@ let package = Package(
         .testTarget(
             name: "KumoEvalTests", dependencies: ["KumoEval", "KumoInterop"], exclude: ["Golden"],
             swiftSettings: cpuFlags),
+        .testTarget(
+            name: "KumoServeTests", dependencies: ["KumoServe", "KumoModel", "KumoCore", "KumoData", "KumoInterop"],
+            exclude: ["Golden"], swiftSettings: cpuFlags),
         .testTarget(
             name: "KumoTrainTests", dependencies: ["KumoTrain", "KumoData", "KumoInterop"], exclude: ["Golden"],
             swiftSettings: cpuFlags),

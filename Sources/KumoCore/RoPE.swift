@@ -34,33 +34,45 @@ public final class RoPETable: @unchecked Sendable {
         _ x: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, inverse: Bool = false
     ) {
         precondition(seqLen <= maxPositions, "sequence longer than the RoPE table")
-        let half = headDim / 2
         let width = heads * headDim
         let sign: Float = inverse ? -1 : 1
-        parallelFor(rows) { r in
-            let c = self.cos.pointer + (r % seqLen) * half
-            let s = self.sin.pointer + (r % seqLen) * half
-            for h in 0..<heads {
-                let a = x + r * width + h * self.headDim
-                let b = a + half
-                var j = 0
-                while j + 8 <= half {
-                    let x1 = a.load8(j)
-                    let x2 = b.load8(j)
-                    let cj = c.load8(j)
-                    let sj = s.load8(j) * sign
-                    a.store8(j, x1 * cj - x2 * sj)
-                    b.store8(j, x2 * cj + x1 * sj)
-                    j += 8
-                }
-                while j < half {
-                    let x1 = a[j]
-                    let x2 = b[j]
-                    let sj = s[j] * sign
-                    a[j] = x1 * c[j] - x2 * sj
-                    b[j] = x2 * c[j] + x1 * sj
-                    j += 1
-                }
+        parallelFor(rows) { r in self.rotate(x + r * width, position: r % seqLen, heads: heads, sign: sign) }
+    }
+
+    /// Rotates `heads` heads of every row in place, row r at position `positions[r]` (decoding,
+    /// where each row is the next token of a different sequence).
+    public func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, positions: UnsafePointer<Int32>, heads: Int) {
+        let width = heads * headDim
+        for r in 0..<rows {
+            precondition(Int(positions[r]) < maxPositions, "position beyond the RoPE table")
+            rotate(x + r * width, position: Int(positions[r]), heads: heads, sign: 1)
+        }
+    }
+
+    private func rotate(_ row: UnsafeMutablePointer<Float>, position: Int, heads: Int, sign: Float) {
+        let half = headDim / 2
+        let c = cos.pointer + position * half
+        let s = sin.pointer + position * half
+        for h in 0..<heads {
+            let a = row + h * headDim
+            let b = a + half
+            var j = 0
+            while j + 8 <= half {
+                let x1 = a.load8(j)
+                let x2 = b.load8(j)
+                let cj = c.load8(j)
+                let sj = s.load8(j) * sign
+                a.store8(j, x1 * cj - x2 * sj)
+                b.store8(j, x2 * cj + x1 * sj)
+                j += 8
+            }
+            while j < half {
+                let x1 = a[j]
+                let x2 = b[j]
+                let sj = s[j] * sign
+                a[j] = x1 * c[j] - x2 * sj
+                b[j] = x2 * c[j] + x1 * sj
+                j += 1
             }
         }
     }

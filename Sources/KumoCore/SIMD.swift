@@ -2,16 +2,19 @@
 public let simdWidth = 8
 
 extension UnsafePointer where Pointee == Float {
-    @inline(__always) func load8(_ i: Int) -> SIMD8<Float> {
+    /// Eight floats from index i (unaligned).
+    @inline(__always) public func load8(_ i: Int) -> SIMD8<Float> {
         UnsafeRawPointer(self + i).loadUnaligned(as: SIMD8<Float>.self)
     }
 }
 
 extension UnsafeMutablePointer where Pointee == Float {
-    @inline(__always) func load8(_ i: Int) -> SIMD8<Float> {
+    /// Eight floats from index i (unaligned).
+    @inline(__always) public func load8(_ i: Int) -> SIMD8<Float> {
         UnsafeRawPointer(self + i).loadUnaligned(as: SIMD8<Float>.self)
     }
-    @inline(__always) func store8(_ i: Int, _ v: SIMD8<Float>) {
+    /// Stores eight floats at index i (unaligned).
+    @inline(__always) public func store8(_ i: Int, _ v: SIMD8<Float>) {
         UnsafeMutableRawPointer(self + i).storeBytes(of: v, as: SIMD8<Float>.self)
     }
 }

@@ -8,6 +8,7 @@ struct Kumo: ParsableCommand {
         subcommands: [
             Train.self, Bench.self, TokenizerCommand.self, DataCommand.self, ConvertCommand.self, LogitsCommand.self,
             EvalCommand.self,
+            GenerateCommand.self, ServeCommand.self,
         ])
 }
 

@@ -1,0 +1,63 @@
+import CBLAS
+import KumoCore
+import KumoModel
+
+/// The number format of the weights used by decoding's matrix-vector products.
+public enum WeightFormat: String, Sendable, CaseIterable {
+    /// The model's fp32 weights, through BLAS.
+    case fp32
+    /// Q8_0-style blocks of 32 int8 weights with an fp32 scale (weight-only quantization).
+    case int8
+}
+
+/// One projection's weights for decoding: the fp32 matrix, and its Q8 copy in int8 mode.
+struct DecodeMatrix {
+    let fp32: UnsafePointer<Float>
+    let q8: Q8Matrix?
+    let rows: Int
+    let columns: Int
+
+    init(_ w: UnsafePointer<Float>, rows: Int, columns: Int, format: WeightFormat) {
+        fp32 = w
+        self.rows = rows
+        self.columns = columns
+        q8 =
+            format == .int8 && columns % Q8Matrix.blockSize == 0
+            ? Q8Matrix(weights: w, rows: rows, columns: columns) : nil
+    }
+
+    /// y (+)= x·Wᵀ for `count` rows of x.
+    func apply(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int, accumulate: Bool = false) {
+        if let q8 {
+            q8.apply(x: x, y: y, count: count, accumulate: accumulate)
+        } else if count == 1 {
+            cblas_sgemv(
+                CblasRowMajor, CblasNoTrans, Int32(rows), Int32(columns), 1, fp32, Int32(columns), x, 1,
+                accumulate ? 1 : 0, y, 1)
+        } else {
+            Linear.forward(
+                x: x, weight: fp32, y: y, rows: count, inFeatures: columns, outFeatures: rows, accumulate: accumulate)
+        }
+    }
+}
+
+/// The projections of one block for decoding.
+struct DecodeBlock {
+    let weights: BlockWeights
+    let q, k, v, o, gate, up, down: DecodeMatrix
+
+    init(_ w: BlockWeights, _ c: ModelConfig, format: WeightFormat) {
+        weights = w
+        let h = c.hiddenSize
+        let qw = c.numAttentionHeads * c.headDim
+        let kvw = c.numKeyValueHeads * c.headDim
+        let f = c.intermediateSize
+        q = DecodeMatrix(w.q, rows: qw, columns: h, format: format)
+        k = DecodeMatrix(w.k, rows: kvw, columns: h, format: format)
+        v = DecodeMatrix(w.v, rows: kvw, columns: h, format: format)
+        o = DecodeMatrix(w.o, rows: h, columns: qw, format: format)
+        gate = DecodeMatrix(w.gate, rows: f, columns: h, format: format)
+        up = DecodeMatrix(w.up, rows: f, columns: h, format: format)
+        down = DecodeMatrix(w.down, rows: h, columns: f, format: format)
+    }
+}

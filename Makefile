@@ -48,14 +48,11 @@ lint:
 format:
 	$(SWIFT) format --in-place --recursive Package.swift Sources Tests
 
-# One release build with testing enabled serves both the executable the command-line tests run and
-# the test bundle, so nothing is compiled twice.
-TEST_FLAGS := -Xswiftc -enable-testing
 # Numeric tests run on a release build: debug builds are many times slower.
 test: deps pydeps lint
 	$(call apt_install,$(TEST_PACKAGES))
-	$(SWIFT) build -c release $(TEST_FLAGS)
-	$(SWIFT) test -c release $(TEST_FLAGS) --disable-swift-testing
+	$(SWIFT) build -c release
+	$(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
 
 # Trains a sentencepiece tokenizer on Debian's Japanese and English documentation (or on
 # CORPUS=file.jsonl[.gz]|dir), prepares the text as a Megatron-format dataset with it, then trains

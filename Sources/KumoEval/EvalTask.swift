@@ -1,4 +1,5 @@
 import Foundation
+import KumoCore
 
 /// The tasks `kumo eval` runs.
 public enum EvalTask: String, CaseIterable, Sendable {
@@ -65,7 +66,7 @@ public enum FewShot {
 
     /// 0..<count in a Fisher–Yates order fixed by `seed` (independent of the standard library's shuffle).
     static func shuffledIndices(_ count: Int, seed: UInt64) -> [Int] {
-        var rng = SplitMix64(seed: seed)
+        var rng = SeededRandom(seed: seed)
         var order = Array(0..<count)
         for i in stride(from: count - 1, to: 0, by: -1) {
             order.swapAt(i, Int(rng.next() % UInt64(i + 1)))

@@ -1,4 +1,5 @@
 import Foundation
+import KumoCore
 
 /// Scores over per-example results, and their standard errors.
 public enum Metrics {
@@ -89,7 +90,7 @@ public enum Metrics {
         count: Int, resamples: Int = 1000, seed: UInt64 = 1234, metric: ([Int]) -> Double
     ) -> Double {
         guard count > 1 else { return 0 }
-        var rng = SplitMix64(seed: seed)
+        var rng = SeededRandom(seed: seed)
         var values: [Double] = []
         values.reserveCapacity(resamples)
         for _ in 0..<resamples {
@@ -97,22 +98,5 @@ public enum Metrics {
         }
         let m = values.reduce(0, +) / Double(resamples)
         return (values.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(resamples - 1)).squareRoot()
-    }
-}
-
-/// A small seeded generator (SplitMix64) for few-shot selection and bootstrap resampling.
-public struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    /// A generator whose sequence is fixed by `seed`.
-    public init(seed: UInt64) { state = seed }
-
-    /// The next 64 random bits.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// The `kumo` command line.
 @main
@@ -10,6 +11,23 @@ struct Kumo: ParsableCommand {
             EvalCommand.self,
             GenerateCommand.self, ServeCommand.self,
         ])
+
+    /// Runs the command; help and errors are each written in one `write`, so that the messages of
+    /// several ranks under mpirun arrive whole instead of interleaved.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            let message = fullMessage(for: error)
+            if !message.isEmpty {
+                let stream = code == .success ? FileHandle.standardOutput : FileHandle.standardError
+                stream.write(Data((message + "\n").utf8))
+            }
+            Foundation.exit(code.rawValue)
+        }
+    }
 }
 
 /// Options shared by commands that read a run configuration.

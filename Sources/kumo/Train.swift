@@ -57,9 +57,17 @@ struct Train: ParsableCommand {
         if world.size > 1 {
             printErr(
                 "kumo: rank \(world.rank) of \(world.size), pid \(getpid()), host \(ProcessInfo.processInfo.hostName)")
-            try refuseSingleRankFeatures(config)
         }
-        try RankAgreement.check(world: world, config: config)
+        // Every rank reaches the same verdict here (the hashes are all-gathered, then the configs are
+        // equal), so a refusal ends MPI on all of them cleanly: mpirun then forwards every rank's message
+        // instead of tearing the job down at the first non-zero exit.
+        do {
+            try RankAgreement.check(world: world, config: config)
+            if world.size > 1 { try refuseSingleRankFeatures(config) }
+        } catch {
+            CommWorld.finish(world)
+            throw error
+        }
         let data = try TrainingData.make(config)
         let trainer = try Trainer(config: config, stream: data.stream, world: world)
         guard world.rank == 0 else {

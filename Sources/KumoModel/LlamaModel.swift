@@ -7,8 +7,13 @@ public final class LlamaModel {
     public let layout: ParameterLayout
     /// All parameters, fp32.
     public let params: FloatBuffer
-    /// Gradients, same layout as `params`; backward adds into them.
+    /// Gradients, same layout as `params`; backward adds into them. Empty for a model built
+    /// with `wholeGradients: false`, whose backward writes into `gradientMemory` instead.
     public let grads: FloatBuffer
+    /// Where backward writes the gradients of a flat range, when set (ZeRO-2 and 3): memory for
+    /// `range.count` floats, the gradient of `range.lowerBound` first, that stays valid and is
+    /// only added into until `gradientsReady` reports the range (or the range holding it).
+    public var gradientMemory: ((Range<Int>) -> UnsafeMutablePointer<Float>)?
     let rope: RoPETable
     let block: TransformerBlock
     private var state: ForwardState?
@@ -45,13 +50,14 @@ public final class LlamaModel {
         }
     }
 
-    /// Allocates a zero model; call `initializeWeights` or load parameters before use.
-    public init(config: ModelConfig) throws(ModelConfigError) {
+    /// Allocates a zero model; call `initializeWeights` or load parameters before use. Without
+    /// `wholeGradients` no gradient buffer is allocated and `gradientMemory` must be set.
+    public init(config: ModelConfig, wholeGradients: Bool = true) throws(ModelConfigError) {
         try config.validate()
         self.config = config
         layout = ParameterLayout(config)
         params = FloatBuffer(count: layout.count)
-        grads = FloatBuffer(count: layout.count)
+        grads = FloatBuffer(count: wholeGradients ? layout.count : 0)
         rope = RoPETable(headDim: config.headDim, maxPositions: config.maxPositionEmbeddings, theta: config.ropeTheta)
         block = TransformerBlock(config: config, rope: rope)
     }
@@ -115,6 +121,13 @@ public final class LlamaModel {
         BlockWeights(base: buffer.pointer + layout.blockStart(i), layout: layout.block)
     }
 
+    /// Where backward adds the gradients of `range`.
+    private func gradients(_ range: Range<Int>) -> UnsafeMutablePointer<Float> {
+        if let gradientMemory { return gradientMemory(range) }
+        precondition(grads.count == layout.count, "a model without whole gradients needs gradientMemory")
+        return grads.pointer + range.lowerBound
+    }
+
     /// Runs the model on `batch` sequences of `seqLen` token ids; returns the logits.
     @discardableResult
     public func forward(tokens: UnsafePointer<Int32>, batch: Int, seqLen: Int) -> UnsafeMutablePointer<Float> {
@@ -150,22 +163,26 @@ public final class LlamaModel {
         beforeBackward?(.head)
         Linear.backward(
             dy: s.logits.pointer, x: s.finalNormed.pointer, weight: params.pointer + layout.head,
-            dx: s.scratch.dn.pointer, dweight: grads.pointer + layout.head, rows: rows, inFeatures: h,
+            dx: s.scratch.dn.pointer, dweight: gradients(layout.head..<layout.head + config.vocabSize * h), rows: rows,
+            inFeatures: h,
             outFeatures: config.vocabSize)
         RMSNormKernel.backward(
             dy: s.scratch.dn.pointer, x: s.residual[layers].pointer, weight: params.pointer + layout.finalNorm,
-            rstd: s.finalRstd.pointer, dx: s.dx.pointer, dweight: grads.pointer + layout.finalNorm, rows: rows, dim: h,
+            rstd: s.finalRstd.pointer, dx: s.dx.pointer, dweight: gradients(layout.finalNorm..<layout.finalNorm + h),
+            rows: rows, dim: h,
             accumulate: false)
         gradientsReady?(layout.finalNorm..<layout.count)
         for i in stride(from: layers - 1, through: 0, by: -1) {
             beforeBackward?(.block(i))
+            let range = layout.blockStart(i)..<layout.blockStart(i) + layout.block.count
+            let g = BlockWeights(base: gradients(range), layout: layout.block)
             block.backward(
-                s.dx.pointer, s.residual[i].pointer, blockWeights(params, i), blockWeights(grads, i), s.blocks[i],
-                s.scratch, s.shape)
-            gradientsReady?(layout.blockStart(i)..<layout.blockStart(i) + layout.block.count)
+                s.dx.pointer, s.residual[i].pointer, blockWeights(params, i), g, s.blocks[i], s.scratch, s.shape)
+            gradientsReady?(range)
         }
         Embedding.backward(
-            ids: tokens, dout: s.dx.pointer, dtable: grads.pointer + layout.embedding, rows: rows, dim: h)
+            ids: tokens, dout: s.dx.pointer, dtable: gradients(layout.embedding..<layout.blocksStart), rows: rows,
+            dim: h)
         gradientsReady?(0..<layout.blocksStart)
     }
 

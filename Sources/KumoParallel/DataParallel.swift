@@ -4,13 +4,12 @@ import KumoModel
 
 /// How the gradients of a bucket are summed over the data-parallel group.
 public enum GradientReduction {
-    /// Every rank receives the whole sum, in place (plain data parallelism, ZeRO-1).
-    case allReduce
-    /// Each rank of `shardGroup` receives only the sum over its own range of `partition`, into
-    /// `shard` (which holds that range, offset by its start): ZeRO-2 and 3. With hybrid
-    /// sharding the shards are then all-reduced over `replicas` (the ranks at the same position
-    /// in every shard group).
-    case reduceScatter(ZeROPartition, shard: FloatBuffer, shardGroup: any Communicator, replicas: (any Communicator)?)
+    /// Every rank receives the whole sum, in place in the model's gradient buffer (plain data
+    /// parallelism, ZeRO-1), once per step.
+    case allReduce(FloatBuffer)
+    /// Each rank of the shard group receives only the sum over its own range, into its shard,
+    /// every micro-batch (ZeRO-2 and 3: the model keeps no whole gradient buffer).
+    case reduceScatter(ShardedGradients)
 }
 
 /// Data parallelism: gradients are summed over the data-parallel group in buckets, each
@@ -24,74 +23,75 @@ public final class DataParallel {
     public let buckets: GradientBuckets
     /// Whether buckets are all-reduced or reduce-scattered.
     public let reduction: GradientReduction
-    private let grads: FloatBuffer
-    /// The group buckets are reduced in: the data-parallel group, or the shard group.
-    private let bucketGroup: any Communicator
     private var requests: [CommRequest] = []
     /// Lowest offset whose gradients are final in the pass being synchronised.
     private var readyFrom = 0
     private var syncing = false
 
-    /// Synchronises `grads` (laid out by `layout`) over `group` in buckets of about `bucketBytes`.
-    public init(
-        layout: ParameterLayout, grads: FloatBuffer, group: any Communicator, bucketBytes: Int,
-        reduction: GradientReduction = .allReduce
-    ) {
+    /// All-reduces `grads` (laid out by `layout`) over `group` in buckets of about `bucketBytes`.
+    public init(layout: ParameterLayout, grads: FloatBuffer, group: any Communicator, bucketBytes: Int) {
         self.group = group
-        self.grads = grads
-        self.reduction = reduction
-        if case .reduceScatter(_, _, let shardGroup, _) = reduction {
-            bucketGroup = shardGroup
-        } else {
-            bucketGroup = group
-        }
+        reduction = .allReduce(grads)
         buckets = GradientBuckets(layout: layout, targetFloats: max(1, bucketBytes / 4))
     }
 
-    /// Arms synchronisation for the next backward pass (the last micro-batch of a step).
+    /// Reduce-scatters into `sharded`'s shard (`group` is the whole data-parallel group).
+    public init(sharded: ShardedGradients, group: any Communicator) {
+        self.group = group
+        reduction = .reduceScatter(sharded)
+        buckets = sharded.buckets
+    }
+
+    /// The shard of ZeRO-2 and 3 (nil when gradients are all-reduced).
+    public var sharded: ShardedGradients? {
+        if case .reduceScatter(let s) = reduction { return s }
+        return nil
+    }
+
+    /// Whether every micro-batch's backward communicates (sharded gradients have nowhere to
+    /// accumulate locally), rather than only the last one of a step.
+    public var reducesEveryMicroBatch: Bool { sharded != nil }
+
+    /// Arms synchronisation for the next backward pass.
     public func beginSync() {
         precondition(!syncing, "beginSync called twice without finishSync")
         syncing = true
-        readyFrom = grads.count
-        requests = []
+        switch reduction {
+        case .allReduce(let grads):
+            readyFrom = grads.count
+            requests = []
+        case .reduceScatter(let s): s.beginPass()
+        }
     }
 
     /// Backward reports that gradients in `range` are final: starts every bucket now complete
     /// and lets earlier ones progress.
     public func gradientsReady(_ range: Range<Int>) {
         guard syncing else { return }
+        guard case .allReduce(let grads) = reduction else {
+            sharded?.gradientsReady(range)
+            return
+        }
         precondition(range.upperBound == readyFrom, "gradient ranges must arrive from the top of the buffer down")
         readyFrom = range.lowerBound
         while requests.count < buckets.ranges.count, buckets.ranges[requests.count].lowerBound >= readyFrom {
-            requests.append(start(buckets.ranges[requests.count]))
+            let b = buckets.ranges[requests.count]
+            requests.append(group.startAllReduce(grads.pointer + b.lowerBound, count: b.count, op: .sum))
         }
-        for r in requests where !r.isComplete { _ = bucketGroup.test(r) }
+        for r in requests where !r.isComplete { _ = group.test(r) }
     }
 
-    private func start(_ b: Range<Int>) -> CommRequest {
+    /// Waits for every bucket of the pass; after the last pass of a step each rank holds the
+    /// summed gradients (all of them, or its shard's).
+    public func finishSync(lastOfStep: Bool = true) {
+        precondition(syncing, "finishSync without beginSync")
+        syncing = false
         switch reduction {
         case .allReduce:
-            return bucketGroup.startAllReduce(grads.pointer + b.lowerBound, count: b.count, op: .sum)
-        case .reduceScatter(let partition, let shard, let shardGroup, _):
-            // The bucket's pieces in rank order: each rank's range clamped to the bucket.
-            let pieces = (0..<shardGroup.size).map { partition.range(of: $0).clamped(to: b) }
-            let mine = partition.range(of: shardGroup.rank)
-            let into = pieces[shardGroup.rank].isEmpty ? 0 : pieces[shardGroup.rank].lowerBound - mine.lowerBound
-            return shardGroup.startReduceScatter(
-                grads.pointer + b.lowerBound, shard.pointer + into, counts: pieces.map(\.count), op: .sum)
-        }
-    }
-
-    /// Waits for every bucket; afterwards each rank holds the summed gradients (all of them, or
-    /// its shard's).
-    public func finishSync() {
-        precondition(syncing, "finishSync without beginSync")
-        precondition(requests.count == buckets.ranges.count, "backward did not report every gradient range")
-        for r in requests { bucketGroup.wait(r) }
-        requests = []
-        syncing = false
-        if case .reduceScatter(_, let shard, _, let replicas?) = reduction {
-            replicas.allReduce(shard.pointer, count: shard.count, op: .sum)
+            precondition(requests.count == buckets.ranges.count, "backward did not report every gradient range")
+            for r in requests { group.wait(r) }
+            requests = []
+        case .reduceScatter(let s): s.finishPass(lastOfStep: lastOfStep)
         }
     }
 }

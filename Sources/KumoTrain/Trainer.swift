@@ -47,7 +47,7 @@ public final class Trainer {
     /// The optimizer-state partition over the data-parallel group (one shard unless `parallel.zero_stage` >= 1).
     public let zero: ZeROPartition
     /// ZeRO-2 and 3: the summed gradients of this rank's shard, the only ones it keeps (nil below stage 2).
-    public let gradShard: FloatBuffer?
+    public var gradShard: FloatBuffer? { dataParallel.sharded?.shard }
     /// The group ZeRO shards over: the data-parallel group, or with `parallel.shard_group_size`
     /// its groups of that many consecutive ranks.
     public let shardGroup: any Communicator
@@ -96,7 +96,8 @@ public final class Trainer {
         self.stream = stream
         self.world = world
         Threads.set(config.threads)
-        model = try LlamaModel(config: config.model)
+        let stage = config.int("parallel.zero_stage")
+        model = try LlamaModel(config: config.model, wholeGradients: stage < 2)
         model.initializeWeights(seed: config.seed, std: config.double("model.init_std"))
         spikeGuard = SpikeGuard(settings: try SpikeSettings(config))
         microBatches = (0..<accumulationSteps).map { _ in
@@ -105,20 +106,22 @@ public final class Trainer {
         let group =
             world.size == 1
             ? world : world.split(color: mesh.groupIndex(of: world.rank, .data), key: world.rank, name: "dp")
-        let stage = config.int("parallel.zero_stage")
         (shardGroup, replicaGroup) = try Self.shardGroups(
             world: world, mesh: mesh, dataGroup: group, size: config.int("parallel.shard_group_size"))
         zero = ZeROPartition(count: model.layout.count, ranks: stage >= 1 ? shardGroup.size : 1)
         let shard = zero.range(of: zero.ranks > 1 ? shardGroup.rank : 0)
         optimizer = AdamW(layout: model.layout, settings: config.adam, shard: shard)
-        let gradShard = stage >= 2 ? FloatBuffer(count: shard.count) : nil
-        self.gradShard = gradShard
-        dataParallel = DataParallel(
-            layout: model.layout, grads: model.grads, group: group,
-            bucketBytes: Int(config.double("parallel.bucket_mib") * 1_048_576),
-            reduction: gradShard.map { [zero, shardGroup, replicaGroup] in
-                .reduceScatter(zero, shard: $0, shardGroup: shardGroup, replicas: replicaGroup)
-            } ?? .allReduce)
+        let bucketBytes = Int(config.double("parallel.bucket_mib") * 1_048_576)
+        if stage >= 2 {
+            let sharded = ShardedGradients(
+                layout: model.layout, partition: zero, group: shardGroup, replicas: replicaGroup,
+                bucketBytes: bucketBytes)
+            model.gradientMemory = sharded.memory
+            dataParallel = DataParallel(sharded: sharded, group: group)
+        } else {
+            dataParallel = DataParallel(
+                layout: model.layout, grads: model.grads, group: group, bucketBytes: bucketBytes)
+        }
         if stage == 3 {
             let sharded = ShardedParameters(
                 layout: model.layout, params: model.params, group: shardGroup, partition: zero,
@@ -153,10 +156,14 @@ public final class Trainer {
         group.allReduce(&scoredTotal, op: .sum)
         let scored = Int(scoredTotal[0])
         model.zeroGrads()
+        dataParallel.sharded?.beginStep()
         var lossSum = 0.0
         for (i, mb) in microBatches.enumerated() {
-            if i == microBatches.count - 1 {
-                // Gradients are communicated once per step, during the last micro-batch's backward.
+            let last = i == microBatches.count - 1
+            // Whole gradients are communicated once per step, during the last micro-batch's
+            // backward; sharded ones during every micro-batch's (they accumulate in the shard).
+            let communicates = last || dataParallel.reducesEveryMicroBatch
+            if communicates {
                 dataParallel.beginSync()
                 model.gradientsReady = dataParallel.gradientsReady
             }
@@ -169,10 +176,10 @@ public final class Trainer {
                         ).lossSum
                 }
             }
+            if communicates { dataParallel.finishSync(lastOfStep: last) }
         }
         model.gradientsReady = nil
         shardedParameters?.releaseAll()
-        dataParallel.finishSync()
         var lossTotal = [lossSum]
         group.allReduce(&lossTotal, op: .sum)
         var loss = lossTotal[0] / Double(max(scored, 1))
@@ -200,12 +207,12 @@ public final class Trainer {
         let tps = Double(tokensPerStep) / dt
         var extra: [String: Double] = [
             "memory.params_bytes": Double(4 * (shardedParameters == nil ? model.params.count : optimizer.shard.count)),
-            "memory.grads_bytes": Double(4 * (gradShard ?? model.grads).count),
+            "memory.grads_bytes": Double(4 * model.grads.count + (dataParallel.sharded?.allocatedBytes ?? 0)),
             "memory.optimizer_bytes": Double(optimizer.stateBytes),
         ]
-        if gradShard != nil {
-            // The unreduced gradients backward writes (the model allocates them whole).
-            extra["memory.grad_buffer_bytes"] = Double(4 * model.grads.count)
+        if let sharded = dataParallel.sharded {
+            // Of memory.grads_bytes: backward's scratch and the bucket staging buffers, beside the shard.
+            extra["memory.grad_scratch_bytes"] = Double(sharded.scratchBytes)
         }
         if let shardedParameters {
             extra["memory.gathered_params_bytes"] = Double(shardedParameters.peakGatheredBytes)

@@ -3,7 +3,7 @@
 # backend (log-likelihoods from /v1/completions with echo and logprobs; token ids from the server's
 # /tokenize, tokenizer_backend=remote) on the first N questions of JCommonsenseQA's validation split,
 # read from ../shared/data, offline.
-#   bench/lm_eval_serve.sh [N] [PORT]      (needs: pip install lm-eval; make build)
+#   bench/lm_eval_serve.sh [N] [PORT]      (needs: pip install "lm-eval[api]"; make build)
 # Environment: KUMO (default .build/release/kumo), MODEL (default SmolLM2's GGUF), WEIGHTS (fp32|int8),
 # JCQA (the validation JSON-lines file), THREADS.
 set -eu

@@ -1,8 +1,9 @@
 import Foundation
 
-/// Serialises generation for the server: requests wait in arrival order and a worker thread runs
-/// them in batches of up to the engine's slot count, so concurrent requests are queued, never
-/// dropped, and decoded together.
+/// Serialises generation for the server: requests wait in arrival order and a worker thread admits
+/// them into a `DecodeBatch` whenever a cache slot is free, between two decode steps, so concurrent
+/// requests are queued, never dropped, decoded together, and a new one need not wait for a running
+/// batch to end.
 public final class GenerationQueue: @unchecked Sendable {
     struct Job {
         let request: GenerationRequest
@@ -35,15 +36,18 @@ public final class GenerationQueue: @unchecked Sendable {
         }
     }
 
+    /// Admits waiting jobs into free cache slots between decode steps (continuous batching) and steps
+    /// the batch until it and the queue are empty.
     private func work() {
+        let batch = DecodeBatch(generator: generator)
         while true {
             condition.lock()
-            while pending.isEmpty { condition.wait() }
-            let batch = Array(pending.prefix(generator.engine.cache.slots))
-            pending.removeFirst(batch.count)
+            while pending.isEmpty && batch.isEmpty { condition.wait() }
+            let joining = Array(pending.prefix(batch.freeSlotCount))
+            pending.removeFirst(joining.count)
             condition.unlock()
-            let results = generator.generate(batch.map(\.request)) { i, text in batch[i].onText(text) }
-            for (job, result) in zip(batch, results) { job.done(result) }
+            for job in joining { batch.admit(job.request, onText: job.onText, done: job.done) }
+            batch.step()
         }
     }
 }

@@ -58,7 +58,7 @@ public struct GenerationResult: Sendable {
 }
 
 /// Generates text for several requests at once: each is prefilled into its own cache slot, then all
-/// unfinished ones advance together, one token per decode step.
+/// unfinished ones advance together, one token per decode step (a `DecodeBatch`).
 public final class Generator: @unchecked Sendable {
     /// The engine that runs the model.
     public let engine: InferenceEngine
@@ -83,77 +83,14 @@ public final class Generator: @unchecked Sendable {
         _ requests: [GenerationRequest], onText: (Int, String) -> Void = { _, _ in }
     ) -> [GenerationResult] {
         precondition(requests.count <= engine.cache.slots, "more requests than cache slots")
-        let vocab = engine.config.vocabSize
-        let capacity = engine.cache.capacity
-        var samplers = requests.map { Sampler($0.sampling) }
-        var streams = requests.map { TextStream(stopStrings: $0.stopStrings, decodeBytes: bytes) }
-        var results = requests.map { _ in
-            GenerationResult(tokens: [], text: "", finishReason: .length, prefillSeconds: 0, decodeSeconds: 0)
-        }
-        var histories = requests.map(\.prompt)
-        var active: [Int] = []
-
-        /// Records token t, drawn from `logits`, for request i; returns whether i goes on.
-        func accept(_ i: Int, _ t: Int32, _ logits: UnsafePointer<Float>) -> Bool {
-            if let top = requests[i].logprobs {
-                results[i].logprobs.append(TokenLogprob(logits: logits, vocab: vocab, token: t, top: top))
+        var results = [GenerationResult?](repeating: nil, count: requests.count)
+        let batch = DecodeBatch(generator: self)
+        withoutActuallyEscaping(onText) { onText in
+            for (i, r) in requests.enumerated() {
+                batch.admit(r, onText: { onText(i, $0) }, done: { results[i] = $0 })
             }
-            results[i].tokens.append(t)
-            histories[i].append(t)
-            if requests[i].stopTokens.contains(t) {
-                results[i].finishReason = .stop
-                return false
-            }
-            let text = streams[i].append(t)
-            results[i].text += text
-            if !text.isEmpty { onText(i, text) }
-            if streams[i].stopped {
-                results[i].finishReason = .stop
-                return false
-            }
-            return results[i].tokens.count < requests[i].maxNewTokens && histories[i].count < capacity
+            while !batch.isEmpty { batch.step() }
         }
-
-        for (i, r) in requests.enumerated() {
-            precondition(!r.prompt.isEmpty && r.prompt.count <= capacity, "prompt does not fit the cache")
-            let start = Date()
-            let top = r.logprobs ?? 0
-            let logits = engine.prefill(
-                slot: i, tokens: r.prompt,
-                eachRow: r.echoLogprobs
-                    ? { row, l in
-                        if row + 1 < r.prompt.count {
-                            results[i].promptLogprobs.append(
-                                TokenLogprob(logits: l, vocab: vocab, token: r.prompt[row + 1], top: top))
-                        }
-                    } : nil)
-            results[i].prefillSeconds = Date().timeIntervalSince(start)
-            guard r.maxNewTokens > 0 else { continue }
-            let goesOn = logits.withUnsafeBufferPointer {
-                accept(
-                    i, samplers[i].next(logits: $0.baseAddress!, vocab: vocab, history: histories[i]), $0.baseAddress!)
-            }
-            if goesOn { active.append(i) }
-        }
-        while !active.isEmpty {
-            let start = Date()
-            let logits = engine.decode(
-                tokens: active.map { histories[$0].last! }, slots: active.map { Int32($0) },
-                positions: active.map { Int32(histories[$0].count - 1) })
-            var next: [Int] = []
-            for (b, i) in active.enumerated() {
-                let t = samplers[i].next(logits: logits + b * vocab, vocab: vocab, history: histories[i])
-                if accept(i, t, logits + b * vocab) { next.append(i) }
-            }
-            let elapsed = Date().timeIntervalSince(start)
-            for i in active { results[i].decodeSeconds += elapsed }
-            active = next
-        }
-        for i in requests.indices {
-            let rest = streams[i].finish()
-            results[i].text += rest
-            if !rest.isEmpty { onText(i, rest) }
-        }
-        return results
+        return results.map { $0! }
     }
 }

@@ -14,7 +14,7 @@ public struct ServerLimits: Sendable {
 }
 
 /// The OpenAI-compatible HTTP API over a `GenerationQueue`: /v1/completions, /v1/chat/completions
-/// (with server-sent events), /v1/models and /health.
+/// (with server-sent events), /v1/models, /health, and vLLM's /tokenizer_info, /tokenize, /detokenize.
 public struct OpenAIServer: Sendable {
     let queue: GenerationQueue
     let served: ServedModel
@@ -44,6 +44,9 @@ public struct OpenAIServer: Sendable {
         router.post("v1/chat/completions") { request, _ in
             await respond { try await chat(try await body(request)) }
         }
+        router.get("tokenizer_info") { _, _ in json(tokenizerInfo()) }
+        router.post("tokenize") { request, _ in await respond { json(try tokenize(try await body(request))) } }
+        router.post("detokenize") { request, _ in await respond { json(try detokenize(try await body(request))) } }
         let app = Application(
             router: router, configuration: .init(address: .hostname(host, port: port)),
             onServerRunning: { channel in onRunning(channel.localAddress?.port ?? port) })

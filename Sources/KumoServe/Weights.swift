@@ -1,10 +1,9 @@
-import CBLAS
 import KumoCore
 import KumoModel
 
 /// The number format of the weights used by decoding's matrix-vector products.
 public enum WeightFormat: String, Sendable, CaseIterable {
-    /// The model's fp32 weights, through BLAS.
+    /// The model's fp32 weights.
     case fp32
     /// Q8_0-style blocks of 32 int8 weights with an fp32 scale (weight-only quantization).
     case int8
@@ -30,10 +29,8 @@ struct DecodeMatrix {
     func apply(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int, accumulate: Bool = false) {
         if let q8 {
             q8.apply(x: x, y: y, count: count, accumulate: accumulate)
-        } else if count == 1 {
-            cblas_sgemv(
-                CblasRowMajor, CblasNoTrans, Int32(rows), Int32(columns), 1, fp32, Int32(columns), x, 1,
-                accumulate ? 1 : 0, y, 1)
+        } else if count <= F32MatVec.maxInputRows {
+            F32MatVec.apply(w: fp32, rows: rows, columns: columns, x: x, y: y, count: count, accumulate: accumulate)
         } else {
             Linear.forward(
                 x: x, weight: fp32, y: y, rows: count, inFeatures: columns, outFeatures: rows, accumulate: accumulate)

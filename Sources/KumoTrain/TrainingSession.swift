@@ -24,6 +24,11 @@ public final class TrainingSession {
         if directory != nil { store.removeAbandonedWrites() }
     }
 
+    /// Rank 0's session (or a single process's), writing into `directory`.
+    public convenience init(trainer: Trainer, directory: RunDirectory, say: @escaping (String) -> Void) {
+        self.init(trainer: trainer, runDirectory: directory.path, directory: directory, say: say)
+    }
+
     private func tell(_ line: String) {
         guard let directory else { return }
         say(line)

@@ -105,7 +105,7 @@ struct Train: ParsableCommand {
             printErr(line)
             dir.note(line)
         }
-        let session = TrainingSession(trainer: trainer, runDirectory: path, directory: dir, say: printErr)
+        let session = TrainingSession(trainer: trainer, directory: dir, say: printErr)
         try resumeOnEveryRank(session, world: world)
         let progress = ProgressLine(total: config.steps)
         do {

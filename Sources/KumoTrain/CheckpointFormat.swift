@@ -1,9 +1,9 @@
 import Foundation
 
 /// A checkpoint that cannot be written, found or trusted; `file` names the file at fault.
-public struct CheckpointError: Error, CustomStringConvertible, Equatable {
+public struct CheckpointError: Error, CustomStringConvertible, Equatable, Codable {
     /// What went wrong.
-    public enum Kind: String, Sendable {
+    public enum Kind: String, Sendable, Codable {
         /// A file the checkpoint needs does not exist.
         case missingFile
         /// The checkpoint has no COMPLETE marker: its write was interrupted.
@@ -33,17 +33,20 @@ public struct CheckpointError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// The parallel layout a checkpoint was written with (one shard file per rank).
+/// The parallel layout a checkpoint was written with. A reader reshards any data-parallel
+/// layout into its own; tensor and pipeline sizes above 1 are recorded but not loaded yet.
 public struct ParallelLayout: Codable, Equatable, Sendable {
     public var worldSize: Int
     public var dataParallel: Int
     public var tensorParallel: Int
     public var pipelineParallel: Int
     public var zeroStage: Int
+    /// `parallel.shard_group_size`: ZeRO shards over groups of this many data-parallel ranks (0: all of them).
+    public var shardGroupSize: Int
 
     /// One process: no data, tensor or pipeline parallelism, no ZeRO.
     public static let single = ParallelLayout(
-        worldSize: 1, dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, zeroStage: 0)
+        worldSize: 1, dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, zeroStage: 0, shardGroupSize: 0)
 
     enum CodingKeys: String, CodingKey {
         case worldSize = "world_size"
@@ -51,6 +54,7 @@ public struct ParallelLayout: Codable, Equatable, Sendable {
         case tensorParallel = "tensor_parallel"
         case pipelineParallel = "pipeline_parallel"
         case zeroStage = "zero_stage"
+        case shardGroupSize = "shard_group_size"
     }
 }
 
@@ -61,18 +65,32 @@ public struct ManifestTensor: Codable, Equatable, Sendable {
     public var offset: Int
 }
 
-/// One shard file of a checkpoint: its rank, size in bytes and zlib CRC-32.
+/// A global range a shard file holds: `count` floats of the flat buffer `name` from element `flatStart`.
+public struct ManifestSection: Codable, Equatable, Sendable {
+    public var name: String
+    public var flatStart: Int
+    public var count: Int
+
+    enum CodingKeys: String, CodingKey {
+        case name, count
+        case flatStart = "flat_start"
+    }
+}
+
+/// One shard file of a checkpoint: the rank that wrote it, its size in bytes, zlib CRC-32 and the
+/// global ranges it holds.
 public struct ManifestFile: Codable, Equatable, Sendable {
     public var name: String
     public var rank: Int
     public var bytes: Int
     public var crc32: UInt32
+    public var sections: [ManifestSection]
 }
 
 /// `manifest.json`: what a checkpoint holds and how to check it.
 public struct CheckpointManifest: Codable, Equatable, Sendable {
     public static let formatName = "kumo-checkpoint"
-    public static let currentVersion = 1
+    public static let currentVersion = 2
     public var format: String
     public var version: Int
     /// Optimizer iterations done when the checkpoint was written.
@@ -149,7 +167,7 @@ enum ShardFormat {
     static let maxHeaderBytes = 16 << 20
     /// Largest manifest a reader accepts.
     static let maxManifestBytes = 64 << 20
-    /// The sections every shard of a single-rank or data-parallel checkpoint holds.
+    /// The flat buffers a checkpoint holds; the files' sections of each must tile it exactly.
     static let sectionNames = ["params", "adam.m", "adam.v"]
 
     /// The file name of rank `rank`'s shard.

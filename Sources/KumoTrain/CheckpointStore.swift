@@ -45,16 +45,19 @@ public struct CheckpointStore {
         }.sorted { $0.step > $1.step }
     }
 
-    /// Starts writing the checkpoint of `step` in a fresh temporary directory.
-    public func begin(step: Int) throws -> PendingCheckpoint {
+    /// Starts writing the checkpoint of `step` in a fresh temporary directory; with `create` false
+    /// (ranks other than 0) the directory is the one rank 0 created.
+    public func begin(step: Int, create: Bool = true) throws -> PendingCheckpoint {
         let name = Self.name(step: step)
         let temporary = root + "/.tmp-" + name
         let fm = FileManager.default
-        try? fm.removeItem(atPath: temporary)
-        do {
-            try fm.createDirectory(atPath: temporary, withIntermediateDirectories: true)
-        } catch {
-            throw CheckpointError(.io, temporary, "cannot create: \(error.localizedDescription)")
+        if create {
+            try? fm.removeItem(atPath: temporary)
+            do {
+                try fm.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+            } catch {
+                throw CheckpointError(.io, temporary, "cannot create: \(error.localizedDescription)")
+            }
         }
         return PendingCheckpoint(
             step: step, temporary: temporary, final: root + "/" + name,

@@ -16,9 +16,9 @@ public struct ShardContent {
     }
 }
 
-/// A checkpoint being written into a temporary directory of `checkpoints/`. Every rank writes its
-/// shard with `writeShard`; one rank then `commit`s the manifest: fsync, rename to `step-NNNNNNN`,
-/// and the `COMPLETE` marker last. Until the marker exists the checkpoint does not count.
+/// A checkpoint being written into a temporary directory of `checkpoints/`. Every rank that holds
+/// data writes its shard with `writeShard`; rank 0 then `commit`s the manifest: fsync, rename to
+/// `step-NNNNNNN`, and the `COMPLETE` marker last. Until the marker exists the checkpoint does not count.
 public final class PendingCheckpoint {
     public let step: Int
     /// The temporary directory (`.tmp-step-NNNNNNN`).
@@ -69,7 +69,9 @@ public final class PendingCheckpoint {
             try file.write(UnsafeRawPointer(s.pointer), count: s.count * 4)
         }
         try file.sync()
-        return ManifestFile(name: name, rank: rank, bytes: file.written, crc32: file.crc)
+        return ManifestFile(
+            name: name, rank: rank, bytes: file.written, crc32: file.crc,
+            sections: sections.map { ManifestSection(name: $0.name, flatStart: $0.flatStart, count: $0.count) })
     }
 
     /// Writes the manifest, syncs, renames the directory to its final name and writes `COMPLETE`.

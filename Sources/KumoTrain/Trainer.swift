@@ -60,7 +60,8 @@ public final class Trainer {
     public let flopsPerToken: Double
     /// Micro-batches this rank accumulates per optimizer step.
     public let accumulationSteps: Int
-    private let world: any Communicator
+    /// Every rank of the job.
+    let world: any Communicator
     private let stream: TokenStream
     private let microBatches: [Batch]
     private let start = SystemInfo.now()

@@ -24,32 +24,89 @@ extension Trainer {
         model.layout.tensors.map { ManifestTensor(name: $0.name, shape: $0.shape, offset: $0.offset) }
     }
 
-    /// Writes the checkpoint of the current step into `store` (parameters, AdamW moments, state).
+    /// The layout this trainer's ranks form, as a manifest records it.
+    public var parallelLayout: ParallelLayout {
+        ParallelLayout(
+            worldSize: world.size, dataParallel: mesh.data, tensorParallel: mesh.tensor,
+            pipelineParallel: mesh.pipeline,
+            zeroStage: config.int("parallel.zero_stage"), shardGroupSize: config.int("parallel.shard_group_size"))
+    }
+
+    /// The flat range of parameters this rank holds: its ZeRO-3 shard, else the whole buffer.
+    private var ownedParameters: Range<Int> { shardedParameters == nil ? 0..<model.layout.count : optimizer.shard }
+
+    /// What this rank writes: the ranges it alone holds. Replicated data (the parameters below
+    /// ZeRO-3, the moments without ZeRO) is written by rank 0 only, and with hybrid sharding each
+    /// shard by the first shard group only; a rank with nothing to write writes no file.
+    private var shardContents: [ShardContent] {
+        let firstReplica = (replicaGroup?.rank ?? 0) == 0
+        var contents: [ShardContent] = []
+        if shardedParameters == nil ? world.rank == 0 : firstReplica {
+            let p = ownedParameters
+            contents.append(
+                ShardContent(
+                    name: "params", flatStart: p.lowerBound,
+                    pointer: UnsafePointer(model.params.pointer + p.lowerBound),
+                    count: p.count))
+        }
+        if zero.ranks > 1 ? firstReplica : world.rank == 0 {
+            let s = optimizer.shard
+            for (name, buffer) in [("adam.m", optimizer.m), ("adam.v", optimizer.v)] {
+                contents.append(
+                    ShardContent(
+                        name: name, flatStart: s.lowerBound, pointer: UnsafePointer(buffer.pointer), count: s.count))
+            }
+        }
+        return contents.filter { $0.count > 0 }
+    }
+
+    /// Writes the checkpoint of the current step into `store`, every rank its own shard; rank 0
+    /// creates the temporary directory, gathers each file's size and CRC-32 after all are written
+    /// and commits the manifest. A failure on any rank is thrown on every rank.
     public func saveCheckpoint(to store: CheckpointStore) throws -> CheckpointWrite {
         let t0 = SystemInfo.now()
-        let pending = try store.begin(step: step)
-        let count = model.layout.count
-        let sections = [("params", model.params), ("adam.m", optimizer.m), ("adam.v", optimizer.v)].map {
-            ShardContent(name: $0.0, flatStart: 0, pointer: UnsafePointer($0.1.pointer), count: count)
+        _ = try RankVerdict.gather(world) {
+            if world.rank == 0 { _ = try store.begin(step: step) }
+            return []
         }
-        let file = try pending.writeShard(rank: 0, state: trainState, sections: sections)
-        try pending.commit(
-            CheckpointManifest(
-                format: CheckpointManifest.formatName, version: CheckpointManifest.currentVersion, step: step,
-                layout: .single, flatCount: count, tensors: manifestTensors, files: [file], config: config.toml()))
-        return CheckpointWrite(path: pending.final, bytes: file.bytes, seconds: SystemInfo.now() - t0)
+        let pending = try store.begin(step: step, create: false)
+        let reports = try RankVerdict.gather(world) {
+            let contents = shardContents
+            guard !contents.isEmpty else { return [] }
+            let file = try pending.writeShard(rank: world.rank, state: trainState, sections: contents)
+            return Array(try JSONEncoder().encode(file))
+        }
+        let files = try reports.filter { !$0.isEmpty }.map {
+            try JSONDecoder().decode(ManifestFile.self, from: Data($0))
+        }
+        _ = try RankVerdict.gather(world) {
+            if world.rank == 0 {
+                try pending.commit(
+                    CheckpointManifest(
+                        format: CheckpointManifest.formatName, version: CheckpointManifest.currentVersion, step: step,
+                        layout: parallelLayout, flatCount: model.layout.count, tensors: manifestTensors, files: files,
+                        config: config.toml()))
+            }
+            return []
+        }
+        return CheckpointWrite(
+            path: pending.final, bytes: files.reduce(0) { $0 + $1.bytes }, seconds: SystemInfo.now() - t0)
     }
 
-    /// Verifies the checkpoint directory `path` against this model.
-    public func verifyCheckpoint(_ path: String) throws -> VerifiedCheckpoint {
-        try VerifiedCheckpoint.open(path, tensors: manifestTensors, flatCount: model.layout.count)
+    /// Verifies the checkpoint directory `path` against this model (without recomputing CRC-32s
+    /// unless `checksums`).
+    public func verifyCheckpoint(_ path: String, checksums: Bool = true) throws -> VerifiedCheckpoint {
+        try VerifiedCheckpoint.open(path, tensors: manifestTensors, flatCount: model.layout.count, checksums: checksums)
     }
 
-    /// Loads parameters, moments and state from a verified checkpoint.
+    /// Loads this rank's parameters, moments and the state from a verified checkpoint of any
+    /// data-parallel layout: each range is read from whichever files hold it.
     public func restore(from checkpoint: VerifiedCheckpoint) throws {
-        let state = try checkpoint.load(
-            rank: 0,
-            into: ["params": model.params.pointer, "adam.m": optimizer.m.pointer, "adam.v": optimizer.v.pointer])
+        let p = ownedParameters
+        try checkpoint.read("params", p, into: model.params.pointer + p.lowerBound)
+        try checkpoint.read("adam.m", optimizer.shard, into: optimizer.m.pointer)
+        try checkpoint.read("adam.v", optimizer.shard, into: optimizer.v.pointer)
+        let state = checkpoint.state
         step = state.step
         optimizer.step = state.optimizerStep
         dataPosition = state.dataPosition

@@ -1,29 +1,54 @@
 import Foundation
 import KumoCore
 
-/// The training loop of one process: steps and metrics lines, a checkpoint every `checkpoint.every`
+/// The training loop of one rank: steps and metrics lines, a checkpoint every `checkpoint.every`
 /// steps (and at the end) keeping the newest `checkpoint.keep`, the spike guard's rollbacks, and
-/// resuming from a checkpoint.
+/// resuming from a checkpoint. Every rank runs one; rank 0 alone owns the run directory, decides
+/// which checkpoint to load and tells the others.
 public final class TrainingSession {
     public let trainer: Trainer
-    public let directory: RunDirectory
+    /// The run directory: rank 0's (nil on the other ranks).
+    public let directory: RunDirectory?
     public let store: CheckpointStore
     /// Receives each line meant for the user (also written to train.log).
     private let say: (String) -> Void
     private var rollbacks = 0
 
-    /// A session writing into `directory`; `say` shows a line to the user.
-    public init(trainer: Trainer, directory: RunDirectory, say: @escaping (String) -> Void) {
+    /// A session writing into `directory` (rank 0) or into the checkpoints of `runDirectory` alone
+    /// (other ranks); `say` shows a line to the user.
+    public init(trainer: Trainer, runDirectory: String, directory: RunDirectory?, say: @escaping (String) -> Void) {
         self.trainer = trainer
         self.directory = directory
-        store = CheckpointStore(runDirectory: directory.path)
+        store = CheckpointStore(runDirectory: runDirectory)
         self.say = say
-        store.removeAbandonedWrites()
+        if directory != nil { store.removeAbandonedWrites() }
+    }
+
+    /// Rank 0's session (or a single process's), writing into `directory`.
+    public convenience init(trainer: Trainer, directory: RunDirectory, say: @escaping (String) -> Void) {
+        self.init(trainer: trainer, runDirectory: directory.path, directory: directory, say: say)
     }
 
     private func tell(_ line: String) {
+        guard let directory else { return }
         say(line)
         directory.note(line)
+    }
+
+    /// Rank 0 picks a checkpoint with `choose` (nil: none); every rank then opens and loads the same one.
+    private func loadAgreed(_ choose: () throws -> VerifiedCheckpoint?) throws -> VerifiedCheckpoint? {
+        var chosen: VerifiedCheckpoint?
+        let path = try RankVerdict.fromRankZero(trainer.world) { () -> String? in
+            chosen = try choose()
+            return chosen?.path
+        }
+        guard let path else { return nil }
+        let checkpoint = try chosen ?? trainer.verifyCheckpoint(path, checksums: false)
+        _ = try RankVerdict.gather(trainer.world) {
+            try trainer.restore(from: checkpoint)
+            return []
+        }
+        return checkpoint
     }
 
     /// Continues from `latest` (the newest complete checkpoint that verifies; step 0 when there is
@@ -31,24 +56,30 @@ public final class TrainingSession {
     /// checkpoints aside as `abandoned-step-N` (they belong to the trajectory being replaced).
     public func resume(_ spec: String) throws {
         let t0 = SystemInfo.now()
-        let checkpoint: VerifiedCheckpoint?
-        if spec == "latest" {
+        let checkpoint = try loadAgreed {
+            guard spec == "latest" else { return try trainer.verifyCheckpoint(spec) }
             let found = store.latestValid(tensors: trainer.manifestTensors, flatCount: trainer.model.layout.count)
             for reason in found.skipped { tell("resume: skipped \(reason)") }
-            checkpoint = found.checkpoint
-            if checkpoint == nil { tell("resume: no valid checkpoint in \(store.root); starting at step 0") }
-        } else {
-            checkpoint = try trainer.verifyCheckpoint(spec)
+            if found.checkpoint == nil { tell("resume: no valid checkpoint in \(store.root); starting at step 0") }
+            return found.checkpoint
         }
         if let checkpoint {
-            try trainer.restore(from: checkpoint)
             tell(
                 String(
                     format: "resume: using %@ (step %d, data position %d samples), verified and loaded in %.2f s",
                     checkpoint.path, trainer.step, trainer.dataPosition, SystemInfo.now() - t0))
             let changed = Self.changedKeys(checkpoint.manifest.config, trainer.config.toml())
             if !changed.isEmpty { tell("resume: the configuration differs from the checkpoint's in " + changed) }
+            let saved = checkpoint.manifest.layout
+            if saved != trainer.parallelLayout {
+                tell(
+                    "resume: resharded from \(saved.worldSize) ranks (ZeRO \(saved.zeroStage), shard groups of "
+                        + "\(saved.shardGroupSize)) to \(trainer.parallelLayout.worldSize) ranks "
+                        + "(ZeRO \(trainer.parallelLayout.zeroStage), shard groups of \(trainer.parallelLayout.shardGroupSize))"
+                )
+            }
         }
+        guard let directory else { return }
         try directory.truncateMetrics(after: trainer.step)
         for entry in store.entries() where entry.step > trainer.step {
             tell("resume: set aside \(try store.abandon(entry)), a checkpoint after step \(trainer.step)")
@@ -63,18 +94,19 @@ public final class TrainingSession {
         while trainer.step < config.steps {
             let m = try trainer.trainStep()
             if let event = m.event {
-                directory.record(m)
+                directory?.record(m)
                 tell("step \(m.step): spike guard \(event.action.rawValue): \(event.reason)")
                 if event.action == .rollback {
                     try rollBack()
                     continue
                 }
-            } else if m.step % logEvery == 0 || m.step == config.steps {
+            } else if let directory, m.step % logEvery == 0 || m.step == config.steps {
                 directory.record(m)
                 progress(m)
             }
             if checkpointEvery > 0 && (m.step % checkpointEvery == 0 || m.step == config.steps) {
                 let w = try trainer.saveCheckpoint(to: store)
+                guard let directory else { continue }
                 directory.note(
                     String(format: "checkpoint %@: %d bytes in %.3f s", w.path, w.bytes, w.seconds))
                 for old in store.prune(keep: config.int("checkpoint.keep")) {
@@ -96,12 +128,14 @@ public final class TrainingSession {
         }
         let position = trainer.dataPosition
         let scale = trainer.lrScale * settings.lrFactor
-        let found = store.latestValid(
-            tensors: trainer.manifestTensors, flatCount: trainer.model.layout.count, maxStep: trainer.step)
-        for reason in found.skipped { tell("rollback: skipped \(reason)") }
+        let checkpoint = try loadAgreed {
+            let found = store.latestValid(
+                tensors: trainer.manifestTensors, flatCount: trainer.model.layout.count, maxStep: trainer.step)
+            for reason in found.skipped { tell("rollback: skipped \(reason)") }
+            return found.checkpoint
+        }
         let source: String
-        if let checkpoint = found.checkpoint {
-            try trainer.restore(from: checkpoint)
+        if let checkpoint {
             source = checkpoint.path
         } else {
             trainer.resetToInitialState()
@@ -110,7 +144,7 @@ public final class TrainingSession {
         let skipped = position - trainer.dataPosition
         trainer.dataPosition = position
         trainer.lrScale = scale
-        directory.recordLine(
+        directory?.recordLine(
             "{\"step\":\(trainer.step),\"event\":\"restored\",\"skipped_samples\":\(skipped),"
                 + "\"data_position\":\(position),\"lr_scale\":\(scale)}")
         tell(

@@ -63,7 +63,6 @@ struct Train: ParsableCommand {
         // instead of tearing the job down at the first non-zero exit.
         do {
             try RankAgreement.check(world: world, config: config)
-            if world.size > 1 { try refuseSingleRankFeatures(config) }
         } catch {
             CommWorld.finish(world)
             throw error
@@ -71,7 +70,9 @@ struct Train: ParsableCommand {
         let data = try TrainingData.make(config)
         let trainer = try Trainer(config: config, stream: data.stream, world: world)
         guard world.rank == 0 else {
-            for _ in 0..<config.steps { _ = try trainer.trainStep() }
+            let session = TrainingSession(trainer: trainer, runDirectory: path, directory: nil, say: { _ in })
+            try resumeOnEveryRank(session, world: world)
+            try session.run(progress: { _ in })
             trainer.gatherParameters()
             try trainer.checkReplicasAgree()
             CommWorld.finish(world)
@@ -105,7 +106,7 @@ struct Train: ParsableCommand {
             dir.note(line)
         }
         let session = TrainingSession(trainer: trainer, directory: dir, say: printErr)
-        if let resume { try session.resume(resume) }
+        try resumeOnEveryRank(session, world: world)
         let progress = ProgressLine(total: config.steps)
         do {
             try session.run(progress: progress.update)
@@ -124,14 +125,15 @@ struct Train: ParsableCommand {
         printSamples(config: config, trainer: trainer, tokenizer: data.tokenizer, dir: dir)
     }
 
-    /// Refuses what only one rank can do yet: checkpoints are written and read by a single process
-    /// (several ranks arrive with checkpoint resharding), and a rollback restores one.
-    private func refuseSingleRankFeatures(_ config: RunConfig) throws {
-        let why = "with several ranks; checkpoints are single-rank until resharding lands (docs/checkpoints.md)"
-        if resume != nil { throw ConfigError("--resume is not supported " + why) }
-        if config.int("checkpoint.every") > 0 { throw ConfigError("checkpoint.every > 0 is not supported " + why) }
-        if config.bool("train.spike.enabled") && config.string("train.spike.policy") == "rollback" {
-            throw ConfigError("train.spike.policy = \"rollback\" is not supported " + why + "; use \"skip\"")
+    /// Resumes when asked. Rank 0 decides which checkpoint and every rank gets the same verdict, so
+    /// a refused checkpoint ends MPI on all of them cleanly, as the start-up refusals do.
+    private func resumeOnEveryRank(_ session: TrainingSession, world: any Communicator) throws {
+        guard let resume else { return }
+        do {
+            try session.resume(resume)
+        } catch let error as CheckpointError {
+            CommWorld.finish(world)
+            throw error
         }
     }
 

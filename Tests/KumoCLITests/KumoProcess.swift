@@ -25,11 +25,14 @@ enum KumoProcess {
     /// `mpirun` options for `ranks` ranks of `kumo` on this machine, oversubscribed (more ranks than cores).
     static func mpirunArgs(ranks: Int) -> [String] { ["--oversubscribe", "-np", "\(ranks)", binary] }
 
-    /// Starts `mpirun args` (allowed to run as root, as in containers) without waiting for it.
-    static func startMPI(_ args: [String]) throws -> Launched {
+    /// Starts `mpirun args` (allowed to run as root, as in containers) with `environment` added,
+    /// without waiting for it.
+    static func startMPI(_ args: [String], environment: [String: String] = [:]) throws -> Launched {
         try Launched(
             executable: "/usr/bin/mpirun", args,
-            environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
+            environment: environment.merging(["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"]) {
+                $1
+            })
     }
 
     /// Runs `kumo args` as `ranks` ranks under mpirun; its exit status, standard output and standard error.

@@ -9,31 +9,13 @@ final class ResumeCLITests: XCTestCase {
         "--set", "checkpoint.every=3", "--set", "checkpoint.keep=2",
     ]
 
-    /// (step, loss as written) of every metrics line.
-    private func losses(_ dir: String) throws -> [String] {
-        try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map { line in
-            let step = line.range(of: "\"step\":").map { line[$0.upperBound...].prefix { $0 != "," } } ?? ""
-            let loss = line.range(of: "\"loss\":").map { line[$0.upperBound...].prefix { $0 != "," } } ?? ""
-            return "\(step):\(loss)"
-        }
-    }
-
     private func uninterrupted() throws -> [String] {
         let dir = try KumoProcess.temporaryDirectory(for: self) + "/run"
         let r = try KumoProcess.run(args + ["--run-dir", dir])
         XCTAssertEqual(r.status, 0, r.err)
-        let reference = try losses(dir)
+        let reference = try writtenLosses(dir)
         XCTAssertEqual(reference.count, 12)
         return reference
-    }
-
-    /// Polls `condition` every 5 ms for up to two minutes.
-    private func wait(for what: String, _ condition: () -> Bool) {
-        let deadline = Date().addingTimeInterval(120)
-        while !condition() {
-            if Date() > deadline { return XCTFail("timed out waiting for \(what)") }
-            usleep(5000)
-        }
     }
 
     private func kill(_ p: Process) {
@@ -54,13 +36,13 @@ final class ResumeCLITests: XCTestCase {
         let dir = try KumoProcess.temporaryDirectory(for: self) + "/run"
         let p = try KumoProcess.start(args + ["--run-dir", dir], stderrPath: dir + ".err")
         let after = 2 + Int(rng.next() % 8)
-        wait(for: "\(after) metrics lines") { ((try? losses(dir)) ?? []).count >= after }
+        wait(for: "\(after) metrics lines") { ((try? writtenLosses(dir)) ?? []).count >= after }
         usleep(UInt32(rng.next() % 40_000))
         kill(p)
-        let killedAt = try losses(dir).count
+        let killedAt = try writtenLosses(dir).count
         let err = try resumeLatest(dir)
         XCTAssertTrue(err.contains("resume: using") || err.contains("starting at step 0"), err)
-        XCTAssertEqual(try losses(dir), reference, "killed after \(killedAt) steps; \(err)")
+        XCTAssertEqual(try writtenLosses(dir), reference, "killed after \(killedAt) steps; \(err)")
     }
 
     func testRunKilledInsideACheckpointWriteResumesFromThePreviousOneWithBitIdenticalLosses() throws {
@@ -77,7 +59,7 @@ final class ResumeCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: checkpoints + "/step-0000006"))
         let err = try resumeLatest(dir)
         XCTAssertTrue(err.contains("resume: using \(checkpoints)/step-0000003"), err)
-        XCTAssertEqual(try losses(dir), reference, err)
+        XCTAssertEqual(try writtenLosses(dir), reference, err)
         let left = try FileManager.default.contentsOfDirectory(atPath: checkpoints).sorted()
         XCTAssertEqual(left, ["step-0000009", "step-0000012"])
     }
@@ -85,7 +67,7 @@ final class ResumeCLITests: XCTestCase {
     func testResumeLatestSkipsACorruptCheckpointAndAnExplicitCorruptOneIsRefused() throws {
         let dir = try KumoProcess.temporaryDirectory(for: self) + "/run"
         XCTAssertEqual(try KumoProcess.run(args + ["--run-dir", dir]).status, 0)
-        let reference = try losses(dir)
+        let reference = try writtenLosses(dir)
         let newest = dir + "/checkpoints/step-0000012"
         let shard = try FileHandle(forUpdating: URL(fileURLWithPath: newest + "/rank-00000.bin"))
         try shard.seek(toOffset: 5000)
@@ -98,7 +80,7 @@ final class ResumeCLITests: XCTestCase {
         XCTAssertTrue(err.contains("resume: skipped \(newest)/rank-00000.bin"), err)
         XCTAssertTrue(err.contains("resume: using \(dir)/checkpoints/step-0000009"), err)
         XCTAssertTrue(err.contains("resume: set aside \(dir)/checkpoints/abandoned-step-0000012"), err)
-        XCTAssertEqual(try losses(dir), reference)
+        XCTAssertEqual(try writtenLosses(dir), reference)
         let left = try FileManager.default.contentsOfDirectory(atPath: dir + "/checkpoints").sorted()
         XCTAssertEqual(left, ["abandoned-step-0000012", "step-0000009", "step-0000012"])
     }

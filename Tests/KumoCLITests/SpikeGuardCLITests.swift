@@ -3,14 +3,17 @@ import XCTest
 
 /// `[train.spike]` through `kumo train`: events reach metrics.jsonl, train.log and standard error.
 final class SpikeGuardCLITests: XCTestCase {
-    private func train(_ extra: [String]) throws -> (status: Int32, err: String, log: String, metrics: String) {
+    /// Trains 8 steps with the guard on, on `ranks` ranks (mpirun above one).
+    private func train(_ extra: [String], ranks: Int = 1) throws -> (
+        status: Int32, err: String, log: String, metrics: String
+    ) {
         let dir = try KumoProcess.temporaryDirectory(for: self) + "/run"
         let base = [
             "train", "--set", "model.preset=tiny", "--set", "data.synthetic=true", "--set", "train.seq_length=32",
             "--set", "train.micro_batch_size=2", "--set", "train.threads=1", "--set", "train.steps=8",
             "--set", "train.spike.enabled=true", "--set", "train.spike.min_history=3", "--run-dir", dir,
         ]
-        let r = try KumoProcess.run(base + extra)
+        let r = ranks == 1 ? try KumoProcess.run(base + extra) : try KumoProcess.runMPI(ranks: ranks, base + extra)
         let log = (try? String(contentsOfFile: dir + "/train.log", encoding: .utf8)) ?? ""
         let metrics = (try? String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8)) ?? ""
         return (r.status, r.err, log, metrics)
@@ -27,6 +30,31 @@ final class SpikeGuardCLITests: XCTestCase {
         XCTAssertTrue(
             r.metrics.contains("\"event\":\"rollback\"") && r.metrics.contains("\"event\":\"restored\""), r.metrics)
         XCTAssertTrue(r.log.contains("finished 8 steps"), r.log)
+    }
+
+    /// Every rank reloads the checkpoint rank 0 picked: the 2-rank ZeRO-2 run logs the same
+    /// rollback as one rank and its losses, rollback included, match one rank's within 1e-5 relative.
+    func testRollbackOfANaNOnTwoZeRO2RanksRestoresTheCheckpointOnEveryRank() throws {
+        let args = [
+            "--set", "checkpoint.every=2", "--set", "train.spike.policy=rollback", "--set", "train.global_batch_size=4",
+            "--set", "train.spike.debug_inject=[\"4:nan\"]",
+        ]
+        func losses(_ metrics: String) -> [Double] {
+            metrics.split(separator: "\n").compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double
+            }
+        }
+        let one = try train(args)
+        let two = try train(args + ["--set", "parallel.zero_stage=2"], ranks: 2)
+        XCTAssertEqual(two.status, 0, two.err)
+        XCTAssertTrue(two.err.contains("step 5: spike guard rollback: non-finite value"), two.err)
+        XCTAssertTrue(two.log.contains("rollback: restored") && two.log.contains("step-0000004 at step 4"), two.log)
+        let (a, b) = (losses(two.metrics), losses(one.metrics))
+        XCTAssertEqual(a.count, b.count, two.metrics)
+        XCTAssertGreaterThanOrEqual(a.count, 8, two.metrics)
+        let error = zip(a, b).map { abs($0 - $1) / abs($1) }.max() ?? .infinity
+        print("2-rank ZeRO-2 rollback vs one rank: max relative loss error \(error)")
+        XCTAssertLessThanOrEqual(error, 1e-5, "max relative loss error \(error)")
     }
 
     func testSkipOfASpikeIsLoggedAndTheRunFinishes() throws {

@@ -84,8 +84,30 @@ final class CheckpointTests: XCTestCase {
                 { try CheckpointFixture.rewriteManifest($0) { $0.tensors[1].shape = [Int.max, Int.max] } }
             ),
             (
-                "world size 2", .mismatch, "manifest.json",
+                "tensor parallel 2", .mismatch, "manifest.json",
+                {
+                    try CheckpointFixture.rewriteManifest($0) {
+                        $0.layout.worldSize = 2
+                        $0.layout.tensorParallel = 2
+                    }
+                }
+            ),
+            (
+                "world size not data × tensor × pipeline", .malformed, "manifest.json",
                 { try CheckpointFixture.rewriteManifest($0) { $0.layout.worldSize = 2 } }
+            ),
+            (
+                "a range in no file", .malformed, "manifest.json",
+                { try CheckpointFixture.rewriteManifest($0) { $0.files[0].sections[1].count -= 1 } }
+            ),
+            (
+                "a file of a rank outside the world", .malformed, "manifest.json",
+                {
+                    try CheckpointFixture.rewriteManifest($0) {
+                        $0.files[0].rank = 1
+                        $0.files[0].name = "rank-00001.bin"
+                    }
+                }
             ),
             (
                 "path in file name", .malformed, "manifest.json",

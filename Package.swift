@@ -38,7 +38,7 @@ let package = Package(
             name: "KumoParallel", dependencies: ["KumoCore", "KumoModel", "KumoComm"], swiftSettings: cpuFlags),
         .target(name: "KumoInterop", dependencies: ["KumoCore", "KumoModel", "KumoData"], swiftSettings: cpuFlags),
         .target(
-            name: "KumoEval", dependencies: ["KumoCore", "KumoModel", "KumoData", "KumoInterop"],
+            name: "KumoEval", dependencies: ["KumoCore", "KumoModel", "KumoData", "KumoInterop", "KumoServe"],
             swiftSettings: cpuFlags),
         .target(
             name: "KumoServe",

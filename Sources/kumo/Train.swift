@@ -105,6 +105,7 @@ struct Train: ParsableCommand {
             dir.note(line)
         }
         let session = TrainingSession(trainer: trainer, directory: dir, say: printErr)
+        session.evaluate = try TrainingEval.make(config: config, model: trainer.model, dataTokenizer: data.tokenizer)
         if let resume { try session.resume(resume) }
         let progress = ProgressLine(total: config.steps)
         do {
@@ -130,6 +131,11 @@ struct Train: ParsableCommand {
         let why = "with several ranks; checkpoints are single-rank until resharding lands (docs/checkpoints.md)"
         if resume != nil { throw ConfigError("--resume is not supported " + why) }
         if config.int("checkpoint.every") > 0 { throw ConfigError("checkpoint.every > 0 is not supported " + why) }
+        if config.int("eval.interval") > 0 && config.int("parallel.zero_stage") == 3 {
+            throw ConfigError(
+                "eval.interval > 0 is not supported with parallel.zero_stage = 3 on several ranks: rank 0 evaluates "
+                    + "alone and holds only its shard of the parameters; use stage 0-2 or evaluate checkpoints")
+        }
         if config.bool("train.spike.enabled") && config.string("train.spike.policy") == "rollback" {
             throw ConfigError("train.spike.policy = \"rollback\" is not supported " + why + "; use \"skip\"")
         }

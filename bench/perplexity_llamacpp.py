@@ -8,9 +8,11 @@ token predicted from the logits of the position before it. The weights stay in t
 format (SmolLM2's Q4_1), multiplied by llama.cpp's quantized kernels.
 
 Kumo scores the same token stream (each document after the end-of-text token, as `kumo eval` does)
-in fp32 with dequantized weights, in windows of --ctx tokens advancing by --ctx/2: every token but
-those of the first half-window is scored with at least --ctx/2 tokens of context, as in
-llama-perplexity.
+in fp32 with dequantized weights, in windows of --ctx tokens advancing by --ctx/2, each window
+scoring its second half. Two Kumo numbers are printed: over all tokens (`kumo eval`'s perplexity,
+which includes the first half-window, scored with less context), and over the windows that start
+where llama-perplexity's chunks start (the same tokens with the same context, but for one more
+token per chunk: Kumo scores the chunk's token --ctx/2 too).
 
   bench/perplexity_llamacpp.py --gguf FILE --corpus FILE.jsonl [--docs N] [--chars N] [--ctx 512]
 """
@@ -65,12 +67,20 @@ def kumo_perplexity(kumo, gguf, texts, ctx):
             for t in texts:
                 f.write(json.dumps({"text": t}, ensure_ascii=False) + "\n")
         out = os.path.join(d, "out.json")
+        dump = os.path.join(d, "prompts.jsonl")
         subprocess.run(
             [kumo, "eval", "--model", gguf, "--tasks", "perplexity", "--corpus", corpus, "--context-length",
-             str(ctx), "--stride", str(ctx // 2), "--output", out], check=True, stdout=subprocess.DEVNULL)
+             str(ctx), "--stride", str(ctx // 2), "--output", out, "--dump-prompts", dump], check=True,
+            stdout=subprocess.DEVNULL)
         with open(out) as f:
             r = json.load(f)["results"]["perplexity"]
-        return r["perplexity"], int(r["tokens_scored"])
+        with open(dump) as f:
+            (record,) = [json.loads(line) for line in f]
+        # [begin, first scored, end, log-likelihood] of each window.
+        aligned = [w for w in record["kumo_windows"] if w[0] % ctx == 0 and w[1] == w[0] + ctx // 2 and w[2] == w[0] + ctx]
+        nll = -sum(w[3] for w in aligned)
+        n = sum(w[2] - w[1] for w in aligned)
+        return r["perplexity"], int(r["tokens_scored"]), math.exp(nll / n), n
 
 
 def main():
@@ -87,13 +97,15 @@ def main():
     t0 = time.time()
     ppl_llama, n_llama, total = llamacpp_perplexity(args.gguf, texts, args.ctx, args.threads)
     t1 = time.time()
-    ppl_kumo, n_kumo = kumo_perplexity(args.kumo, args.gguf, texts, args.ctx)
+    ppl_kumo, n_kumo, ppl_aligned, n_aligned = kumo_perplexity(args.kumo, args.gguf, texts, args.ctx)
     t2 = time.time()
     print(json.dumps({
         "tokens": total, "ctx": args.ctx,
         "llamacpp": {"perplexity": ppl_llama, "tokens_scored": n_llama, "seconds": round(t1 - t0, 1)},
         "kumo": {"perplexity": ppl_kumo, "tokens_scored": n_kumo, "seconds": round(t2 - t1, 1)},
-        "relative_difference": abs(ppl_kumo - ppl_llama) / ppl_llama}))
+        "kumo_llamacpp_chunks": {"perplexity": ppl_aligned, "tokens_scored": n_aligned},
+        "relative_difference_all_tokens": abs(ppl_kumo - ppl_llama) / ppl_llama,
+        "relative_difference_same_chunks": abs(ppl_aligned - ppl_llama) / ppl_llama}))
 
 
 if __name__ == "__main__":

@@ -38,12 +38,12 @@ let package = Package(
             name: "KumoParallel", dependencies: ["KumoCore", "KumoModel", "KumoComm"], swiftSettings: cpuFlags),
         .target(name: "KumoInterop", dependencies: ["KumoCore", "KumoModel", "KumoData"], swiftSettings: cpuFlags),
         .target(
-            name: "KumoEval", dependencies: ["KumoCore", "KumoModel", "KumoData", "KumoInterop"],
+            name: "KumoEval", dependencies: ["KumoCore", "KumoModel", "KumoData", "KumoInterop", "KumoServe"],
             swiftSettings: cpuFlags),
         .target(
             name: "KumoServe",
             dependencies: [
-                "CBLAS", "KumoCore", "KumoModel", "KumoData", "KumoInterop",
+                "KumoCore", "KumoModel", "KumoData", "KumoInterop",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

@@ -9,11 +9,18 @@ LlamaForCausalLM (weights dequantized to float32, eager attention).
       Per-choice log-likelihoods (context tokens then choice tokens, each tokenized on its own,
       no special tokens), acc (argmax) and acc_norm (argmax of log-likelihood / len(choice) in
       characters, as lm-evaluation-harness).
+  jcqa       --gguf FILE --data-dir JGLUE [--limit N] [--out FILE.json]
+      The same scores over JCommonsenseQA v1.3's validation split, with the prompts built here from
+      the published file by Kumo's zero-shot template (docs/eval.md). The context runs through the
+      model once and each choice continues from its key/value cache. The output holds one line per
+      question: [label, log-likelihood of each choice (6 decimals)]; it is rewritten every 50
+      questions, so an interrupted run leaves the scores of the questions done.
   perplexity --gguf FILE --prompts FILE
       Perplexity and bits per byte over the record with task "perplexity": the texts, each after
       the separator token, scored in the same windows (context length, stride) as Kumo.
 """
 import argparse
+import copy
 import json
 import math
 import os
@@ -53,6 +60,69 @@ def continuation_logliks(model, rows):
         positions = torch.arange(len(c) - 1, len(c) + len(x) - 1)
         out.append(logp[i, positions, torch.tensor(x)].sum().item())
     return out
+
+
+@torch.no_grad()
+def shared_context_logliks(model, context, continuations):
+    """Sum of log-softmax (float64) of each continuation after `context`, which runs once."""
+    out = model(torch.tensor([context]), use_cache=True)
+    first = torch.log_softmax(out.logits[0, -1].double(), dim=-1)
+    result = []
+    for x in continuations:
+        ll = first[x[0]].item()
+        if len(x) > 1:
+            rest = model(torch.tensor([x[:-1]]), past_key_values=copy.deepcopy(out.past_key_values))
+            logp = torch.log_softmax(rest.logits[0].double(), dim=-1)
+            ll += logp[torch.arange(len(x) - 1), torch.tensor(x[1:])].sum().item()
+        result.append(ll)
+    return result
+
+
+def jcqa_prompts(data_dir):
+    """Kumo's zero-shot JCommonsenseQA prompts (template 0.1) over the validation split."""
+    path = os.path.join(data_dir, "jcommonsenseqa-v1.3", "valid-v1.3.json")
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    docs = []
+    for r in rows:
+        choices = [r[f"choice{i}"] for i in range(5)]
+        context = f"質問：{r['question']}\n選択肢：{'、'.join(choices)}\n回答："
+        docs.append({"context": context, "choices": choices, "label": r["label"]})
+    return docs
+
+
+def accuracy(lls, choices, label):
+    """(acc hit, acc_norm hit) of one question; ties go to the first choice."""
+    best = max(range(len(lls)), key=lambda i: (lls[i], -i))
+    normed = [ll / len(c) for ll, c in zip(lls, choices)]
+    best_norm = max(range(len(lls)), key=lambda i: (normed[i], -i))
+    return best == label, best_norm == label
+
+
+def write_jcqa(path, head, lines):
+    with open(path + ".tmp", "w") as f:
+        f.write("{" + json.dumps(head)[1:-1] + ', "questions": [\n' + ",\n".join(lines) + "\n]}\n")
+    os.replace(path + ".tmp", path)
+
+
+def jcqa_command(args):
+    model, tokenizer = load(args.gguf)
+    docs = jcqa_prompts(args.data_dir)[: args.limit]
+    lines, acc, acc_norm = [], 0, 0
+    for n, doc in enumerate(docs):
+        lls = shared_context_logliks(
+            model, encode(tokenizer, doc["context"]), [encode(tokenizer, c) for c in doc["choices"]])
+        hit, hit_norm = accuracy(lls, doc["choices"], doc["label"])
+        acc += hit
+        acc_norm += hit_norm
+        lines.append(json.dumps([doc["label"]] + [round(x, 6) for x in lls]))
+        head = {"task": "jcommonsenseqa", "template": "0.1", "n": n + 1, "acc": acc / (n + 1),
+                "acc_norm": acc_norm / (n + 1)}
+        # Rewritten every 50 questions, so an interrupted run leaves a usable file for its first n.
+        if args.out and ((n + 1) % 50 == 0 or n + 1 == len(docs)):
+            write_jcqa(args.out, head, lines)
+            print(f"{n + 1}/{len(docs)}", file=sys.stderr, flush=True)
+    print(json.dumps(head))
 
 
 def choices_command(args):
@@ -110,6 +180,12 @@ def main():
     c.add_argument("--limit", type=int)
     c.add_argument("--out")
     c.set_defaults(func=choices_command)
+    j = sub.add_parser("jcqa")
+    j.add_argument("--gguf", required=True)
+    j.add_argument("--data-dir", required=True)
+    j.add_argument("--limit", type=int)
+    j.add_argument("--out")
+    j.set_defaults(func=jcqa_command)
     q = sub.add_parser("perplexity")
     q.add_argument("--gguf", required=True)
     q.add_argument("--prompts", required=True)

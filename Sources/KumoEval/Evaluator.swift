@@ -68,7 +68,7 @@ public final class Evaluator {
             let context = prefix + example.context
             let contextTokens = tokenizer.encode(context)
             let lls = scorer.logLikelihoods(
-                example.choices.map { .init(context: contextTokens, continuation: tokenizer.encode($0)) })
+                context: contextTokens, continuations: example.choices.map { tokenizer.encode($0) })
             predictions.append(Metrics.argmax(lls))
             normalized.append(Metrics.normalizedChoice(logLikelihoods: lls, choices: example.choices))
             let peak = lls.max()!

@@ -1,91 +1,102 @@
 import Foundation
 import KumoModel
+import KumoServe
 
 /// Log-likelihoods of continuations under a model, in fp32 with the sums in Double.
 ///
-/// The requests of one call run as one batch: each row holds context then continuation, padded on
-/// the right to the longest row (a causal model never attends to the padding). The token buffer and
-/// the model's activation buffers are reused while the batch shape stays the same.
+/// Continuations of one context share its key/value cache (KumoServe's `InferenceEngine`): the
+/// context runs through the model once, each continuation continues from a copy of its cache, and
+/// all continuations' tokens then go through the model together in one pass.
 public final class LogLikelihoodScorer {
     /// The model scored.
     public let model: LlamaModel
-    private var tokens: [Int32] = []
+    private var cachedEngine: InferenceEngine?
 
-    /// A scorer over `model`.
+    /// A scorer over `model`; it reads the model's parameters in place, so it follows a model in training.
     public init(model: LlamaModel) { self.model = model }
 
-    /// One scoring request: the continuation's tokens after the context's.
-    public struct Request {
-        /// Tokens the continuation is conditioned on (at least one).
-        public var context: [Int32]
-        /// Tokens whose log-probabilities are summed.
-        public var continuation: [Int32]
-
-        /// A request scoring `continuation` after `context`.
-        public init(context: [Int32], continuation: [Int32]) {
-            self.context = context
-            self.continuation = continuation
-        }
+    /// An engine with at least `slots` slots of at least `positions` positions, reused while it fits.
+    private func engineFitting(slots: Int, positions: Int) -> InferenceEngine {
+        let old = cachedEngine
+        if let old, old.cache.slots >= slots, old.cache.capacity >= positions { return old }
+        var capacity = max(old?.cache.capacity ?? 256, 256)
+        while capacity < positions { capacity *= 2 }
+        let made = InferenceEngine(
+            model: model, slots: max(slots, old?.cache.slots ?? 1),
+            capacity: min(capacity, model.config.maxPositionEmbeddings))
+        cachedEngine = made
+        return made
     }
 
-    /// The summed log-probability of each request's continuation; contexts longer than the model's
-    /// positions allow lose their oldest tokens.
-    public func logLikelihoods(_ requests: [Request]) -> [Double] {
+    /// The summed log-probability of each continuation after `context`. A context longer than the
+    /// model's positions allow (with the longest continuation after it) loses its oldest tokens.
+    public func logLikelihoods(context: [Int32], continuations: [[Int32]]) -> [Double] {
         let limit = model.config.maxPositionEmbeddings
-        let rows: [(tokens: [Int32], first: Int)] = requests.map { r in
-            precondition(!r.context.isEmpty && !r.continuation.isEmpty, "scoring needs a context and a continuation")
-            precondition(r.continuation.count < limit, "a continuation must fit in the model's positions")
-            let all = r.context + r.continuation
-            let drop = max(0, all.count - limit)
-            return (Array(all[drop...]), r.context.count - drop)
-        }
-        let longest = rows.map(\.tokens.count).max() ?? 0
-        let seqLen = longest
-        let needed = rows.count * seqLen
-        if tokens.count != needed { tokens = [Int32](repeating: 0, count: needed) }
-        for (i, row) in rows.enumerated() {
-            for j in 0..<seqLen { tokens[i * seqLen + j] = j < row.tokens.count ? row.tokens[j] : 0 }
-        }
-        let logits = tokens.withUnsafeBufferPointer {
-            model.forward(tokens: $0.baseAddress!, batch: rows.count, seqLen: seqLen)
+        let longest = continuations.map(\.count).max() ?? 0
+        precondition(
+            !context.isEmpty && continuations.allSatisfy { !$0.isEmpty }, "scoring needs a context and continuations")
+        precondition(longest < limit, "a continuation must fit in the model's positions")
+        let prompt = Array(context.suffix(limit - longest))
+        let n = prompt.count
+        let engine = engineFitting(slots: continuations.count, positions: n + longest)
+        let first = engine.prefill(slot: 0, tokens: prompt)
+        let firstNorm = first.withUnsafeBufferPointer { Self.logSumExp($0.baseAddress!, count: $0.count) }
+        // Every continuation's tokens but the last, at its positions in its own slot.
+        var tokens: [Int32] = []
+        var slots: [Int32] = []
+        var positions: [Int32] = []
+        for (c, continuation) in continuations.enumerated() {
+            if c > 0 { engine.cache.copyPrefix(from: 0, to: c, count: n) }
+            for (j, token) in continuation.dropLast().enumerated() {
+                tokens.append(token)
+                slots.append(Int32(c))
+                positions.append(Int32(n + j))
+            }
         }
         let vocab = model.config.vocabSize
-        return rows.enumerated().map { i, row in
-            var sum = 0.0
-            for p in row.first..<row.tokens.count {
-                sum += Self.logSoftmax(logits + (i * seqLen + p - 1) * vocab, count: vocab, at: Int(row.tokens[p]))
+        let logits = tokens.isEmpty ? nil : engine.decode(tokens: tokens, slots: slots, positions: positions)
+        var row = 0
+        return continuations.map { continuation in
+            var sum = Double(first[Int(continuation[0])]) - firstNorm
+            for token in continuation.dropFirst() {
+                let r = logits! + row * vocab
+                sum += Double(r[Int(token)]) - Self.logSumExp(r, count: vocab)
+                row += 1
             }
             return sum
         }
     }
 
     /// Greedy continuation of `prompt`: at most `maxTokens` tokens, ending early once `stop` returns
-    /// true for the tokens generated so far (the caller trims the text after the stop).
+    /// true for the tokens generated so far (the caller trims the text after the stop). A prompt that
+    /// leaves fewer than `maxTokens` free positions loses its oldest tokens.
     public func greedy(prompt: [Int32], maxTokens: Int, stop: ([Int32]) -> Bool) -> [Int32] {
         let limit = model.config.maxPositionEmbeddings
-        var generated: [Int32] = []
+        precondition(maxTokens < limit, "the answer must fit in the model's positions")
+        let context = Array(prompt.suffix(limit - maxTokens))
+        let engine = engineFitting(slots: 1, positions: context.count + maxTokens)
         let vocab = model.config.vocabSize
-        while generated.count < maxTokens {
-            let all = prompt + generated
-            let window = Array(all[max(0, all.count - limit)...])
-            let logits = window.withUnsafeBufferPointer {
-                model.forward(tokens: $0.baseAddress!, batch: 1, seqLen: window.count)
-            }
-            let row = logits + (window.count - 1) * vocab
-            var best = 0
-            for v in 1..<vocab where row[v] > row[best] { best = v }
-            generated.append(Int32(best))
-            if stop(generated) { break }
+        var generated = [Self.argmax(engine.prefill(slot: 0, tokens: context))]
+        while generated.count < maxTokens && !stop(generated) {
+            let logits = engine.decode(
+                tokens: [generated.last!], slots: [0], positions: [Int32(context.count + generated.count - 1)])
+            generated.append(Self.argmax(Array(UnsafeBufferPointer(start: logits, count: vocab))))
         }
         return generated
     }
 
-    /// log softmax(row)[index], accumulated in Double.
-    static func logSoftmax(_ row: UnsafePointer<Float>, count: Int, at index: Int) -> Double {
+    private static func argmax(_ row: [Float]) -> Int32 {
+        var best = 0
+        for v in 1..<row.count where row[v] > row[best] { best = v }
+        return Int32(best)
+    }
+
+    /// log Σ exp(row), accumulated in Double.
+    static func logSumExp(_ row: UnsafePointer<Float>, count: Int) -> Double {
         var peak = -Float.infinity
         for v in 0..<count { peak = max(peak, row[v]) }
         var sum = 0.0
         for v in 0..<count { sum += exp(Double(row[v] - peak)) }
-        return Double(row[index] - peak) - log(sum)
+        return Double(peak) + log(sum)
     }
 }

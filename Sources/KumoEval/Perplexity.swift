@@ -53,9 +53,8 @@ extension Evaluator {
         var scored = 0
         var perWindow: [[Double]] = []
         for (i, w) in windows.enumerated() {
-            let ll = scorer.logLikelihoods([
-                .init(context: Array(tokens[w.begin..<w.scoreStart]), continuation: Array(tokens[w.scoreStart..<w.end]))
-            ])[0]
+            let ll = scorer.logLikelihoods(
+                context: Array(tokens[w.begin..<w.scoreStart]), continuations: [Array(tokens[w.scoreStart..<w.end])])[0]
             total += ll
             scored += w.end - w.scoreStart
             perWindow.append([Double(w.begin), Double(w.scoreStart), Double(w.end), ll])

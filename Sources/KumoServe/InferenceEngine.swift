@@ -76,7 +76,9 @@ public final class InferenceEngine: @unchecked Sendable {
 
     /// Feeds `tokens[b]` at position `positions[b]` of slot `slots[b]` for every b (one new token per
     /// sequence, whose earlier positions are cached) and returns the logits, [b, vocab], valid until
-    /// the next call.
+    /// the next call. A slot may appear in several rows at distinct positions: each row attends to its
+    /// slot's positions up to its own, those fed in the same call included (scoring a continuation
+    /// in one call relies on this).
     public func decode(tokens: [Int32], slots: [Int32], positions: [Int32]) -> UnsafePointer<Float> {
         let c = config
         let rows = tokens.count

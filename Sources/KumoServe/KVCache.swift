@@ -27,6 +27,16 @@ public final class KVCache: @unchecked Sendable {
     /// Bytes the cache occupies.
     public var bytes: Int { storage.count * 4 }
 
+    /// Copies positions 0..<count of every layer from slot `source` to slot `target`, so that several
+    /// continuations of one prompt can each extend their own copy of the prompt's cache.
+    public func copyPrefix(from source: Int, to target: Int, count: Int) {
+        precondition(count <= capacity && source < slots && target < slots)
+        for layer in 0..<layers {
+            keys(slot: target, layer: layer).update(from: keys(slot: source, layer: layer), count: count * kvWidth)
+            values(slot: target, layer: layer).update(from: values(slot: source, layer: layer), count: count * kvWidth)
+        }
+    }
+
     /// Keys of `slot` in `layer`: [capacity, kvWidth].
     func keys(slot: Int, layer: Int) -> UnsafeMutablePointer<Float> {
         storage.pointer + ((slot * layers + layer) * 2) * capacity * kvWidth

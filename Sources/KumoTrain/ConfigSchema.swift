@@ -23,7 +23,7 @@ public enum ConfigSchema {
     }
 
     /// The sections in the order a resolved config is written.
-    public static let sections = ["model", "data", "train", "optim", "parallel", "checkpoint", "log"]
+    public static let sections = ["model", "data", "train", "optim", "parallel", "checkpoint", "log", "eval"]
 
     /// All keys.
     public static let keys: [Key] = [
@@ -93,6 +93,20 @@ public enum ConfigSchema {
         Key(name: "log.samples", kind: .strings, defaultValue: .strings([]), help: "prompts sampled after training"),
         Key(name: "log.sample_tokens", kind: .int, defaultValue: .int(100), help: "tokens per sample"),
         Key(name: "log.temperature", kind: .double, defaultValue: .double(0.8), help: "sampling temperature"),
+        Key(
+            name: "eval.tasks", kind: .strings, defaultValue: .strings([]),
+            help: "kumo eval tasks run during training: jcommonsenseqa, jnli, jsts, jsquad, perplexity"),
+        Key(name: "eval.interval", kind: .int, defaultValue: .int(0), help: "steps between evaluations (0: none)"),
+        Key(name: "eval.limit", kind: .int, defaultValue: .int(0), help: "examples per task (0: all)"),
+        Key(name: "eval.data_dir", kind: .string, defaultValue: .string("."), help: "JGLUE v1.3 directory"),
+        Key(name: "eval.num_fewshot", kind: .int, defaultValue: .int(0), help: "few-shot examples per prompt"),
+        Key(name: "eval.corpus", kind: .string, defaultValue: .string(""), help: "perplexity: JSONL with \"text\""),
+        Key(
+            name: "eval.context_length", kind: .int, defaultValue: .int(0),
+            help: "perplexity window, scored by halves (0: train.seq_length)"),
+        Key(
+            name: "eval.tokenizer", kind: .string, defaultValue: .string(""),
+            help: "tokenizer of the prompts (empty: the data's; needed with synthetic data)"),
     ]
 
     static let presetNames = "tiny, small, 150m, 440m, 980m, 1.8b, 3.7b, 7.2b, 13b, 172b"

@@ -300,6 +300,13 @@ public struct RunConfig: Sendable {
         }
         try atLeast("checkpoint.every", 0)
         try atLeast("checkpoint.keep", 0)
+        try atLeast("eval.interval", 0)
+        try atLeast("eval.limit", 0)
+        try atLeast("eval.num_fewshot", 0)
+        try atLeast("eval.context_length", 0)
+        if int("eval.interval") > 0 && strings("eval.tasks").isEmpty {
+            throw ConfigError("eval.interval = \(int("eval.interval")) needs eval.tasks, e.g. [\"jcommonsenseqa\"]")
+        }
         _ = try SpikeSettings(self)
     }
 

@@ -13,6 +13,9 @@ public final class TrainingSession {
     /// Receives each line meant for the user (also written to train.log).
     private let say: (String) -> Void
     private var rollbacks = 0
+    /// Evaluates the model after the given step; returns metric name → value (`kumo train` sets it from
+    /// `[eval]`). Called every `eval.interval` steps and after the last one.
+    public var evaluate: ((Int) throws -> [String: Double])?
 
     /// A session writing into `directory` (rank 0) or into the checkpoints of `runDirectory` alone
     /// (other ranks); `say` shows a line to the user.
@@ -104,6 +107,10 @@ public final class TrainingSession {
                 directory.record(m)
                 progress(m)
             }
+            let evalEvery = config.int("eval.interval")
+            if let evaluate, evalEvery > 0, m.event == nil, m.step % evalEvery == 0 || m.step == config.steps {
+                try recordEvaluation(step: m.step, evaluate)
+            }
             if checkpointEvery > 0 && (m.step % checkpointEvery == 0 || m.step == config.steps) {
                 let w = try trainer.saveCheckpoint(to: store)
                 guard let directory else { continue }
@@ -114,6 +121,24 @@ public final class TrainingSession {
                 }
             }
         }
+    }
+
+    /// Runs `evaluate` and writes its scores as one metrics.jsonl line (`step`, `eval_s` and the metrics)
+    /// and one train.log line.
+    private func recordEvaluation(step: Int, _ evaluate: (Int) throws -> [String: Double]) throws {
+        let t0 = SystemInfo.now()
+        var scores = try evaluate(step)
+        scores["eval_s"] = SystemInfo.now() - t0
+        let fields = scores.keys.sorted().map { key in
+            let value = scores[key]!
+            return "\"\(key)\":" + (value.isFinite ? "\(value)" : "null")
+        }
+        directory?.recordLine("{\"step\":\(step)," + fields.joined(separator: ",") + "}")
+        tell(
+            "step \(step) eval: "
+                + scores.keys.sorted().filter { !$0.hasSuffix("_stderr") }.map {
+                    String(format: "%@ %.4g", $0, scores[$0]!)
+                }.joined(separator: ", "))
     }
 
     /// Restores the newest checkpoint that verifies (or the initial weights), keeps the data position past

@@ -1,0 +1,63 @@
+import Foundation
+import KumoData
+import KumoEval
+import KumoModel
+import KumoTrain
+
+/// The `[eval]` section of a training run: the tasks `kumo eval` runs, applied to the model in training.
+enum TrainingEval {
+    /// A closure that evaluates `model` on `eval.tasks` and returns `eval.<task>.<metric>` → value,
+    /// or nil when `eval.interval` is 0. `dataTokenizer` is the training data's tokenizer (nil for
+    /// synthetic data), used unless `eval.tokenizer` names another.
+    static func make(config: RunConfig, model: LlamaModel, dataTokenizer: (any Tokenizer)?) throws -> (
+        (Int) throws ->
+            [String: Double]
+    )? {
+        guard config.int("eval.interval") > 0 else { return nil }
+        let tasks = try config.strings("eval.tasks").map { name in
+            guard let task = EvalTask(rawValue: name) else {
+                throw ConfigError(
+                    "eval.tasks: unknown task \"\(name)\"; valid are "
+                        + EvalTask.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            return task
+        }
+        let tokenizer: any Tokenizer
+        if !config.string("eval.tokenizer").isEmpty {
+            tokenizer = try loadTokenizer(model: config.string("eval.tokenizer"))
+        } else if let dataTokenizer {
+            tokenizer = dataTokenizer
+        } else {
+            throw ConfigError("eval.tasks: synthetic data has no tokenizer; set eval.tokenizer (\"byte\" or a .model)")
+        }
+        if tokenizer.vocabSize > model.config.vocabSize {
+            throw ConfigError(
+                "eval.tokenizer has \(tokenizer.vocabSize) ids but model.vocab_size is \(model.config.vocabSize)")
+        }
+        if tasks.contains(.perplexity) && config.string("eval.corpus").isEmpty {
+            throw ConfigError("eval.tasks has perplexity: set eval.corpus to a JSONL file with a \"text\" field")
+        }
+        var options = EvalOptions()
+        options.dataDir = config.string("eval.data_dir")
+        options.numFewshot = config.int("eval.num_fewshot")
+        options.limit = config.int("eval.limit") > 0 ? config.int("eval.limit") : nil
+        options.corpus = config.string("eval.corpus")
+        let context = config.int("eval.context_length") > 0 ? config.int("eval.context_length") : config.seqLength
+        options.contextLength = min(context, model.config.maxPositionEmbeddings)
+        options.stride = max(1, options.contextLength / 2)
+        let evaluator = Evaluator(scorer: LogLikelihoodScorer(model: model), tokenizer: tokenizer, options: options)
+        return { _ in
+            var scores: [String: Double] = [:]
+            for task in tasks {
+                let result: TaskResult
+                do {
+                    result = try evaluator.run(task)
+                } catch let error as EvalDataError {
+                    throw ConfigError("[eval] \(task.rawValue): \(error.description)")
+                }
+                for (metric, value) in result.metrics { scores["eval.\(task.rawValue).\(metric)"] = value }
+            }
+            return scores
+        }
+    }
+}

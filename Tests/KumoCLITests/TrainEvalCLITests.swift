@@ -1,0 +1,79 @@
+import Foundation
+import XCTest
+
+/// `[eval]`: `kumo train` evaluates the model it trains and logs the scores.
+final class TrainEvalCLITests: XCTestCase {
+    private static let question = #"""
+        {"q_id": %d, "question": "雨の日に使うものは？", "choice0": "傘", "choice1": "靴", "choice2": "本", "choice3": "皿", "choice4": "鍵", "label": %d}
+        """#
+
+    func testTrainLogsPerplexityAndJCommonsenseQAScoresEveryInterval() throws {
+        let dir = try KumoProcess.temporaryDirectory(for: self)
+        let corpus = dir + "/corpus.jsonl"
+        let lines = (0..<40).map { #"{"text": "京都は日本の古い都です。雨の日には傘を使います。Kyoto is an old capital \#($0)."}"# }
+        try lines.joined(separator: "\n").write(toFile: corpus, atomically: true, encoding: .utf8)
+        let jcqa = dir + "/jglue/jcommonsenseqa-v1.3"
+        try FileManager.default.createDirectory(atPath: jcqa, withIntermediateDirectories: true)
+        let questions = (0..<3).map { String(format: Self.question, $0, $0 % 5) }
+        try questions.joined(separator: "\n").write(
+            toFile: jcqa + "/valid-v1.3.json", atomically: true, encoding: .utf8)
+        let tokenizer = KumoProcess.sharedData.appendingPathComponent(
+            "tokenizers/llm-jp/cc100_ja30K_en20K.symbolRemoved.vocab.reestimated.model"
+        ).path
+        let run = dir + "/run"
+        let r = try KumoProcess.run([
+            "train", "--run-dir", run, "--set", "model.vocab_size=44032", "--set", "model.hidden_size=64",
+            "--set", "model.intermediate_size=128", "--set", "model.num_hidden_layers=2",
+            "--set", "model.num_attention_heads=4", "--set", "model.num_key_value_heads=2",
+            "--set", "model.max_position_embeddings=64", "--set", "data.path=[\"\(corpus)\"]",
+            "--set", "data.tokenizer=\(tokenizer)", "--set", "train.seq_length=32", "--set", "train.micro_batch_size=2",
+            "--set", "train.steps=4", "--set", "train.threads=1", "--set", "eval.interval=2",
+            "--set", "eval.tasks=[\"perplexity\", \"jcommonsenseqa\"]", "--set", "eval.corpus=\(corpus)",
+            "--set", "eval.data_dir=\(dir)/jglue", "--set", "eval.limit=5",
+        ])
+        XCTAssertEqual(r.status, 0, r.err)
+        let objects = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        let evals = objects.filter { $0["eval.perplexity.perplexity"] != nil }
+        XCTAssertEqual(evals.map { $0["step"] as? Int }, [2, 4], "\(objects)")
+        for line in evals {
+            let ppl = try XCTUnwrap(line["eval.perplexity.perplexity"] as? Double)
+            // An untrained model over 44,032 ids: far from 1, not beyond the vocabulary's size by much.
+            XCTAssertTrue(ppl > 100 && ppl < 200_000, "perplexity \(ppl)")
+            let acc = try XCTUnwrap(line["eval.jcommonsenseqa.acc"] as? Double)
+            XCTAssertTrue([0, 1.0 / 3, 2.0 / 3, 1].contains { abs($0 - acc) < 1e-9 }, "acc \(acc) of 3 questions")
+            XCTAssertNotNil(line["eval.jcommonsenseqa.acc_norm"])
+            XCTAssertNotNil(line["eval_s"])
+        }
+        // A later evaluation sees a model trained for longer: its perplexity differs.
+        XCTAssertNotEqual(
+            evals[0]["eval.perplexity.perplexity"] as? Double, evals[1]["eval.perplexity.perplexity"] as? Double)
+        let log = try String(contentsOfFile: run + "/train.log", encoding: .utf8)
+        XCTAssertTrue(log.contains("step 2 eval:") && log.contains("eval.jcommonsenseqa.acc"), log)
+    }
+
+    func testUnknownEvalTaskIsRefusedNamingTheValidOnes() throws {
+        let r = try KumoProcess.run([
+            "train", "--run-dir", try KumoProcess.temporaryDirectory(for: self), "--set", "model.preset=tiny",
+            "--set", "data.synthetic=true", "--set", "train.seq_length=32", "--set", "eval.interval=1",
+            "--set", "eval.tasks=[\"jcqa\"]", "--set", "eval.tokenizer=byte",
+        ])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.err.contains("eval.tasks") && r.err.contains("jcommonsenseqa, jnli"), r.err)
+    }
+
+    func testEvaluationDuringZeRO3TrainingOnSeveralRanksIsRefusedOnEveryRank() throws {
+        let r = try KumoProcess.runMPI(
+            ranks: 2,
+            [
+                "train", "--run-dir", try KumoProcess.temporaryDirectory(for: self), "--set", "model.preset=tiny",
+                "--set", "data.synthetic=true", "--set", "train.seq_length=32", "--set", "train.threads=1",
+                "--set", "parallel.zero_stage=3", "--set", "eval.interval=1", "--set", "eval.tasks=[\"perplexity\"]",
+                "--set", "eval.tokenizer=byte", "--set", "eval.corpus=/dev/null",
+            ])
+        XCTAssertNotEqual(r.status, 0)
+        let refusal = "eval.interval > 0 is not supported with parallel.zero_stage = 3 on several ranks"
+        XCTAssertEqual(r.err.components(separatedBy: refusal).count - 1, 2, r.err)
+    }
+}

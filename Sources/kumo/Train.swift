@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KumoComm
 import KumoData
+import KumoInterop
 import KumoTrain
 
 /// `kumo train`: trains a model and writes a run directory.
@@ -119,6 +120,12 @@ struct Train: ParsableCommand {
         trainer.gatherParameters()
         try trainer.checkReplicasAgree()
         dir.note("finished \(config.steps) steps; the parameters of all \(trainer.mesh.data) data-parallel ranks agree")
+        let weights = dir.path + "/model.safetensors"
+        try KumoWeights.save(trainer.model, to: weights)
+        for line in ["final weights: \(weights) (kumo eval, generate, serve and convert read it with --model)"] {
+            printErr(line)
+            dir.note(line)
+        }
         if let dumpParams {
             let p = trainer.model.params
             try Data(bytes: p.pointer, count: 4 * p.count).write(to: URL(fileURLWithPath: dumpParams))

@@ -51,6 +51,19 @@ final class TrainEvalCLITests: XCTestCase {
             evals[0]["eval.perplexity.perplexity"] as? Double, evals[1]["eval.perplexity.perplexity"] as? Double)
         let log = try String(contentsOfFile: run + "/train.log", encoding: .utf8)
         XCTAssertTrue(log.contains("step 2 eval:") && log.contains("eval.jcommonsenseqa.acc"), log)
+        // The run's final weights, read back by `kumo eval`, score the corpus as the last evaluation did.
+        let report = dir + "/eval.json"
+        let e = try KumoProcess.run([
+            "eval", "--model", run + "/model.safetensors", "--tokenizer", tokenizer, "--tasks", "perplexity",
+            "--corpus", corpus, "--context-length", "32", "--stride", "16", "--limit", "5", "--output", report,
+        ])
+        XCTAssertEqual(e.status, 0, e.err)
+        let object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: report)))
+        let results = (object as? [String: Any])?["results"] as? [String: [String: Double]]
+        let reread = try XCTUnwrap(results?["perplexity"]?["perplexity"], "\(String(describing: object))")
+        let last = try XCTUnwrap(evals.last?["eval.perplexity.perplexity"] as? Double)
+        XCTAssertEqual(
+            reread, last, accuracy: 1e-6 * last, "perplexity of the saved weights \(reread), in training \(last)")
     }
 
     func testUnknownEvalTaskIsRefusedNamingTheValidOnes() throws {

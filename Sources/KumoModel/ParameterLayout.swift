@@ -8,8 +8,19 @@ public struct ParameterTensor: Sendable, Equatable {
     public var offset: Int
     /// Whether AdamW's weight decay applies (not to norm weights).
     public var decay: Bool
+    /// Where this rank's piece lies in the whole tensor (nil: it holds the whole tensor).
+    public var slice: TensorSlice? = nil
+    /// Tensor-parallel ranks that hold identical copies of this piece (norm weights: all of them).
+    public var replicas: Int = 1
     /// Element count.
     public var count: Int { shape.reduce(1, *) }
+    /// The whole tensor's shape.
+    public var globalShape: [Int] {
+        guard let slice else { return shape }
+        var s = shape
+        s[slice.dim] = slice.total
+        return s
+    }
 }
 
 /// Offsets of one transformer block's tensors relative to the block's start.
@@ -21,10 +32,11 @@ public struct BlockLayout: Sendable {
     /// Floats in one block.
     public let count: Int
 
-    init(_ c: ModelConfig) {
+    init(_ c: ModelConfig, _ shard: ModelShard) {
         let h = c.hiddenSize
-        let qw = c.numAttentionHeads * c.headDim
-        let kvw = c.numKeyValueHeads * c.headDim
+        let qw = shard.heads(c) * c.headDim
+        let kvw = shard.kvHeads(c) * c.headDim
+        let f = shard.intermediate(c)
         var at = 0
         func take(_ n: Int) -> Int {
             defer { at += n }
@@ -36,75 +48,125 @@ public struct BlockLayout: Sendable {
         v = take(kvw * h)
         o = take(h * qw)
         postNorm = c.parallelLayers ? nil : take(h)
-        gate = take(c.intermediateSize * h)
-        up = take(c.intermediateSize * h)
-        down = take(h * c.intermediateSize)
+        gate = take(f * h)
+        up = take(f * h)
+        down = take(h * f)
         count = at
     }
 }
 
-/// Where every parameter lives in the flat buffer: the embedding, then each block's tensors
-/// contiguously (so a block is one range for sharding and gradient buckets), then the final
-/// norm and, unless tied to the embedding, the output projection.
+/// Where every parameter of a rank's shard lives in its flat buffer: the embedding, then each
+/// block's tensors contiguously (so a block is one range for sharding and gradient buckets), then
+/// the final norm and, unless tied to the embedding, the output projection. A shard without the
+/// embedding or the head (a pipeline stage) has an empty range in its place.
 public struct ParameterLayout: Sendable {
     public let config: ModelConfig
+    /// The part of the whole model this layout holds.
+    public let shard: ModelShard
     public let block: BlockLayout
     public let embedding: Int
-    /// Start of block i is `blocksStart + i * block.count`.
+    /// Start of (local) block i is `blocksStart + i * block.count`.
     public let blocksStart: Int
     public let finalNorm: Int
     /// Offset of the output projection: equal to `embedding` when tied.
     public let head: Int
     /// Total floats.
     public let count: Int
-    /// Every tensor in order, with Hugging Face names.
+    /// Every tensor in order, with Hugging Face names (global block indices).
     public let tensors: [ParameterTensor]
 
-    /// Computes the layout of a configuration.
-    public init(_ c: ModelConfig) {
+    /// The layout of the whole model.
+    public init(_ c: ModelConfig) { self.init(c, shard: .whole(c)) }
+
+    /// The layout of `shard`, which must have passed `shard.validate(c)`.
+    public init(_ c: ModelConfig, shard: ModelShard) {
         config = c
-        block = BlockLayout(c)
+        self.shard = shard
+        block = BlockLayout(c, shard)
         let h = c.hiddenSize
+        let t = shard.tensorSize
+        let vocab = shard.vocab(c)
+        let tied = c.tieWordEmbeddings
         embedding = 0
-        blocksStart = c.vocabSize * h
-        finalNorm = blocksStart + c.numHiddenLayers * block.count
-        head = c.tieWordEmbeddings ? embedding : finalNorm + h
-        count = c.tieWordEmbeddings ? finalNorm + h : finalNorm + h + c.vocabSize * h
-        let qw = c.numAttentionHeads * c.headDim
-        let kvw = c.numKeyValueHeads * c.headDim
-        let f = c.intermediateSize
-        var list = [
-            ParameterTensor(name: "model.embed_tokens.weight", shape: [c.vocabSize, h], offset: 0, decay: true)
-        ]
-        for i in 0..<c.numHiddenLayers {
-            let base = blocksStart + i * block.count
+        blocksStart = shard.hasEmbedding ? vocab * h : 0
+        finalNorm = blocksStart + shard.layers.count * block.count
+        let headRows = shard.hasHead ? (tied ? 0 : vocab * h) : 0
+        head = tied ? embedding : finalNorm + (shard.hasHead ? h : 0)
+        count = finalNorm + (shard.hasHead ? h : 0) + headRows
+        func rows(_ start: Int, _ count: Int, of total: Int) -> TensorSlice? {
+            count == total ? nil : TensorSlice(dim: 0, start: start, count: count, total: total)
+        }
+        func columns(_ start: Int, _ count: Int, of total: Int) -> TensorSlice? {
+            count == total ? nil : TensorSlice(dim: 1, start: start, count: count, total: total)
+        }
+        let d = c.headDim
+        let qw = shard.heads(c) * d
+        let kvw = shard.kvHeads(c) * d
+        let f = shard.intermediate(c)
+        let vocabRows = rows(shard.vocabStart(c), vocab, of: c.vocabSize)
+        let qRows = rows(shard.tensorRank * qw, qw, of: c.numAttentionHeads * d)
+        let kvRows = rows(shard.firstKVHead(c) * d, kvw, of: c.numKeyValueHeads * d)
+        let oColumns = columns(shard.tensorRank * qw, qw, of: c.numAttentionHeads * d)
+        let fRows = rows(shard.tensorRank * f, f, of: c.intermediateSize)
+        let fColumns = columns(shard.tensorRank * f, f, of: c.intermediateSize)
+        let kvReplicas = shard.kvReplicas(c)
+        var list: [ParameterTensor] = []
+        if shard.hasEmbedding {
+            list.append(
+                .init(name: "model.embed_tokens.weight", shape: [vocab, h], offset: 0, decay: true, slice: vocabRows))
+        }
+        for (local, i) in shard.layers.enumerated() {
+            let base = blocksStart + local * block.count
             let p = "model.layers.\(i)."
             list.append(
-                .init(name: p + "input_layernorm.weight", shape: [h], offset: base + block.inputNorm, decay: false))
+                .init(
+                    name: p + "input_layernorm.weight", shape: [h], offset: base + block.inputNorm, decay: false,
+                    replicas: t))
             list.append(
-                .init(name: p + "self_attn.q_proj.weight", shape: [qw, h], offset: base + block.q, decay: true))
+                .init(
+                    name: p + "self_attn.q_proj.weight", shape: [qw, h], offset: base + block.q, decay: true,
+                    slice: qRows))
             list.append(
-                .init(name: p + "self_attn.k_proj.weight", shape: [kvw, h], offset: base + block.k, decay: true))
+                .init(
+                    name: p + "self_attn.k_proj.weight", shape: [kvw, h], offset: base + block.k, decay: true,
+                    slice: kvRows, replicas: kvReplicas))
             list.append(
-                .init(name: p + "self_attn.v_proj.weight", shape: [kvw, h], offset: base + block.v, decay: true))
+                .init(
+                    name: p + "self_attn.v_proj.weight", shape: [kvw, h], offset: base + block.v, decay: true,
+                    slice: kvRows, replicas: kvReplicas))
             list.append(
-                .init(name: p + "self_attn.o_proj.weight", shape: [h, qw], offset: base + block.o, decay: true))
+                .init(
+                    name: p + "self_attn.o_proj.weight", shape: [h, qw], offset: base + block.o, decay: true,
+                    slice: oColumns))
             if let post = block.postNorm {
                 list.append(
-                    .init(name: p + "post_attention_layernorm.weight", shape: [h], offset: base + post, decay: false))
+                    .init(
+                        name: p + "post_attention_layernorm.weight", shape: [h], offset: base + post, decay: false,
+                        replicas: t))
             }
-            list.append(.init(name: p + "mlp.gate_proj.weight", shape: [f, h], offset: base + block.gate, decay: true))
-            list.append(.init(name: p + "mlp.up_proj.weight", shape: [f, h], offset: base + block.up, decay: true))
-            list.append(.init(name: p + "mlp.down_proj.weight", shape: [h, f], offset: base + block.down, decay: true))
+            list.append(
+                .init(
+                    name: p + "mlp.gate_proj.weight", shape: [f, h], offset: base + block.gate, decay: true,
+                    slice: fRows))
+            list.append(
+                .init(
+                    name: p + "mlp.up_proj.weight", shape: [f, h], offset: base + block.up, decay: true, slice: fRows))
+            list.append(
+                .init(
+                    name: p + "mlp.down_proj.weight", shape: [h, f], offset: base + block.down, decay: true,
+                    slice: fColumns))
         }
-        list.append(.init(name: "model.norm.weight", shape: [h], offset: finalNorm, decay: false))
-        if !c.tieWordEmbeddings {
-            list.append(.init(name: "lm_head.weight", shape: [c.vocabSize, h], offset: head, decay: true))
+        if shard.hasHead {
+            list.append(.init(name: "model.norm.weight", shape: [h], offset: finalNorm, decay: false, replicas: t))
+            if !tied {
+                list.append(
+                    .init(name: "lm_head.weight", shape: [vocab, h], offset: head, decay: true, slice: vocabRows))
+            }
         }
         tensors = list
     }
 
-    /// Offset of block `i`.
+    /// Offset of local block `i` (the shard's i-th block).
     public func blockStart(_ i: Int) -> Int { blocksStart + i * block.count }
 
     /// The tensor with a Hugging Face name, if the model has it.

@@ -1,10 +1,14 @@
 import KumoCore
 
-/// A LLaMA-family decoder with explicit forward and backward passes on preallocated buffers.
-/// Parameters and gradients are one flat buffer each, laid out by `ParameterLayout`.
+/// A LLaMA-family decoder, or one pipeline stage of it (a `ModelShard`), with explicit forward
+/// and backward passes on preallocated buffers. Parameters and gradients are one flat buffer
+/// each, laid out by `ParameterLayout`. Several micro-batches can be in flight at once, each in
+/// its own activation slot.
 public final class LlamaModel {
     public let config: ModelConfig
     public let layout: ParameterLayout
+    /// The part of the model this instance holds (the whole model unless built for a stage).
+    public var shard: ModelShard { layout.shard }
     /// All parameters, fp32.
     public let params: FloatBuffer
     /// Gradients, same layout as `params`; backward adds into them. Empty for a model built
@@ -16,73 +20,91 @@ public final class LlamaModel {
     public var gradientMemory: ((Range<Int>) -> UnsafeMutablePointer<Float>)?
     let rope: RoPETable
     let block: TransformerBlock
-    private var state: ForwardState?
+    /// One activation state per micro-batch slot, created on first use.
+    private var states: [ForwardState] = []
+    /// Backward's scratch, shared by the slots (one backward runs at a time).
+    private var scratch: BackwardScratch?
     /// Called during `backward` with each range of the flat gradient buffer that holds its final
     /// values for the pass, from the top of the buffer down: the final norm and head, each block
-    /// from the last to the first, then the embedding. Data parallelism starts communication here.
+    /// from the last to the first, then the embedding (of those the shard holds). Data
+    /// parallelism starts communication here.
     public var gradientsReady: ((Range<Int>) -> Void)?
-    /// Called before forward reads the parameters of a stage: the embedding, each block from the
-    /// first to the last, then the head (final norm and output projection). ZeRO-3 gathers them here.
+    /// Called before forward reads the parameters of a stage: the embedding, each (local) block
+    /// from the first to the last, then the head (final norm and output projection). ZeRO-3 gathers them here.
     public var beforeForward: ((ParameterStage) -> Void)?
-    /// Called before backward reads the parameters of a stage: the head, then each block from the
-    /// last to the first (the embedding's backward reads no parameters).
+    /// Called before backward reads the parameters of a stage: the head, then each (local) block
+    /// from the last to the first (the embedding's backward reads no parameters).
     public var beforeBackward: ((ParameterStage) -> Void)?
 
-    /// Buffers sized for one (batch, seqLen): the residual stream, per-block activations,
-    /// the final norm, the logits and the backward scratch.
+    /// Buffers of one micro-batch slot, sized for one (batch, seqLen): the residual stream
+    /// (the stage's input first), per-block activations, the final norm, the logits (the last
+    /// stage only) and ∂L/∂(hidden states) flowing down.
     final class ForwardState {
         let shape: AttentionShape
         let residual: [FloatBuffer]
         let blocks: [BlockActivations]
         let finalNormed, finalRstd, logits, dx: FloatBuffer
-        let scratch: BackwardScratch
 
-        init(_ c: ModelConfig, _ shape: AttentionShape) {
+        init(_ c: ModelConfig, _ shard: ModelShard, _ shape: AttentionShape) {
             self.shape = shape
             let rows = shape.batch * shape.seqLen
-            residual = (0...c.numHiddenLayers).map { _ in FloatBuffer(count: rows * c.hiddenSize) }
-            blocks = (0..<c.numHiddenLayers).map { _ in BlockActivations(c, shape: shape) }
-            finalNormed = FloatBuffer(count: rows * c.hiddenSize)
-            finalRstd = FloatBuffer(count: rows)
-            logits = FloatBuffer(count: rows * c.vocabSize)
+            let head = shard.hasHead ? 1 : 0
+            residual = (0...shard.layers.count).map { _ in FloatBuffer(count: rows * c.hiddenSize) }
+            blocks = shard.layers.map { _ in BlockActivations(c, shape: shape) }
+            finalNormed = FloatBuffer(count: head * rows * c.hiddenSize)
+            finalRstd = FloatBuffer(count: head * rows)
+            logits = FloatBuffer(count: head * rows * c.vocabSize)
             dx = FloatBuffer(count: rows * c.hiddenSize)
-            scratch = BackwardScratch(c, shape: shape)
         }
     }
 
     /// Allocates a zero model; call `initializeWeights` or load parameters before use. Without
     /// `wholeGradients` no gradient buffer is allocated and `gradientMemory` must be set.
-    public init(config: ModelConfig, wholeGradients: Bool = true) throws(ModelConfigError) {
+    public convenience init(config: ModelConfig, wholeGradients: Bool = true) throws(ModelConfigError) {
+        try self.init(config: config, shard: .whole(config), wholeGradients: wholeGradients)
+    }
+
+    /// Allocates a zero pipeline stage `shard` of the model (whole tensors: tensor size 1).
+    public init(config: ModelConfig, shard: ModelShard, wholeGradients: Bool = true) throws(ModelConfigError) {
         try config.validate()
+        try shard.validate(config)
+        precondition(shard.tensorSize == 1, "LlamaModel runs whole tensors; tensor-parallel shards need their blocks")
         self.config = config
-        layout = ParameterLayout(config)
+        layout = ParameterLayout(config, shard: shard)
         params = FloatBuffer(count: layout.count)
         grads = FloatBuffer(count: wholeGradients ? layout.count : 0)
         rope = RoPETable(headDim: config.headDim, maxPositions: config.maxPositionEmbeddings, theta: config.ropeTheta)
         block = TransformerBlock(config: config, rope: rope)
     }
 
-    /// Seeded initialisation: projections and embeddings N(0, std²), norm weights 1.
+    /// Seeded initialisation: projections and embeddings N(0, std²), norm weights 1. A stage
+    /// gets exactly its part of the whole model initialised from the same seed.
     public func initializeWeights(seed: UInt64, std: Double = 0.02) {
+        let whole = ParameterLayout(config)
+        let target = shard.isWhole(config) ? params : FloatBuffer(count: whole.count)
         var rng = SeededRandom(seed: seed)
-        for t in layout.tensors {
-            let p = params.pointer + t.offset
+        for t in whole.tensors {
+            let p = target.pointer + t.offset
             if t.shape.count == 1 {
                 p.update(repeating: 1, count: t.count)
             } else {
                 for i in 0..<t.count { p[i] = Float(rng.normal() * std) }
             }
         }
+        if target !== params { layout.copyShard(from: target.pointer, wholeLayout: whole, into: params.pointer) }
     }
 
     /// Sets every gradient to zero.
     public func zeroGrads() { grads.zero() }
 
-    /// Logits of the last forward pass ([batch·seq, vocab]); after `lossAndBackward` they hold
-    /// ∂L/∂logits instead.
-    public var logits: UnsafeMutablePointer<Float> {
-        guard let s = state else { preconditionFailure("forward has not run") }
-        return s.logits.pointer
+    /// Logits of the last forward pass in slot 0 ([batch·seq, vocab]); after `lossAndBackward`
+    /// they hold ∂L/∂logits instead.
+    public var logits: UnsafeMutablePointer<Float> { logits(slot: 0) }
+
+    /// Logits of `slot`'s last forward pass (a stage with the head); backward reads ∂L/∂logits here.
+    public func logits(slot: Int) -> UnsafeMutablePointer<Float> {
+        precondition(shard.hasHead && slot < states.count, "forward has not run in slot \(slot)")
+        return states[slot].logits.pointer
     }
 
     /// Bytes of activation and scratch memory for a micro-batch of `batch` × `seqLen` tokens.
@@ -105,16 +127,23 @@ public final class LlamaModel {
         return 4 * (c.numHiddenLayers * perBlock + scratch + rest)
     }
 
-    private func prepare(batch: Int, seqLen: Int) -> ForwardState {
+    /// The state of `slot` for (batch, seqLen); a new shape drops every slot's buffers.
+    private func prepare(slot: Int, batch: Int, seqLen: Int) -> ForwardState {
         precondition(seqLen <= config.maxPositionEmbeddings, "sequence length exceeds max_position_embeddings")
-        if let s = state, s.shape.batch == batch, s.shape.seqLen == seqLen { return s }
-        state = nil
+        if let s = states.first, s.shape.batch != batch || s.shape.seqLen != seqLen {
+            states = []
+            scratch = nil
+        }
         let shape = AttentionShape(
             batch: batch, seqLen: seqLen, heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads,
             headDim: config.headDim)
-        let s = ForwardState(config, shape)
-        state = s
-        return s
+        while states.count <= slot { states.append(ForwardState(config, shard, shape)) }
+        return states[slot]
+    }
+
+    private func state(_ slot: Int) -> ForwardState {
+        precondition(slot < states.count, "backward before forward in slot \(slot)")
+        return states[slot]
     }
 
     private func blockWeights(_ buffer: FloatBuffer, _ i: Int) -> BlockWeights {
@@ -131,21 +160,46 @@ public final class LlamaModel {
     /// Runs the model on `batch` sequences of `seqLen` token ids; returns the logits.
     @discardableResult
     public func forward(tokens: UnsafePointer<Int32>, batch: Int, seqLen: Int) -> UnsafeMutablePointer<Float> {
-        let s = prepare(batch: batch, seqLen: seqLen)
+        forward(slot: 0, tokens: tokens, batch: batch, seqLen: seqLen)
+    }
+
+    /// Where a stage without the embedding takes its input hidden states for `slot`
+    /// ([batch·seq, hidden]): write them here, then call `forward(slot:tokens:nil,…)`.
+    public func stageInput(slot: Int, batch: Int, seqLen: Int) -> UnsafeMutablePointer<Float> {
+        prepare(slot: slot, batch: batch, seqLen: seqLen).residual[0].pointer
+    }
+
+    /// Where a stage without the head takes ∂L/∂(its output) for `slot` before `backward(slot:…)`;
+    /// after that backward it holds ∂L/∂(its input), for the previous stage.
+    public func hiddenGradient(slot: Int) -> UnsafeMutablePointer<Float> { state(slot).dx.pointer }
+
+    /// Forward of the shard in `slot`: from `tokens` through the embedding (the first stage) or
+    /// from `stageInput`, through its blocks; returns the logits (the last stage) or its output
+    /// hidden states, which the next stage takes as input.
+    @discardableResult
+    public func forward(slot: Int, tokens: UnsafePointer<Int32>?, batch: Int, seqLen: Int)
+        -> UnsafeMutablePointer<Float>
+    {
+        let s = prepare(slot: slot, batch: batch, seqLen: seqLen)
         let rows = batch * seqLen
         let h = config.hiddenSize
-        beforeForward?(.embedding)
-        Embedding.forward(
-            ids: tokens, table: params.pointer + layout.embedding, out: s.residual[0].pointer, rows: rows, dim: h,
-            vocab: config.vocabSize)
-        for i in 0..<config.numHiddenLayers {
+        if shard.hasEmbedding {
+            guard let tokens else { preconditionFailure("the first stage runs from token ids") }
+            beforeForward?(.embedding)
+            Embedding.forward(
+                ids: tokens, table: params.pointer + layout.embedding, out: s.residual[0].pointer, rows: rows, dim: h,
+                vocab: config.vocabSize)
+        }
+        let layers = shard.layers.count
+        for i in 0..<layers {
             beforeForward?(.block(i))
             block.forward(
                 s.residual[i].pointer, out: s.residual[i + 1].pointer, blockWeights(params, i), s.blocks[i], s.shape)
         }
+        guard shard.hasHead else { return s.residual[layers].pointer }
         beforeForward?(.head)
         RMSNormKernel.forward(
-            x: s.residual[config.numHiddenLayers].pointer, weight: params.pointer + layout.finalNorm,
+            x: s.residual[layers].pointer, weight: params.pointer + layout.finalNorm,
             y: s.finalNormed.pointer, rstd: s.finalRstd.pointer, rows: rows, dim: h, eps: Float(config.rmsNormEps))
         Linear.forward(
             x: s.finalNormed.pointer, weight: params.pointer + layout.head, y: s.logits.pointer, rows: rows,
@@ -155,35 +209,48 @@ public final class LlamaModel {
 
     /// Backpropagates ∂L/∂logits (held in `logits`) through the last forward pass on `tokens`,
     /// adding into `grads`.
-    public func backward(tokens: UnsafePointer<Int32>) {
-        guard let s = state else { preconditionFailure("backward before forward") }
+    public func backward(tokens: UnsafePointer<Int32>) { backward(slot: 0, tokens: tokens) }
+
+    /// Backpropagates through `slot`'s forward pass, adding into the gradients: from ∂L/∂logits
+    /// in `logits(slot:)` (the last stage) or ∂L/∂output in `hiddenGradient(slot:)`, down to the
+    /// embedding (the first stage, which needs `tokens`); returns ∂L/∂(the stage's input).
+    @discardableResult
+    public func backward(slot: Int, tokens: UnsafePointer<Int32>?) -> UnsafeMutablePointer<Float> {
+        let s = state(slot)
+        if scratch == nil { scratch = BackwardScratch(config, shape: s.shape) }
+        let scratch = scratch!
         let rows = s.shape.batch * s.shape.seqLen
         let h = config.hiddenSize
-        let layers = config.numHiddenLayers
-        beforeBackward?(.head)
-        Linear.backward(
-            dy: s.logits.pointer, x: s.finalNormed.pointer, weight: params.pointer + layout.head,
-            dx: s.scratch.dn.pointer, dweight: gradients(layout.head..<layout.head + config.vocabSize * h), rows: rows,
-            inFeatures: h,
-            outFeatures: config.vocabSize)
-        RMSNormKernel.backward(
-            dy: s.scratch.dn.pointer, x: s.residual[layers].pointer, weight: params.pointer + layout.finalNorm,
-            rstd: s.finalRstd.pointer, dx: s.dx.pointer, dweight: gradients(layout.finalNorm..<layout.finalNorm + h),
-            rows: rows, dim: h,
-            accumulate: false)
-        gradientsReady?(layout.finalNorm..<layout.count)
+        let layers = shard.layers.count
+        if shard.hasHead {
+            beforeBackward?(.head)
+            Linear.backward(
+                dy: s.logits.pointer, x: s.finalNormed.pointer, weight: params.pointer + layout.head,
+                dx: scratch.dn.pointer, dweight: gradients(layout.head..<layout.head + config.vocabSize * h),
+                rows: rows, inFeatures: h, outFeatures: config.vocabSize)
+            RMSNormKernel.backward(
+                dy: scratch.dn.pointer, x: s.residual[layers].pointer, weight: params.pointer + layout.finalNorm,
+                rstd: s.finalRstd.pointer, dx: s.dx.pointer,
+                dweight: gradients(layout.finalNorm..<layout.finalNorm + h),
+                rows: rows, dim: h, accumulate: false)
+            gradientsReady?(layout.finalNorm..<layout.count)
+        }
         for i in stride(from: layers - 1, through: 0, by: -1) {
             beforeBackward?(.block(i))
             let range = layout.blockStart(i)..<layout.blockStart(i) + layout.block.count
             let g = BlockWeights(base: gradients(range), layout: layout.block)
             block.backward(
-                s.dx.pointer, s.residual[i].pointer, blockWeights(params, i), g, s.blocks[i], s.scratch, s.shape)
+                s.dx.pointer, s.residual[i].pointer, blockWeights(params, i), g, s.blocks[i], scratch, s.shape)
             gradientsReady?(range)
         }
-        Embedding.backward(
-            ids: tokens, dout: s.dx.pointer, dtable: gradients(layout.embedding..<layout.blocksStart), rows: rows,
-            dim: h)
-        gradientsReady?(0..<layout.blocksStart)
+        if shard.hasEmbedding {
+            guard let tokens else { preconditionFailure("the first stage's backward needs the token ids") }
+            Embedding.backward(
+                ids: tokens, dout: s.dx.pointer, dtable: gradients(layout.embedding..<layout.blocksStart), rows: rows,
+                dim: h)
+            gradientsReady?(0..<layout.blocksStart)
+        }
+        return s.dx.pointer
     }
 
     /// Forward, softmax cross-entropy against `targets` (ignore index -100) and backward, with

@@ -80,6 +80,7 @@ public enum ConfigSchema {
         Key(name: "optim.grad_clip", kind: .double, defaultValue: .double(1.0), help: "global norm clip (0: off)"),
         Key(name: "parallel.tensor", kind: .int, defaultValue: .int(1), help: "tensor-parallel size"),
         Key(name: "parallel.pipeline", kind: .int, defaultValue: .int(1), help: "pipeline-parallel size"),
+        Key(name: "parallel.schedule", kind: .string, defaultValue: .string("1f1b"), help: "pipeline: 1f1b|gpipe"),
         Key(name: "parallel.zero_stage", kind: .int, defaultValue: .int(0), help: "ZeRO stage 0-3"),
         Key(name: "parallel.shard_group_size", kind: .int, defaultValue: .int(0), help: "hybrid shard group"),
         Key(name: "parallel.quantized_allgather", kind: .string, defaultValue: .string("none"), help: "none|bf16|int8"),

@@ -1,5 +1,6 @@
 import Foundation
 import KumoModel
+import KumoParallel
 import TOMLKit
 
 /// A fully resolved run configuration: the TOML file, then `--set` overrides, then defaults.
@@ -274,9 +275,9 @@ public struct RunConfig: Sendable {
                     + "in memory) or data.synthetic = true")
         }
 
-        for key in ["parallel.tensor", "parallel.pipeline"] where int(key) != 1 {
+        if int("parallel.tensor") != 1 {
             throw ConfigError(
-                "\(key) = \(int(key)): tensor and pipeline parallelism are not built yet; only 1 is valid")
+                "parallel.tensor = \(int("parallel.tensor")): tensor parallelism is not built yet; only 1 is valid")
         }
         let stage = int("parallel.zero_stage")
         if !(0...3).contains(stage) {
@@ -284,6 +285,7 @@ public struct RunConfig: Sendable {
                 "parallel.zero_stage = \(stage): valid are 0 (plain data parallelism), 1 (optimizer state sharded), "
                     + "2 (gradients sharded too) and 3 (parameters sharded too)")
         }
+        try validatePipeline(zeroStage: stage)
         if int("parallel.shard_group_size") < 0 || (int("parallel.shard_group_size") > 0 && stage != 3) {
             throw ConfigError(
                 "parallel.shard_group_size = \(int("parallel.shard_group_size")): hybrid sharding needs "
@@ -308,6 +310,46 @@ public struct RunConfig: Sendable {
             throw ConfigError("eval.interval = \(int("eval.interval")) needs eval.tasks, e.g. [\"jcommonsenseqa\"]")
         }
         _ = try SpikeSettings(self)
+    }
+
+    /// Checks `parallel.pipeline` and `parallel.schedule` against the model and the other settings.
+    private func validatePipeline(zeroStage: Int) throws {
+        let schedules = PipelineSchedule.allCases.map { "\"\($0.rawValue)\"" }
+        if PipelineSchedule(rawValue: string("parallel.schedule")) == nil {
+            throw ConfigError(
+                "parallel.schedule = \"\(string("parallel.schedule"))\": valid are \(schedules.joined(separator: " and "))"
+            )
+        }
+        let p = int("parallel.pipeline")
+        do {
+            _ = try PipelinePlan(model, stages: p, seqLen: seqLength)
+        } catch {
+            throw ConfigError(error.description)
+        }
+        guard p > 1 else { return }
+        if zeroStage >= 2 {
+            throw ConfigError(
+                "parallel.zero_stage = \(zeroStage) with parallel.pipeline = \(p) is refused: ZeRO-2 would reduce-scatter "
+                    + "the gradients after every micro-batch's backward and ZeRO-3 gather every stage's parameters for "
+                    + "every micro-batch in flight, multiplying the traffic by the micro-batches; use "
+                    + "parallel.zero_stage = 0 or 1 (ZeRO-1 across the data-parallel ranks, as Megatron-DeepSpeed does)"
+            )
+        }
+        if model.tieWordEmbeddings {
+            throw ConfigError(
+                "model.tie_word_embeddings = true with parallel.pipeline = \(p) is refused: the tied embedding would "
+                    + "have to live on the first stage and the head on the last; untie it or use parallel.pipeline = 1")
+        }
+        if int("checkpoint.every") > 0 {
+            throw ConfigError(
+                "checkpoint.every = \(int("checkpoint.every")) with parallel.pipeline = \(p): checkpoints of pipeline "
+                    + "stages are not supported yet; set checkpoint.every = 0 or use parallel.pipeline = 1")
+        }
+        if int("eval.interval") > 0 {
+            throw ConfigError(
+                "eval.interval > 0 with parallel.pipeline = \(p): rank 0 evaluates alone and holds only the first "
+                    + "stage; set eval.interval = 0 (the final model.safetensors holds the whole model for kumo eval)")
+        }
     }
 
     /// The configuration as TOML, every key resolved (written to the run directory).

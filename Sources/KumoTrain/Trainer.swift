@@ -36,6 +36,8 @@ public struct NonFiniteError: Error, CustomStringConvertible {
 
 /// Runs optimizer steps on one rank of a training job: the whole job's global batch is split
 /// across the data-parallel group, whose gradients are all-reduced in buckets during backward.
+/// With pipeline parallelism the rank holds one stage of the model and runs the micro-batches
+/// through the pipeline group in the order of `parallel.schedule`.
 public final class Trainer {
     public let config: RunConfig
     public let model: LlamaModel
@@ -55,6 +57,10 @@ public final class Trainer {
     public let replicaGroup: (any Communicator)?
     /// ZeRO-3: the parameters, gathered stage by stage (nil below stage 3).
     public let shardedParameters: ShardedParameters?
+    /// With `parallel.pipeline` > 1: this rank's stage and its schedule over the pipeline group.
+    public let pipeline: PipelineRunner?
+    /// The blocks of each pipeline stage (one stage of all blocks without pipeline parallelism).
+    public let pipelinePlan: PipelinePlan
     /// Measured sgemm peak of the threads in use on all ranks together, GFLOP/s (the MFU denominator).
     public let peakGFLOPs: Double
     public let flopsPerToken: Double
@@ -98,7 +104,21 @@ public final class Trainer {
         self.world = world
         Threads.set(config.threads)
         let stage = config.int("parallel.zero_stage")
-        model = try LlamaModel(config: config.model, wholeGradients: stage < 2)
+        do {
+            pipelinePlan = try PipelinePlan(config.model, stages: mesh.pipeline, seqLen: config.seqLength)
+        } catch {
+            throw ConfigError(error.description)
+        }
+        let pipelineGroup =
+            mesh.pipeline == 1
+            ? nil : world.split(color: mesh.groupIndex(of: world.rank, .pipeline), key: world.rank, name: "pp")
+        let model = try LlamaModel(
+            config: config.model, shard: pipelinePlan.shard(pipelineGroup?.rank ?? 0), wholeGradients: stage < 2)
+        self.model = model
+        pipeline = pipelineGroup.map {
+            PipelineRunner(
+                model: model, group: $0, schedule: PipelineSchedule(rawValue: config.string("parallel.schedule"))!)
+        }
         model.initializeWeights(seed: config.seed, std: config.double("model.init_std"))
         spikeGuard = SpikeGuard(settings: try SpikeSettings(config))
         microBatches = (0..<accumulationSteps).map { _ in
@@ -159,7 +179,11 @@ public final class Trainer {
         model.zeroGrads()
         dataParallel.sharded?.beginStep()
         var lossSum = 0.0
-        for (i, mb) in microBatches.enumerated() {
+        if let pipeline {
+            precondition(!dataParallel.reducesEveryMicroBatch, "ZeRO-2/3 with pipeline parallelism is refused at start")
+            lossSum = runPipeline(pipeline, gradScale: 1 / Float(max(scored, 1)))
+        }
+        for (i, mb) in microBatches.enumerated() where pipeline == nil {
             let last = i == microBatches.count - 1
             // Whole gradients are communicated once per step, during the last micro-batch's
             // backward; sharded ones during every micro-batch's (they accumulate in the shard).
@@ -182,6 +206,14 @@ public final class Trainer {
         model.gradientsReady = nil
         shardedParameters?.releaseAll()
         var lossTotal = [lossSum]
+        var bubbleSeconds = 0.0
+        if let pipeline {
+            // The last stage holds the loss; the bubble is averaged over the stages.
+            var shared = [lossSum, pipeline.bubbleSeconds]
+            pipeline.group.allReduce(&shared, op: .sum)
+            lossTotal = [shared[0]]
+            bubbleSeconds = shared[1] / Double(pipeline.group.size)
+        }
         group.allReduce(&lossTotal, op: .sum)
         var loss = lossTotal[0] / Double(max(scored, 1))
         // Injected after the reduction, so every rank scales the same gradients.
@@ -218,8 +250,13 @@ public final class Trainer {
         if let shardedParameters {
             extra["memory.gathered_params_bytes"] = Double(shardedParameters.peakGatheredBytes)
         }
+        if pipeline != nil {
+            extra["pipeline.bubble_seconds"] = bubbleSeconds
+            extra["pipeline.bubble_fraction"] = bubbleSeconds / dt
+        }
         if world.size > 1 {
-            let groups = [world, group, shardGroup] + (replicaGroup.map { [$0] } ?? [])
+            let groups =
+                [world, group, shardGroup] + (replicaGroup.map { [$0] } ?? []) + (pipeline.map { [$0.group] } ?? [])
             for c in groups.map(\.counters) { for (k, v) in c.metrics { extra[k] = v } }
         }
         return StepMetrics(
@@ -228,13 +265,62 @@ public final class Trainer {
             event: event, extra: extra)
     }
 
+    /// Runs this rank's pipeline stage over the step's micro-batches; returns the summed loss
+    /// (the last stage's; 0 on the others). Gradients are synchronised over the data-parallel
+    /// group during the last micro-batch's backward, the last backward on every stage.
+    private func runPipeline(_ pipeline: PipelineRunner, gradScale: Float) -> Double {
+        let rows = config.microBatchSize * config.seqLength
+        let inputs = microBatches.flatMap(\.inputs)
+        let targets = microBatches.flatMap(\.targets)
+        let last = microBatches.count - 1
+        var lossSum = 0.0
+        inputs.withUnsafeBufferPointer { inputs in
+            targets.withUnsafeBufferPointer { targets in
+                pipeline.run(
+                    microBatches: microBatches.count, batch: config.microBatchSize, seqLen: config.seqLength,
+                    tokens: { inputs.baseAddress! + $0 * rows },
+                    loss: { i, logits in
+                        lossSum +=
+                            CrossEntropyKernel.forwardBackward(
+                                logits: logits, targets: targets.baseAddress! + i * rows, rows: rows,
+                                vocab: config.model.vocabSize, gradScale: gradScale
+                            ).lossSum
+                    },
+                    willBackward: { i in
+                        guard i == last else { return }
+                        dataParallel.beginSync()
+                        model.gradientsReady = dataParallel.gradientsReady
+                    },
+                    didBackward: { i in if i == last { dataParallel.finishSync(lastOfStep: true) } })
+            }
+        }
+        return lossSum
+    }
+
     /// The L2 norm of the whole job's summed gradients: with sharded gradients (ZeRO-2) the
-    /// squared norms of the shards are summed over the group.
+    /// squared norms of the shards are summed over the group, with pipeline stages those of the stages.
     private func globalGradNorm() -> Double {
+        if let pipeline {
+            var squares = [AdamWKernel.sumOfSquares(model.grads.pointer, count: model.grads.count)]
+            pipeline.group.allReduce(&squares, op: .sum)
+            return squares[0].squareRoot()
+        }
         guard let gradShard else { return AdamW.gradNorm(model.grads) }
         var squares = [AdamWKernel.sumOfSquares(gradShard.pointer, count: gradShard.count)]
         shardGroup.allReduce(&squares, op: .sum)
         return squares[0].squareRoot()
+    }
+
+    /// The whole model's parameters on rank 0 (nil on the others), gathered from the pipeline
+    /// stages when there are several; every rank must call it.
+    public func wholeModel() throws -> LlamaModel? {
+        guard pipeline != nil else { return world.rank == 0 ? model : nil }
+        guard let params = WholeModel.gather(model.params.pointer, layout: model.layout, world: world) else {
+            return nil
+        }
+        let whole = try LlamaModel(config: config.model, wholeGradients: false)
+        whole.params.pointer.update(from: params.pointer, count: params.count)
+        return whole
     }
 
     /// ZeRO-3: gathers the whole parameter buffer onto every rank and detaches the per-stage

@@ -3,6 +3,7 @@ import Foundation
 import KumoComm
 import KumoData
 import KumoInterop
+import KumoModel
 import KumoTrain
 
 /// `kumo train`: trains a model and writes a run directory.
@@ -77,6 +78,7 @@ struct Train: ParsableCommand {
             try session.run(progress: { _ in })
             trainer.gatherParameters()
             try trainer.checkReplicasAgree()
+            _ = try trainer.wholeModel()
             CommWorld.finish(world)
             return
         }
@@ -91,8 +93,11 @@ struct Train: ParsableCommand {
                 + String(format: "%.1f MiB per rank", Double(trainer.optimizer.stateBytes) / 1_048_576),
             "model: \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads "
                 + "(\(c.numKeyValueHeads) KV), FFN \(c.intermediateSize), vocab \(c.vocabSize), "
-                + "\(trainer.model.layout.count) parameters"
+                + "\(ParameterLayout(c).count) parameters"
                 + (c.parallelLayers ? ", parallel layers" : "") + (c.tieWordEmbeddings ? ", tied embeddings" : ""),
+            "pipeline: "
+                + trainer.pipelinePlan.stages.map { "blocks \($0.lowerBound)..<\($0.upperBound)" }
+                .joined(separator: " | ") + " (schedule \(config.string("parallel.schedule")))",
             "data: " + data.summary,
             "batch: \(config.globalBatchSize) × \(config.seqLength) tokens (micro-batch \(config.microBatchSize), "
                 + "\(trainer.accumulationSteps) accumulation steps per rank), \(config.steps) steps, "
@@ -120,18 +125,19 @@ struct Train: ParsableCommand {
         trainer.gatherParameters()
         try trainer.checkReplicasAgree()
         dir.note("finished \(config.steps) steps; the parameters of all \(trainer.mesh.data) data-parallel ranks agree")
+        guard let model = try trainer.wholeModel() else { preconditionFailure("rank 0 gathers the whole model") }
         let weights = dir.path + "/model.safetensors"
-        try KumoWeights.save(trainer.model, to: weights)
+        try KumoWeights.save(model, to: weights)
         for line in ["final weights: \(weights) (kumo eval, generate, serve and convert read it with --model)"] {
             printErr(line)
             dir.note(line)
         }
         if let dumpParams {
-            let p = trainer.model.params
+            let p = model.params
             try Data(bytes: p.pointer, count: 4 * p.count).write(to: URL(fileURLWithPath: dumpParams))
         }
         CommWorld.finish(world)
-        printSamples(config: config, trainer: trainer, tokenizer: data.tokenizer, dir: dir)
+        printSamples(config: config, model: model, tokenizer: data.tokenizer, dir: dir)
     }
 
     /// Refuses evaluation during training when rank 0 holds only its shard of the parameters.
@@ -163,7 +169,7 @@ struct Train: ParsableCommand {
         return ((resume as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
     }
 
-    private func printSamples(config: RunConfig, trainer: Trainer, tokenizer: (any Tokenizer)?, dir: RunDirectory) {
+    private func printSamples(config: RunConfig, model: LlamaModel, tokenizer: (any Tokenizer)?, dir: RunDirectory) {
         let prompts = config.strings("log.samples")
         guard !prompts.isEmpty else { return }
         guard let tokenizer else {
@@ -172,7 +178,7 @@ struct Train: ParsableCommand {
         }
         print("Samples (temperature \(config.double("log.temperature"))):")
         for (i, prompt) in prompts.enumerated() {
-            let out = trainer.model.generate(
+            let out = model.generate(
                 prompt: tokenizer.encode(prompt), maxNewTokens: config.int("log.sample_tokens"),
                 temperature: config.double("log.temperature"), context: config.seqLength, seed: config.seed &+ UInt64(i)
             )

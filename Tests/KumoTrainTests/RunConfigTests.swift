@@ -104,3 +104,51 @@ final class RunConfigTests: XCTestCase {
         XCTAssertEqual(s.lr(at: 100), 1e-4, accuracy: 1e-15)
     }
 }
+
+/// `parallel.pipeline` and `parallel.schedule` settings that cannot work are refused at load.
+final class PipelineConfigTests: XCTestCase {
+    private func message(_ overrides: [String]) -> String {
+        let base = ["model.preset=tiny", "data.synthetic=true", "parallel.pipeline=2"]
+        do {
+            _ = try RunConfig.load(path: nil, overrides: base + overrides)
+            return "no error"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    func testPipelineWithDefaultsLoadsAndScheduleDefaultsToOneForwardOneBackward() throws {
+        XCTAssertEqual(message([]), "no error")
+        let c = try RunConfig.load(path: nil, overrides: ["model.preset=tiny", "data.synthetic=true"])
+        XCTAssertEqual(c.string("parallel.schedule"), "1f1b")
+    }
+
+    func testZeRO2And3WithPipelineAreRefusedSayingWhatWorks() {
+        for stage in [2, 3] {
+            let m = message(["parallel.zero_stage=\(stage)"])
+            XCTAssertTrue(m.contains("parallel.zero_stage = \(stage) with parallel.pipeline = 2 is refused"), m)
+            XCTAssertTrue(m.contains("use parallel.zero_stage = 0 or 1"), m)
+        }
+        XCTAssertEqual(message(["parallel.zero_stage=1"]), "no error")
+    }
+
+    func testMoreStagesThanBlocksIsRefused() {
+        let m = message(["parallel.pipeline=5"])
+        XCTAssertTrue(m.contains("the model has 4 blocks"), m)
+        XCTAssertTrue(m.contains("use parallel.pipeline between 1 and 4"), m)
+    }
+
+    func testTiedEmbeddingsCheckpointsAndEvaluationWithPipelineAreRefused() {
+        let tied = message(["model.tie_word_embeddings=true"])
+        XCTAssertTrue(tied.contains("untie it or use parallel.pipeline = 1"), tied)
+        let checkpoints = message(["checkpoint.every=5"])
+        XCTAssertTrue(checkpoints.contains("set checkpoint.every = 0 or use parallel.pipeline = 1"), checkpoints)
+        let eval = message(["eval.interval=5", "eval.tasks=[\"jcommonsenseqa\"]"])
+        XCTAssertTrue(eval.contains("set eval.interval = 0"), eval)
+    }
+
+    func testUnknownScheduleIsRefusedNamingTheValidOnes() {
+        let m = message(["parallel.schedule=interleaved"])
+        XCTAssertTrue(m.contains("parallel.schedule = \"interleaved\": valid are \"gpipe\" and \"1f1b\""), m)
+    }
+}

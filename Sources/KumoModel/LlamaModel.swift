@@ -27,26 +27,42 @@ public final class LlamaModel {
     /// Called before backward reads the parameters of a stage: the head, then each block from the
     /// last to the first (the embedding's backward reads no parameters).
     public var beforeBackward: ((ParameterStage) -> Void)?
+    /// Whether blocks keep their activations for backward or recompute them there (read when
+    /// a forward pass allocates its buffers).
+    public var recompute: ActivationRecompute = .none
 
-    /// Buffers sized for one (batch, seqLen): the residual stream, per-block activations,
-    /// the final norm, the logits and the backward scratch.
+    /// Buffers sized for one (batch, seqLen): the residual stream, per-block activations (one
+    /// set shared by all blocks under recompute), the final norm, the logits and the backward scratch.
     final class ForwardState {
         let shape: AttentionShape
+        let recompute: ActivationRecompute
         let residual: [FloatBuffer]
         let blocks: [BlockActivations]
         let finalNormed, finalRstd, logits, dx: FloatBuffer
         let scratch: BackwardScratch
 
-        init(_ c: ModelConfig, _ shape: AttentionShape) {
+        init(_ c: ModelConfig, _ shape: AttentionShape, _ recompute: ActivationRecompute) {
             self.shape = shape
+            self.recompute = recompute
             let rows = shape.batch * shape.seqLen
             residual = (0...c.numHiddenLayers).map { _ in FloatBuffer(count: rows * c.hiddenSize) }
-            blocks = (0..<c.numHiddenLayers).map { _ in BlockActivations(c, shape: shape) }
+            blocks = (0..<(recompute == .full ? 1 : c.numHiddenLayers)).map { _ in BlockActivations(c, shape: shape) }
             finalNormed = FloatBuffer(count: rows * c.hiddenSize)
             finalRstd = FloatBuffer(count: rows)
             logits = FloatBuffer(count: rows * c.vocabSize)
             dx = FloatBuffer(count: rows * c.hiddenSize)
             scratch = BackwardScratch(c, shape: shape)
+        }
+
+        /// The activations block `i` writes in forward and reads in backward.
+        func activations(_ i: Int) -> BlockActivations { blocks[recompute == .full ? 0 : i] }
+
+        /// Bytes allocated by all these buffers.
+        var bytes: Int {
+            let floats =
+                (residual + [finalNormed, finalRstd, logits, dx]).reduce(0) { $0 + $1.count }
+                + blocks.reduce(0) { $0 + $1.floatCount } + scratch.floatCount
+            return 4 * floats
         }
     }
 
@@ -85,8 +101,14 @@ public final class LlamaModel {
         return s.logits.pointer
     }
 
-    /// Bytes of activation and scratch memory for a micro-batch of `batch` × `seqLen` tokens.
-    public static func activationBytes(_ c: ModelConfig, batch: Int, seqLen: Int) -> Int {
+    /// Bytes of activation and scratch memory the last forward pass allocated (0 before any).
+    public var activationBytesAllocated: Int { state?.bytes ?? 0 }
+
+    /// Bytes of activation and scratch memory for a micro-batch of `batch` × `seqLen` tokens;
+    /// under full recompute one block's activations are held instead of every block's.
+    public static func activationBytes(
+        _ c: ModelConfig, batch: Int, seqLen: Int, recompute: ActivationRecompute = .none
+    ) -> Int {
         let rows = batch * seqLen
         let h = c.hiddenSize
         let qw = c.numAttentionHeads * c.headDim
@@ -102,17 +124,18 @@ public final class LlamaModel {
                     batch: batch, seqLen: seqLen, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads,
                     headDim: c.headDim))
         let rest = (c.numHiddenLayers + 1) * rows * h + rows * (2 * h + 1) + rows * c.vocabSize
-        return 4 * (c.numHiddenLayers * perBlock + scratch + rest)
+        let keptBlocks = recompute == .full ? 1 : c.numHiddenLayers
+        return 4 * (keptBlocks * perBlock + scratch + rest)
     }
 
     private func prepare(batch: Int, seqLen: Int) -> ForwardState {
         precondition(seqLen <= config.maxPositionEmbeddings, "sequence length exceeds max_position_embeddings")
-        if let s = state, s.shape.batch == batch, s.shape.seqLen == seqLen { return s }
+        if let s = state, s.shape.batch == batch, s.shape.seqLen == seqLen, s.recompute == recompute { return s }
         state = nil
         let shape = AttentionShape(
             batch: batch, seqLen: seqLen, heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads,
             headDim: config.headDim)
-        let s = ForwardState(config, shape)
+        let s = ForwardState(config, shape, recompute)
         state = s
         return s
     }
@@ -141,7 +164,8 @@ public final class LlamaModel {
         for i in 0..<config.numHiddenLayers {
             beforeForward?(.block(i))
             block.forward(
-                s.residual[i].pointer, out: s.residual[i + 1].pointer, blockWeights(params, i), s.blocks[i], s.shape)
+                s.residual[i].pointer, out: s.residual[i + 1].pointer, blockWeights(params, i), s.activations(i),
+                s.shape)
         }
         beforeForward?(.head)
         RMSNormKernel.forward(
@@ -176,8 +200,15 @@ public final class LlamaModel {
             beforeBackward?(.block(i))
             let range = layout.blockStart(i)..<layout.blockStart(i) + layout.block.count
             let g = BlockWeights(base: gradients(range), layout: layout.block)
+            if s.recompute == .full {
+                // Refills the shared activations from the kept block input; the output goes to
+                // scratch.dn, which the block's backward overwrites before reading.
+                block.forward(
+                    s.residual[i].pointer, out: s.scratch.dn.pointer, blockWeights(params, i), s.activations(i),
+                    s.shape)
+            }
             block.backward(
-                s.dx.pointer, s.residual[i].pointer, blockWeights(params, i), g, s.blocks[i], s.scratch, s.shape)
+                s.dx.pointer, s.residual[i].pointer, blockWeights(params, i), g, s.activations(i), s.scratch, s.shape)
             gradientsReady?(range)
         }
         Embedding.backward(

@@ -1,5 +1,11 @@
 import KumoCore
 
+/// Whether a block's internal activations are kept from forward to backward (`none`) or dropped
+/// and recomputed from the block's input just before its backward (`full`).
+public enum ActivationRecompute: String, Sendable, CaseIterable {
+    case none, full
+}
+
 /// The tensors one block keeps from forward for its backward pass, for `rows` = batch·seq.
 final class BlockActivations {
     let n1, rstd1, q, k, v, probs, att: FloatBuffer
@@ -28,6 +34,12 @@ final class BlockActivations {
         up = FloatBuffer(count: rows * c.intermediateSize)
         act = FloatBuffer(count: rows * c.intermediateSize)
     }
+
+    /// Floats allocated by these buffers.
+    var floatCount: Int {
+        [n1, rstd1, q, k, v, probs, att, gate, up, act].reduce(0) { $0 + $1.count }
+            + [h1, n2, rstd2].reduce(0) { $0 + ($1?.count ?? 0) }
+    }
 }
 
 /// Scratch for the backward pass, shared by all blocks.
@@ -45,4 +57,7 @@ final class BackwardScratch {
         dup = FloatBuffer(count: rows * c.intermediateSize)
         attention = FloatBuffer(count: AttentionKernel.scratchCount(shape))
     }
+
+    /// Floats allocated by these buffers.
+    var floatCount: Int { [dq, dk, dv, datt, dn, dgate, dup, attention].reduce(0) { $0 + $1.count } }
 }

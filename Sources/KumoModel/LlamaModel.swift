@@ -22,7 +22,7 @@ public final class LlamaModel {
     let block: TransformerBlock
     /// One activation state per micro-batch slot, created on first use.
     private var states: [ForwardState] = []
-    /// Backward's scratch, shared by the slots (one backward runs at a time).
+    /// Backward's scratch (and recompute's block output), shared by the slots: one backward runs at a time.
     private var scratch: BackwardScratch?
     /// Called during `backward` with each range of the flat gradient buffer that holds its final
     /// values for the pass, from the top of the buffer down: the final norm and head, each block
@@ -35,26 +35,43 @@ public final class LlamaModel {
     /// Called before backward reads the parameters of a stage: the head, then each (local) block
     /// from the last to the first (the embedding's backward reads no parameters).
     public var beforeBackward: ((ParameterStage) -> Void)?
+    /// Whether blocks keep their activations for backward or recompute them there (read when
+    /// a forward pass allocates its buffers).
+    public var recompute: ActivationRecompute = .none
 
     /// Buffers of one micro-batch slot, sized for one (batch, seqLen): the residual stream
-    /// (the stage's input first), per-block activations, the final norm, the logits (the last
-    /// stage only) and ∂L/∂(hidden states) flowing down.
+    /// (the stage's input first), per-block activations (one set for all blocks under
+    /// recompute), the final norm, the logits (the last stage only) and ∂L/∂(hidden states)
+    /// flowing down.
     final class ForwardState {
         let shape: AttentionShape
+        let recompute: ActivationRecompute
         let residual: [FloatBuffer]
         let blocks: [BlockActivations]
         let finalNormed, finalRstd, logits, dx: FloatBuffer
 
-        init(_ c: ModelConfig, _ shard: ModelShard, _ shape: AttentionShape) {
+        init(_ c: ModelConfig, _ shard: ModelShard, _ shape: AttentionShape, _ recompute: ActivationRecompute) {
             self.shape = shape
+            self.recompute = recompute
             let rows = shape.batch * shape.seqLen
             let head = shard.hasHead ? 1 : 0
             residual = (0...shard.layers.count).map { _ in FloatBuffer(count: rows * c.hiddenSize) }
-            blocks = shard.layers.map { _ in BlockActivations(c, shape: shape) }
+            blocks = (0..<(recompute == .full ? 1 : shard.layers.count)).map { _ in BlockActivations(c, shape: shape) }
             finalNormed = FloatBuffer(count: head * rows * c.hiddenSize)
             finalRstd = FloatBuffer(count: head * rows)
             logits = FloatBuffer(count: head * rows * c.vocabSize)
             dx = FloatBuffer(count: rows * c.hiddenSize)
+        }
+
+        /// The activations block `i` writes in forward and reads in backward.
+        func activations(_ i: Int) -> BlockActivations { blocks[recompute == .full ? 0 : i] }
+
+        /// Bytes allocated by all these buffers.
+        var bytes: Int {
+            let floats =
+                (residual + [finalNormed, finalRstd, logits, dx]).reduce(0) { $0 + $1.count }
+                + blocks.reduce(0) { $0 + $1.floatCount }
+            return 4 * floats
         }
     }
 
@@ -107,8 +124,16 @@ public final class LlamaModel {
         return states[slot].logits.pointer
     }
 
-    /// Bytes of activation and scratch memory for a micro-batch of `batch` × `seqLen` tokens.
-    public static func activationBytes(_ c: ModelConfig, batch: Int, seqLen: Int) -> Int {
+    /// Bytes of activation and scratch memory allocated for the micro-batch slots in use (0 before any forward).
+    public var activationBytesAllocated: Int {
+        states.reduce(0) { $0 + $1.bytes } + 4 * (scratch?.floatCount ?? 0)
+    }
+
+    /// Bytes of activation and scratch memory for a micro-batch of `batch` × `seqLen` tokens;
+    /// under full recompute one block's activations are held instead of every block's.
+    public static func activationBytes(
+        _ c: ModelConfig, batch: Int, seqLen: Int, recompute: ActivationRecompute = .none
+    ) -> Int {
         let rows = batch * seqLen
         let h = c.hiddenSize
         let qw = c.numAttentionHeads * c.headDim
@@ -124,20 +149,22 @@ public final class LlamaModel {
                     batch: batch, seqLen: seqLen, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads,
                     headDim: c.headDim))
         let rest = (c.numHiddenLayers + 1) * rows * h + rows * (2 * h + 1) + rows * c.vocabSize
-        return 4 * (c.numHiddenLayers * perBlock + scratch + rest)
+        let keptBlocks = recompute == .full ? 1 : c.numHiddenLayers
+        return 4 * (keptBlocks * perBlock + scratch + rest)
     }
 
     /// The state of `slot` for (batch, seqLen); a new shape drops every slot's buffers.
     private func prepare(slot: Int, batch: Int, seqLen: Int) -> ForwardState {
         precondition(seqLen <= config.maxPositionEmbeddings, "sequence length exceeds max_position_embeddings")
-        if let s = states.first, s.shape.batch != batch || s.shape.seqLen != seqLen {
+        if let s = states.first, s.shape.batch != batch || s.shape.seqLen != seqLen || s.recompute != recompute {
             states = []
             scratch = nil
         }
         let shape = AttentionShape(
             batch: batch, seqLen: seqLen, heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads,
             headDim: config.headDim)
-        while states.count <= slot { states.append(ForwardState(config, shard, shape)) }
+        while states.count <= slot { states.append(ForwardState(config, shard, shape, recompute)) }
+        if scratch == nil { scratch = BackwardScratch(config, shape: shape) }
         return states[slot]
     }
 
@@ -194,7 +221,8 @@ public final class LlamaModel {
         for i in 0..<layers {
             beforeForward?(.block(i))
             block.forward(
-                s.residual[i].pointer, out: s.residual[i + 1].pointer, blockWeights(params, i), s.blocks[i], s.shape)
+                s.residual[i].pointer, out: s.residual[i + 1].pointer, blockWeights(params, i), s.activations(i),
+                s.shape)
         }
         guard shard.hasHead else { return s.residual[layers].pointer }
         beforeForward?(.head)
@@ -217,8 +245,7 @@ public final class LlamaModel {
     @discardableResult
     public func backward(slot: Int, tokens: UnsafePointer<Int32>?) -> UnsafeMutablePointer<Float> {
         let s = state(slot)
-        if scratch == nil { scratch = BackwardScratch(config, shape: s.shape) }
-        let scratch = scratch!
+        guard let scratch else { preconditionFailure("backward before forward") }
         let rows = s.shape.batch * s.shape.seqLen
         let h = config.hiddenSize
         let layers = shard.layers.count
@@ -239,8 +266,15 @@ public final class LlamaModel {
             beforeBackward?(.block(i))
             let range = layout.blockStart(i)..<layout.blockStart(i) + layout.block.count
             let g = BlockWeights(base: gradients(range), layout: layout.block)
+            if s.recompute == .full {
+                // Refills the shared activations from the kept block input; the output goes to
+                // scratch.dn, which the block's backward overwrites before reading.
+                block.forward(
+                    s.residual[i].pointer, out: scratch.dn.pointer, blockWeights(params, i), s.activations(i),
+                    s.shape)
+            }
             block.backward(
-                s.dx.pointer, s.residual[i].pointer, blockWeights(params, i), g, s.blocks[i], scratch, s.shape)
+                s.dx.pointer, s.residual[i].pointer, blockWeights(params, i), g, s.activations(i), scratch, s.shape)
             gradientsReady?(range)
         }
         if shard.hasEmbedding {

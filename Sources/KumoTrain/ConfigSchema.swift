@@ -55,6 +55,9 @@ public enum ConfigSchema {
         Key(name: "train.seq_length", kind: .int, defaultValue: .int(256), help: "tokens per sequence"),
         Key(name: "train.seed", kind: .int, defaultValue: .int(1234), help: "seed of init and data"),
         Key(name: "train.threads", kind: .int, defaultValue: .int(0), help: "threads (0: all cores)"),
+        Key(
+            name: "train.recompute", kind: .string, defaultValue: .string("none"),
+            help: "none|full: full drops each block's activations after forward and recomputes them in backward"),
         Key(name: "train.spike.enabled", kind: .bool, defaultValue: .bool(false), help: "loss-spike guard on"),
         Key(name: "train.spike.window", kind: .int, defaultValue: .int(50), help: "steps in the running medians"),
         Key(name: "train.spike.min_history", kind: .int, defaultValue: .int(10), help: "steps before ratio tests"),

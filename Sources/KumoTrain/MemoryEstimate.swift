@@ -6,18 +6,25 @@ import KumoModel
 public struct MemoryEstimate: Sendable, CustomStringConvertible {
     /// Parameters, gradients and two AdamW moments, fp32.
     public let stateBytes: Int
-    /// Activations and scratch of one micro-batch.
+    /// Activations and scratch of one micro-batch (fewer under full recompute).
     public let activationBytes: Int
     public var totalBytes: Int { stateBytes + activationBytes }
 
     /// Estimates a run of `model` with micro-batches of `batch` × `seqLen` tokens.
-    public init(model: ModelConfig, batch: Int, seqLen: Int) {
+    public init(model: ModelConfig, batch: Int, seqLen: Int, recompute: ActivationRecompute = .none) {
         stateBytes = 16 * ParameterLayout(model).count
-        activationBytes = LlamaModel.activationBytes(model, batch: batch, seqLen: seqLen)
+        activationBytes = LlamaModel.activationBytes(model, batch: batch, seqLen: seqLen, recompute: recompute)
+    }
+
+    /// Estimates the run `config` describes.
+    public init(_ config: RunConfig) {
+        self.init(
+            model: config.model, batch: config.microBatchSize, seqLen: config.seqLength, recompute: config.recompute)
     }
 
     public var description: String {
-        "\(gib(totalBytes)) (weights+grads+AdamW \(gib(stateBytes)), activations \(gib(activationBytes)))"
+        "\(gib(totalBytes)) (weights+grads+AdamW \(gib(stateBytes)), activations \(gib(activationBytes)) = "
+            + "\(activationBytes) bytes)"
     }
 
     /// Throws when the run would not fit in `available` bytes (by default 90% of physical memory).

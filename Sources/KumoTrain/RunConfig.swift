@@ -17,6 +17,8 @@ public struct RunConfig: Sendable {
     public var globalBatchSize: Int { int("train.global_batch_size") }
     public var seqLength: Int { int("train.seq_length") }
     public var seed: UInt64 { UInt64(int("train.seed")) }
+    /// Activation recomputation of `train.recompute` (checked when the config is loaded).
+    public var recompute: ActivationRecompute { ActivationRecompute(rawValue: string("train.recompute")) ?? .none }
     /// Threads to use: `train.threads`, or every core when 0.
     public var threads: Int {
         int("train.threads") > 0 ? int("train.threads") : ProcessInfo.processInfo.activeProcessorCount
@@ -243,6 +245,11 @@ public struct RunConfig: Sendable {
         try atLeast("optim.warmup_steps", 0)
         try atLeast("log.every", 1)
         try atLeast("log.sample_tokens", 0)
+        if ActivationRecompute(rawValue: string("train.recompute")) == nil {
+            throw ConfigError(
+                "train.recompute = \"\(string("train.recompute"))\": valid are \"none\" (keep every block's activations) "
+                    + "and \"full\" (recompute them in backward, to save memory)")
+        }
         if globalBatchSize % microBatchSize != 0 {
             throw ConfigError(
                 "train.global_batch_size = \(globalBatchSize) must be a multiple of train.micro_batch_size = "

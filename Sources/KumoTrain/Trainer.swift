@@ -18,7 +18,8 @@ public struct StepMetrics: Sendable, Equatable {
     /// Set when the spike guard rejected the step (its update was not applied).
     public var event: SpikeEvent? = nil
     /// Further metrics.jsonl keys: this rank's memory (`memory.params_bytes`, `memory.grads_bytes`,
-    /// `memory.optimizer_bytes`) and, where there are several ranks, cumulative communication
+    /// `memory.optimizer_bytes`, `memory.activations_bytes` allocated by the model's forward, the process's
+    /// `memory.peak_rss_bytes`) and, where there are several ranks, cumulative communication
     /// counters (`comm.<group>.<op>.calls|bytes|seconds`).
     public var extra: [String: Double] = [:]
 }
@@ -85,7 +86,7 @@ public final class Trainer {
     public init(
         config: RunConfig, stream: TokenStream, world: any Communicator = LocalCommunicator(), peakGFLOPs: Double? = nil
     ) throws {
-        try MemoryEstimate(model: config.model, batch: config.microBatchSize, seqLen: config.seqLength).check()
+        try MemoryEstimate(config).check()
         do {
             mesh = try DeviceMesh(
                 world: world.size, tensor: config.int("parallel.tensor"), pipeline: config.int("parallel.pipeline"))
@@ -119,6 +120,7 @@ public final class Trainer {
             PipelineRunner(
                 model: model, group: $0, schedule: PipelineSchedule(rawValue: config.string("parallel.schedule"))!)
         }
+        model.recompute = config.recompute
         model.initializeWeights(seed: config.seed, std: config.double("model.init_std"))
         spikeGuard = SpikeGuard(settings: try SpikeSettings(config))
         microBatches = (0..<accumulationSteps).map { _ in
@@ -242,6 +244,8 @@ public final class Trainer {
             "memory.params_bytes": Double(4 * (shardedParameters == nil ? model.params.count : optimizer.shard.count)),
             "memory.grads_bytes": Double(4 * model.grads.count + (dataParallel.sharded?.allocatedBytes ?? 0)),
             "memory.optimizer_bytes": Double(optimizer.stateBytes),
+            "memory.activations_bytes": Double(model.activationBytesAllocated),
+            "memory.peak_rss_bytes": Double(SystemInfo.peakRSSBytes),
         ]
         if let sharded = dataParallel.sharded {
             // Of memory.grads_bytes: backward's scratch and the bucket staging buffers, beside the shard.

@@ -102,8 +102,7 @@ struct Train: ParsableCommand {
             "batch: \(config.globalBatchSize) × \(config.seqLength) tokens (micro-batch \(config.microBatchSize), "
                 + "\(trainer.accumulationSteps) accumulation steps per rank), \(config.steps) steps, "
                 + "\(config.threads) threads per rank",
-            "memory: about "
-                + MemoryEstimate(model: c, batch: config.microBatchSize, seqLen: config.seqLength).description,
+            "memory: about \(MemoryEstimate(config)); activation recompute \(config.recompute.rawValue)",
             String(
                 format: "measured sgemm peak: %.1f GFLOP/s on %d threads × %d ranks", trainer.peakGFLOPs,
                 config.threads, world.size),

@@ -1,0 +1,72 @@
+import Foundation
+import XCTest
+
+/// `train.recompute = "full"` through `kumo train`: the same losses and final parameters bit for
+/// bit as keeping the activations, on one rank and under ZeRO-3, with fewer activation bytes.
+final class RecomputeCLITests: XCTestCase {
+    private let full = ["--set", "train.recompute=full"]
+
+    /// The activation bytes the start-up line of train.log states (the formula's).
+    private func loggedActivationBytes(_ run: TrainedRun) throws -> Double {
+        let line = try XCTUnwrap(run.err.split(separator: "\n").first { $0.hasPrefix("memory: about") }, run.err)
+        // "... activations 0.01 GiB = 12345678 bytes) ..."
+        let after = try XCTUnwrap(line.components(separatedBy: " GiB = ").last, String(line))
+        return try XCTUnwrap(Double(after.prefix { $0.isNumber }), String(line))
+    }
+
+    private func assertBitIdentical(_ run: TrainedRun, _ reference: TrainedRun, _ label: String) {
+        XCTAssertEqual(run.losses.count, 10, label)
+        XCTAssertEqual(run.losses, reference.losses, "\(label): losses")
+        XCTAssertEqual(run.params.count, reference.params.count, label)
+        let differing = zip(run.params, reference.params).filter { $0 != $1 }.count
+        XCTAssertEqual(differing, 0, "\(label): \(differing) final parameters differ")
+    }
+
+    func testRecomputeGivesBitIdenticalLossesAndParametersWithFewerActivationBytes() throws {
+        let args = TinyRun.args(micro: 2, global: 4, steps: 10)
+        let kept = try trainRun(ranks: 1, args)
+        let recomputed = try trainRun(ranks: 1, args + full)
+        assertBitIdentical(recomputed, kept, "1 rank")
+        var bytes: [Double] = []
+        for (run, mode) in [(kept, "none"), (recomputed, "full")] {
+            let last = try XCTUnwrap(run.metrics.last)
+            let allocated = try XCTUnwrap(last["memory.activations_bytes"] as? Double, mode)
+            XCTAssertEqual(allocated, try loggedActivationBytes(run), "recompute \(mode): allocated vs formula")
+            XCTAssertTrue(run.err.contains("activation recompute \(mode)"), run.err)
+            let rss = try XCTUnwrap(last["memory.peak_rss_bytes"] as? Double, mode)
+            XCTAssertGreaterThan(rss, allocated, "recompute \(mode): peak RSS below the activations it holds")
+            print("recompute \(mode): activation bytes \(Int(allocated)), peak RSS \(Int(rss))")
+            bytes.append(allocated)
+        }
+        XCTAssertLessThan(bytes[1], bytes[0])
+    }
+
+    func testRecomputeUnderZeRO3OnTwoRanksGivesBitIdenticalLossesAndParameters() throws {
+        let args = TinyRun.args(micro: 2, global: 8, steps: 10) + ["--set", "parallel.zero_stage=3"]
+        let kept = try trainRun(ranks: 2, args)
+        let recomputed = try trainRun(ranks: 2, args + full)
+        assertBitIdentical(recomputed, kept, "ZeRO-3, 2 ranks")
+    }
+
+    /// Sequences of 1024 in micro-batches of 4: the tiny model's blocks hold about 127 MB of
+    /// activations each, so dropping three of the four shows in the peak RSS beside the rest of
+    /// the process (weights, logits, the sgemm peak measurement: under 200 MB).
+    func testRecomputeLowersPeakRSSOnLongSequences() throws {
+        let args = [
+            "--set", "model.preset=tiny", "--set", "data.synthetic=true", "--set", "train.seq_length=1024",
+            "--set", "train.threads=1", "--set", "train.steps=1", "--set", "train.micro_batch_size=4",
+            "--set", "train.global_batch_size=4",
+        ]
+        let kept = try XCTUnwrap(try trainRun(ranks: 1, args).metrics.last)
+        let recomputed = try XCTUnwrap(try trainRun(ranks: 1, args + full).metrics.last)
+        let saved =
+            try XCTUnwrap(kept["memory.activations_bytes"] as? Double)
+            - XCTUnwrap(recomputed["memory.activations_bytes"] as? Double)
+        let rssSaved =
+            try XCTUnwrap(kept["memory.peak_rss_bytes"] as? Double)
+            - XCTUnwrap(recomputed["memory.peak_rss_bytes"] as? Double)
+        print("seq 1024 × 4: activation bytes saved \(Int(saved)), peak RSS saved \(Int(rssSaved))")
+        XCTAssertGreaterThan(saved, 300_000_000)
+        XCTAssertGreaterThan(rssSaved, saved / 2, "peak RSS fell by \(Int(rssSaved)) of \(Int(saved)) bytes")
+    }
+}

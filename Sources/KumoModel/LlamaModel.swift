@@ -5,6 +5,10 @@ import KumoCore
 public final class LlamaModel {
     public let config: ModelConfig
     public let layout: ParameterLayout
+    /// The collectives of tensor parallelism (nil: the model is whole on this rank).
+    public let tensorParallel: (any TensorParallelOps)?
+    /// The widths this rank computes with: the config with its shard's intermediate size and vocabulary.
+    let local: ModelConfig
     /// All parameters, fp32.
     public let params: FloatBuffer
     /// Gradients, same layout as `params`; backward adds into them. Empty for a model built
@@ -52,21 +56,51 @@ public final class LlamaModel {
 
     /// Allocates a zero model; call `initializeWeights` or load parameters before use. Without
     /// `wholeGradients` no gradient buffer is allocated and `gradientMemory` must be set.
-    public init(config: ModelConfig, wholeGradients: Bool = true) throws(ModelConfigError) {
+    public convenience init(config: ModelConfig, wholeGradients: Bool = true) throws(ModelConfigError) {
+        try self.init(config: config, shard: .whole(config), wholeGradients: wholeGradients)
+    }
+
+    /// A model holding `shard` of the whole: its tensor-parallel slices communicate through
+    /// `tensorParallel`, which a shard split over several tensor ranks needs.
+    public init(
+        config: ModelConfig, shard: ModelShard, tensorParallel: (any TensorParallelOps)? = nil,
+        wholeGradients: Bool = true
+    ) throws(ModelConfigError) {
         try config.validate()
+        try shard.validate(config)
+        precondition(shard.tensorSize == (tensorParallel?.size ?? 1), "the tensor group does not match the shard")
         self.config = config
-        layout = ParameterLayout(config)
+        self.tensorParallel = tensorParallel
+        var local = config
+        local.intermediateSize = shard.intermediate(config)
+        local.vocabSize = shard.vocab(config)
+        self.local = local
+        layout = ParameterLayout(config, shard: shard)
         params = FloatBuffer(count: layout.count)
         grads = FloatBuffer(count: wholeGradients ? layout.count : 0)
         rope = RoPETable(headDim: config.headDim, maxPositions: config.maxPositionEmbeddings, theta: config.ropeTheta)
-        block = TransformerBlock(config: config, rope: rope)
+        block = TransformerBlock(config: local, rope: rope, tensorParallel: tensorParallel)
     }
 
-    /// Seeded initialisation: projections and embeddings N(0, std²), norm weights 1.
+    /// Seeded initialisation: projections and embeddings N(0, std²), norm weights 1. A shard
+    /// draws the whole model and keeps its part, so it holds what a one-rank run would.
     public func initializeWeights(seed: UInt64, std: Double = 0.02) {
+        if layout.shard.isWhole(config) {
+            Self.initialize(params.pointer, layout, seed: seed, std: std)
+            return
+        }
+        let whole = ParameterLayout(config)
+        let buffer = FloatBuffer(count: whole.count)
+        Self.initialize(buffer.pointer, whole, seed: seed, std: std)
+        layout.copyShard(from: buffer.pointer, wholeLayout: whole, into: params.pointer)
+    }
+
+    private static func initialize(
+        _ params: UnsafeMutablePointer<Float>, _ layout: ParameterLayout, seed: UInt64, std: Double
+    ) {
         var rng = SeededRandom(seed: seed)
         for t in layout.tensors {
-            let p = params.pointer + t.offset
+            let p = params + t.offset
             if t.shape.count == 1 {
                 p.update(repeating: 1, count: t.count)
             } else {
@@ -78,7 +112,7 @@ public final class LlamaModel {
     /// Sets every gradient to zero.
     public func zeroGrads() { grads.zero() }
 
-    /// Logits of the last forward pass ([batch·seq, vocab]); after `lossAndBackward` they hold
+    /// Logits of the last forward pass ([batch·seq, vocab], this rank's vocabulary columns); after `lossAndBackward` they hold
     /// ∂L/∂logits instead.
     public var logits: UnsafeMutablePointer<Float> {
         guard let s = state else { preconditionFailure("forward has not run") }
@@ -110,11 +144,16 @@ public final class LlamaModel {
         if let s = state, s.shape.batch == batch, s.shape.seqLen == seqLen { return s }
         state = nil
         let shape = AttentionShape(
-            batch: batch, seqLen: seqLen, heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads,
+            batch: batch, seqLen: seqLen, heads: layout.shard.heads(config), kvHeads: layout.shard.kvHeads(config),
             headDim: config.headDim)
-        let s = ForwardState(config, shape)
+        let s = ForwardState(local, shape)
         state = s
         return s
+    }
+
+    /// The vocabulary rows of the embedding and head this rank holds.
+    private var heldVocabulary: Range<Int> {
+        layout.shard.vocabStart(config)..<layout.shard.vocabStart(config) + local.vocabSize
     }
 
     private func blockWeights(_ buffer: FloatBuffer, _ i: Int) -> BlockWeights {
@@ -135,9 +174,10 @@ public final class LlamaModel {
         let rows = batch * seqLen
         let h = config.hiddenSize
         beforeForward?(.embedding)
-        Embedding.forward(
+        VocabParallelEmbedding.forward(
             ids: tokens, table: params.pointer + layout.embedding, out: s.residual[0].pointer, rows: rows, dim: h,
-            vocab: config.vocabSize)
+            held: heldVocabulary, vocab: config.vocabSize)
+        tensorParallel?.allReduce(s.residual[0].pointer, count: rows * h)
         for i in 0..<config.numHiddenLayers {
             beforeForward?(.block(i))
             block.forward(
@@ -149,7 +189,7 @@ public final class LlamaModel {
             y: s.finalNormed.pointer, rstd: s.finalRstd.pointer, rows: rows, dim: h, eps: Float(config.rmsNormEps))
         Linear.forward(
             x: s.finalNormed.pointer, weight: params.pointer + layout.head, y: s.logits.pointer, rows: rows,
-            inFeatures: h, outFeatures: config.vocabSize)
+            inFeatures: h, outFeatures: local.vocabSize)
         return s.logits.pointer
     }
 
@@ -163,9 +203,10 @@ public final class LlamaModel {
         beforeBackward?(.head)
         Linear.backward(
             dy: s.logits.pointer, x: s.finalNormed.pointer, weight: params.pointer + layout.head,
-            dx: s.scratch.dn.pointer, dweight: gradients(layout.head..<layout.head + config.vocabSize * h), rows: rows,
+            dx: s.scratch.dn.pointer, dweight: gradients(layout.head..<layout.head + local.vocabSize * h), rows: rows,
             inFeatures: h,
-            outFeatures: config.vocabSize)
+            outFeatures: local.vocabSize)
+        tensorParallel?.allReduce(s.scratch.dn.pointer, count: rows * h)
         RMSNormKernel.backward(
             dy: s.scratch.dn.pointer, x: s.residual[layers].pointer, weight: params.pointer + layout.finalNorm,
             rstd: s.finalRstd.pointer, dx: s.dx.pointer, dweight: gradients(layout.finalNorm..<layout.finalNorm + h),
@@ -180,9 +221,9 @@ public final class LlamaModel {
                 s.dx.pointer, s.residual[i].pointer, blockWeights(params, i), g, s.blocks[i], s.scratch, s.shape)
             gradientsReady?(range)
         }
-        Embedding.backward(
+        VocabParallelEmbedding.backward(
             ids: tokens, dout: s.dx.pointer, dtable: gradients(layout.embedding..<layout.blocksStart), rows: rows,
-            dim: h)
+            dim: h, held: heldVocabulary)
         gradientsReady?(0..<layout.blocksStart)
     }
 
@@ -192,8 +233,16 @@ public final class LlamaModel {
         inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int, seqLen: Int, gradScale: Float
     ) -> (lossSum: Double, count: Int) {
         let logits = forward(tokens: inputs, batch: batch, seqLen: seqLen)
-        let result = CrossEntropyKernel.forwardBackward(
-            logits: logits, targets: targets, rows: batch * seqLen, vocab: config.vocabSize, gradScale: gradScale)
+        let result =
+            if let tensorParallel {
+                VocabParallelCrossEntropy.forwardBackward(
+                    logits: logits, targets: targets, rows: batch * seqLen, held: heldVocabulary, gradScale: gradScale,
+                    ops: tensorParallel)
+            } else {
+                CrossEntropyKernel.forwardBackward(
+                    logits: logits, targets: targets, rows: batch * seqLen, vocab: config.vocabSize,
+                    gradScale: gradScale)
+            }
         backward(tokens: inputs)
         return result
     }

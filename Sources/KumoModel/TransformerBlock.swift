@@ -119,9 +119,13 @@ struct TransformerBlock {
     let config: ModelConfig
     let attention: SelfAttention
     let mlp: SwiGLUMLP
+    /// Sums the row-parallel outputs (o_proj, down_proj) forward and ∂L/∂(norm output) of the
+    /// column-parallel inputs (q/k/v, gate/up) backward; nil for a whole block.
+    let tensorParallel: (any TensorParallelOps)?
 
-    init(config: ModelConfig, rope: RoPETable) {
+    init(config: ModelConfig, rope: RoPETable, tensorParallel: (any TensorParallelOps)? = nil) {
         self.config = config
+        self.tensorParallel = tensorParallel
         attention = SelfAttention(config: config, rope: rope)
         mlp = SwiGLUMLP(config: config)
     }
@@ -137,17 +141,37 @@ struct TransformerBlock {
         RMSNormKernel.forward(
             x: x, weight: w.inputNorm, y: a.n1.pointer, rstd: a.rstd1.pointer, rows: rows, dim: h, eps: eps)
         if let h1 = a.h1, let n2 = a.n2, let rstd2 = a.rstd2, let postNorm = w.postNorm {
-            h1.pointer.update(from: x, count: rows * h)
-            attention.forward(a.n1.pointer, w, a, shape, y: h1.pointer, accumulate: true)
+            residualAdd(x, into: h1.pointer, scratch: out, count: rows * h) { y, accumulate in
+                attention.forward(a.n1.pointer, w, a, shape, y: y, accumulate: accumulate)
+            }
             RMSNormKernel.forward(
                 x: h1.pointer, weight: postNorm, y: n2.pointer, rstd: rstd2.pointer, rows: rows, dim: h, eps: eps)
-            out.update(from: h1.pointer, count: rows * h)
-            mlp.forward(n2.pointer, w, a, rows: rows, y: out, accumulate: true)
+            residualAdd(h1.pointer, into: out, scratch: out, count: rows * h) { y, accumulate in
+                mlp.forward(n2.pointer, w, a, rows: rows, y: y, accumulate: accumulate)
+            }
         } else {
-            out.update(from: x, count: rows * h)
-            attention.forward(a.n1.pointer, w, a, shape, y: out, accumulate: true)
-            mlp.forward(a.n1.pointer, w, a, rows: rows, y: out, accumulate: true)
+            residualAdd(x, into: out, scratch: out, count: rows * h) { y, accumulate in
+                attention.forward(a.n1.pointer, w, a, shape, y: y, accumulate: accumulate)
+                mlp.forward(a.n1.pointer, w, a, rows: rows, y: y, accumulate: true)
+            }
         }
+    }
+
+    /// y = x + the row-parallel output that `partial(buffer, accumulate)` writes (or adds) into
+    /// a buffer, summed over the tensor group first. Whole, it adds straight into y (one rank's
+    /// order of sums); split, it writes into `scratch` (which may be y, not x), all-reduces, adds.
+    private func residualAdd(
+        _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+        count: Int, _ partial: (UnsafeMutablePointer<Float>, Bool) -> Void
+    ) {
+        guard let tensorParallel else {
+            y.update(from: x, count: count)
+            partial(y, true)
+            return
+        }
+        partial(scratch, false)
+        tensorParallel.allReduce(scratch, count: count)
+        for i in 0..<count { y[i] = x[i] + scratch[i] }
     }
 
     /// On entry `dx` holds ∂L/∂out; on return ∂L/∂x. Weight gradients accumulate into `g`.
@@ -159,6 +183,7 @@ struct TransformerBlock {
         let h = config.hiddenSize
         if let h1 = a.h1, let n2 = a.n2, let rstd2 = a.rstd2, let postNorm = w.postNorm, let gPost = g.postNorm {
             mlp.backward(dx, n2.pointer, w, g, a, s, rows: rows, dn: s.dn.pointer, accumulate: false)
+            tensorParallel?.allReduce(s.dn.pointer, count: rows * h)
             RMSNormKernel.backward(
                 dy: s.dn.pointer, x: h1.pointer, weight: postNorm, rstd: rstd2.pointer, dx: dx, dweight: gPost,
                 rows: rows, dim: h, accumulate: true)
@@ -167,6 +192,7 @@ struct TransformerBlock {
             mlp.backward(dx, a.n1.pointer, w, g, a, s, rows: rows, dn: s.dn.pointer, accumulate: false)
             attention.backward(dx, a.n1.pointer, w, g, a, s, shape, dn: s.dn.pointer, accumulate: true)
         }
+        tensorParallel?.allReduce(s.dn.pointer, count: rows * h)
         RMSNormKernel.backward(
             dy: s.dn.pointer, x: x, weight: w.inputNorm, rstd: a.rstd1.pointer, dx: dx, dweight: g.inputNorm,
             rows: rows, dim: h, accumulate: true)

@@ -274,11 +274,13 @@ public struct RunConfig: Sendable {
                     + "in memory) or data.synthetic = true")
         }
 
-        for key in ["parallel.tensor", "parallel.pipeline"] where int(key) != 1 {
+        if int("parallel.pipeline") != 1 {
             throw ConfigError(
-                "\(key) = \(int(key)): tensor and pipeline parallelism are not built yet; only 1 is valid")
+                "parallel.pipeline = \(int("parallel.pipeline")): pipeline parallelism is not built yet; only 1 is valid"
+            )
         }
         let stage = int("parallel.zero_stage")
+        try validateTensorParallel(zeroStage: stage)
         if !(0...3).contains(stage) {
             throw ConfigError(
                 "parallel.zero_stage = \(stage): valid are 0 (plain data parallelism), 1 (optimizer state sharded), "

@@ -44,6 +44,8 @@ public final class Trainer {
     public let mesh: DeviceMesh
     /// Gradient synchronisation over the data-parallel group.
     public let dataParallel: DataParallel
+    /// With `parallel.tensor` > 1: the replicated pieces' gradient sums and the norm over the tensor group.
+    public let tensorGradients: TensorParallelGradients?
     /// The optimizer-state partition over the data-parallel group (one shard unless `parallel.zero_stage` >= 1).
     public let zero: ZeROPartition
     /// ZeRO-2 and 3: the summed gradients of this rank's shard, the only ones it keeps (nil below stage 2).
@@ -98,7 +100,16 @@ public final class Trainer {
         self.world = world
         Threads.set(config.threads)
         let stage = config.int("parallel.zero_stage")
-        model = try LlamaModel(config: config.model, wholeGradients: stage < 2)
+        let tensorGroup =
+            mesh.tensor > 1
+            ? world.split(color: mesh.groupIndex(of: world.rank, .tensor), key: world.rank, name: "tp") : nil
+        model = try LlamaModel(
+            config: config.model, shard: mesh.shard(of: world.rank, config.model),
+            tensorParallel: tensorGroup.map(TensorParallelGroup.init), wholeGradients: stage < 2)
+        let layout = model.layout
+        tensorGradients = tensorGroup.map {
+            TensorParallelGradients(layout: layout, group: $0, sequenceParallel: config.bool("parallel.sequence"))
+        }
         model.initializeWeights(seed: config.seed, std: config.double("model.init_std"))
         spikeGuard = SpikeGuard(settings: try SpikeSettings(config))
         microBatches = (0..<accumulationSteps).map { _ in
@@ -166,7 +177,7 @@ public final class Trainer {
             let communicates = last || dataParallel.reducesEveryMicroBatch
             if communicates {
                 dataParallel.beginSync()
-                model.gradientsReady = dataParallel.gradientsReady
+                model.gradientsReady = gradientsReady
             }
             mb.inputs.withUnsafeBufferPointer { inputs in
                 mb.targets.withUnsafeBufferPointer { targets in
@@ -219,7 +230,8 @@ public final class Trainer {
             extra["memory.gathered_params_bytes"] = Double(shardedParameters.peakGatheredBytes)
         }
         if world.size > 1 {
-            let groups = [world, group, shardGroup] + (replicaGroup.map { [$0] } ?? [])
+            let groups =
+                [world, group, shardGroup] + (replicaGroup.map { [$0] } ?? []) + (tensorGradients?.groups ?? [])
             for c in groups.map(\.counters) { for (k, v) in c.metrics { extra[k] = v } }
         }
         return StepMetrics(
@@ -231,10 +243,18 @@ public final class Trainer {
     /// The L2 norm of the whole job's summed gradients: with sharded gradients (ZeRO-2) the
     /// squared norms of the shards are summed over the group.
     private func globalGradNorm() -> Double {
+        if let tensorGradients { return tensorGradients.gradNorm(model.grads.pointer) }
         guard let gradShard else { return AdamW.gradNorm(model.grads) }
         var squares = [AdamWKernel.sumOfSquares(gradShard.pointer, count: gradShard.count)]
         shardGroup.allReduce(&squares, op: .sum)
         return squares[0].squareRoot()
+    }
+
+    /// Where backward reports gradients final: replicated tensor-parallel pieces are summed over
+    /// their ranks, then data parallelism reduces the range.
+    private func gradientsReady(_ range: Range<Int>) {
+        tensorGradients?.gradientsReady(range, grads: model.grads.pointer)
+        dataParallel.gradientsReady(range)
     }
 
     /// ZeRO-3: gathers the whole parameter buffer onto every rank and detaches the per-stage

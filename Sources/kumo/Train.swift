@@ -3,6 +3,7 @@ import Foundation
 import KumoComm
 import KumoData
 import KumoInterop
+import KumoModel
 import KumoTrain
 
 /// `kumo train`: trains a model and writes a run directory.
@@ -65,6 +66,11 @@ struct Train: ParsableCommand {
         do {
             try RankAgreement.check(world: world, config: config)
             if world.size > 1 { try refuseRankZeroEvaluationOfShards(config) }
+            if resume != nil && config.int("parallel.tensor") > 1 {
+                throw ConfigError(
+                    "--resume is not supported with parallel.tensor > 1 yet: checkpoints of tensor-parallel runs are not "
+                        + "written; resume a run with parallel.tensor = 1")
+            }
         } catch {
             CommWorld.finish(world)
             throw error
@@ -77,6 +83,7 @@ struct Train: ParsableCommand {
             try session.run(progress: { _ in })
             trainer.gatherParameters()
             try trainer.checkReplicasAgree()
+            _ = try trainer.wholeModel()
             CommWorld.finish(world)
             return
         }
@@ -121,17 +128,18 @@ struct Train: ParsableCommand {
         try trainer.checkReplicasAgree()
         dir.note("finished \(config.steps) steps; the parameters of all \(trainer.mesh.data) data-parallel ranks agree")
         let weights = dir.path + "/model.safetensors"
-        try KumoWeights.save(trainer.model, to: weights)
+        let model = try trainer.wholeModel()!
+        try KumoWeights.save(model, to: weights)
         for line in ["final weights: \(weights) (kumo eval, generate, serve and convert read it with --model)"] {
             printErr(line)
             dir.note(line)
         }
         if let dumpParams {
-            let p = trainer.model.params
+            let p = model.params
             try Data(bytes: p.pointer, count: 4 * p.count).write(to: URL(fileURLWithPath: dumpParams))
         }
         CommWorld.finish(world)
-        printSamples(config: config, trainer: trainer, tokenizer: data.tokenizer, dir: dir)
+        printSamples(config: config, model: model, tokenizer: data.tokenizer, dir: dir)
     }
 
     /// Refuses evaluation during training when rank 0 holds only its shard of the parameters.
@@ -163,7 +171,7 @@ struct Train: ParsableCommand {
         return ((resume as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
     }
 
-    private func printSamples(config: RunConfig, trainer: Trainer, tokenizer: (any Tokenizer)?, dir: RunDirectory) {
+    private func printSamples(config: RunConfig, model: LlamaModel, tokenizer: (any Tokenizer)?, dir: RunDirectory) {
         let prompts = config.strings("log.samples")
         guard !prompts.isEmpty else { return }
         guard let tokenizer else {
@@ -172,7 +180,7 @@ struct Train: ParsableCommand {
         }
         print("Samples (temperature \(config.double("log.temperature"))):")
         for (i, prompt) in prompts.enumerated() {
-            let out = trainer.model.generate(
+            let out = model.generate(
                 prompt: tokenizer.encode(prompt), maxNewTokens: config.int("log.sample_tokens"),
                 temperature: config.double("log.temperature"), context: config.seqLength, seed: config.seed &+ UInt64(i)
             )

@@ -9,6 +9,8 @@ public final class LlamaModel {
     public let tensorParallel: (any TensorParallelOps)?
     /// The widths this rank computes with: the config with its shard's intermediate size and vocabulary.
     let local: ModelConfig
+    /// Where the rows of the residual stream sit on the tensor group.
+    let sharding: RowSharding
     /// All parameters, fp32.
     public let params: FloatBuffer
     /// Gradients, same layout as `params`; backward adds into them. Empty for a model built
@@ -41,7 +43,7 @@ public final class LlamaModel {
         let finalNormed, finalRstd, logits, dx: FloatBuffer
         let scratch: BackwardScratch
 
-        init(_ c: ModelConfig, _ shape: AttentionShape) {
+        init(_ c: ModelConfig, _ shape: AttentionShape, tensorParallel: Bool) {
             self.shape = shape
             let rows = shape.batch * shape.seqLen
             residual = (0...c.numHiddenLayers).map { _ in FloatBuffer(count: rows * c.hiddenSize) }
@@ -50,7 +52,7 @@ public final class LlamaModel {
             finalRstd = FloatBuffer(count: rows)
             logits = FloatBuffer(count: rows * c.vocabSize)
             dx = FloatBuffer(count: rows * c.hiddenSize)
-            scratch = BackwardScratch(c, shape: shape)
+            scratch = BackwardScratch(c, shape: shape, tensorParallel: tensorParallel)
         }
     }
 
@@ -79,7 +81,8 @@ public final class LlamaModel {
         params = FloatBuffer(count: layout.count)
         grads = FloatBuffer(count: wholeGradients ? layout.count : 0)
         rope = RoPETable(headDim: config.headDim, maxPositions: config.maxPositionEmbeddings, theta: config.ropeTheta)
-        block = TransformerBlock(config: local, rope: rope, tensorParallel: tensorParallel)
+        sharding = RowSharding(ops: tensorParallel)
+        block = TransformerBlock(config: local, rope: rope, sharding: sharding)
     }
 
     /// Seeded initialisation: projections and embeddings N(0, std²), norm weights 1. A shard
@@ -141,12 +144,15 @@ public final class LlamaModel {
 
     private func prepare(batch: Int, seqLen: Int) -> ForwardState {
         precondition(seqLen <= config.maxPositionEmbeddings, "sequence length exceeds max_position_embeddings")
+        precondition(
+            !sharding.splitsRows || (batch * seqLen) % tensorParallel!.size == 0,
+            "sequence parallelism needs batch × seqLen rows divisible by the tensor size")
         if let s = state, s.shape.batch == batch, s.shape.seqLen == seqLen { return s }
         state = nil
         let shape = AttentionShape(
             batch: batch, seqLen: seqLen, heads: layout.shard.heads(config), kvHeads: layout.shard.kvHeads(config),
             headDim: config.headDim)
-        let s = ForwardState(local, shape)
+        let s = ForwardState(local, shape, tensorParallel: tensorParallel != nil)
         state = s
         return s
     }
@@ -174,19 +180,22 @@ public final class LlamaModel {
         let rows = batch * seqLen
         let h = config.hiddenSize
         beforeForward?(.embedding)
-        VocabParallelEmbedding.forward(
-            ids: tokens, table: params.pointer + layout.embedding, out: s.residual[0].pointer, rows: rows, dim: h,
-            held: heldVocabulary, vocab: config.vocabSize)
-        tensorParallel?.allReduce(s.residual[0].pointer, count: rows * h)
+        sharding.sum(into: s.residual[0].pointer, scratch: s.scratch.allRows.pointer, rows: rows, dim: h) { y in
+            VocabParallelEmbedding.forward(
+                ids: tokens, table: params.pointer + layout.embedding, out: y, rows: rows, dim: h,
+                held: heldVocabulary, vocab: config.vocabSize)
+        }
         for i in 0..<config.numHiddenLayers {
             beforeForward?(.block(i))
             block.forward(
-                s.residual[i].pointer, out: s.residual[i + 1].pointer, blockWeights(params, i), s.blocks[i], s.shape)
+                s.residual[i].pointer, out: s.residual[i + 1].pointer, blockWeights(params, i), s.blocks[i], s.scratch,
+                s.shape)
         }
         beforeForward?(.head)
-        RMSNormKernel.forward(
-            x: s.residual[config.numHiddenLayers].pointer, weight: params.pointer + layout.finalNorm,
-            y: s.finalNormed.pointer, rstd: s.finalRstd.pointer, rows: rows, dim: h, eps: Float(config.rmsNormEps))
+        sharding.norm(
+            s.residual[config.numHiddenLayers].pointer, weight: params.pointer + layout.finalNorm,
+            y: s.finalNormed.pointer, rstd: s.finalRstd.pointer, rows: rows, dim: h, eps: Float(config.rmsNormEps),
+            local: s.scratch.ownRows.pointer)
         Linear.forward(
             x: s.finalNormed.pointer, weight: params.pointer + layout.head, y: s.logits.pointer, rows: rows,
             inFeatures: h, outFeatures: local.vocabSize)
@@ -206,11 +215,11 @@ public final class LlamaModel {
             dx: s.scratch.dn.pointer, dweight: gradients(layout.head..<layout.head + local.vocabSize * h), rows: rows,
             inFeatures: h,
             outFeatures: local.vocabSize)
-        tensorParallel?.allReduce(s.scratch.dn.pointer, count: rows * h)
         RMSNormKernel.backward(
-            dy: s.scratch.dn.pointer, x: s.residual[layers].pointer, weight: params.pointer + layout.finalNorm,
+            dy: sharding.reduce(s.scratch.dn.pointer, rows: rows, dim: h, into: s.scratch.ownRows.pointer),
+            x: s.residual[layers].pointer, weight: params.pointer + layout.finalNorm,
             rstd: s.finalRstd.pointer, dx: s.dx.pointer, dweight: gradients(layout.finalNorm..<layout.finalNorm + h),
-            rows: rows, dim: h,
+            rows: sharding.localRows(rows), dim: h,
             accumulate: false)
         gradientsReady?(layout.finalNorm..<layout.count)
         for i in stride(from: layers - 1, through: 0, by: -1) {
@@ -222,7 +231,8 @@ public final class LlamaModel {
             gradientsReady?(range)
         }
         VocabParallelEmbedding.backward(
-            ids: tokens, dout: s.dx.pointer, dtable: gradients(layout.embedding..<layout.blocksStart), rows: rows,
+            ids: tokens, dout: sharding.gather(s.dx.pointer, rows: rows, dim: h, into: s.scratch.allRows.pointer),
+            dtable: gradients(layout.embedding..<layout.blocksStart), rows: rows,
             dim: h, held: heldVocabulary)
         gradientsReady?(0..<layout.blocksStart)
     }

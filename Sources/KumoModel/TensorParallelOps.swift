@@ -6,6 +6,8 @@ public protocol TensorParallelOps: AnyObject {
     var rank: Int { get }
     /// Ranks in the tensor group.
     var size: Int { get }
+    /// Whether the residual stream and norms are split by rows over the group (sequence parallelism).
+    var sequenceParallel: Bool { get }
     /// Sums `buffer[0..<count]` over the tensor group, in place on every rank.
     func allReduce(_ buffer: UnsafeMutablePointer<Float>, count: Int)
     /// Replaces `buffer[0..<count]` with its element-wise maximum over the tensor group.

@@ -120,81 +120,71 @@ struct TransformerBlock {
     let attention: SelfAttention
     let mlp: SwiGLUMLP
     /// Sums the row-parallel outputs (o_proj, down_proj) forward and ∂L/∂(norm output) of the
-    /// column-parallel inputs (q/k/v, gate/up) backward; nil for a whole block.
-    let tensorParallel: (any TensorParallelOps)?
+    /// column-parallel inputs (q/k/v, gate/up) backward over the tensor group.
+    let sharding: RowSharding
 
-    init(config: ModelConfig, rope: RoPETable, tensorParallel: (any TensorParallelOps)? = nil) {
+    init(config: ModelConfig, rope: RoPETable, sharding: RowSharding = RowSharding(ops: nil)) {
         self.config = config
-        self.tensorParallel = tensorParallel
+        self.sharding = sharding
         attention = SelfAttention(config: config, rope: rope)
         mlp = SwiGLUMLP(config: config)
     }
 
-    /// out = block(x); x and out are [rows, hidden] and must not overlap.
+    /// out = block(x); x and out are [rows, hidden] (this rank's rows) and must not overlap.
     func forward(
         _ x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, _ w: BlockWeights, _ a: BlockActivations,
-        _ shape: AttentionShape
+        _ s: BackwardScratch, _ shape: AttentionShape
     ) {
         let rows = shape.batch * shape.seqLen
         let h = config.hiddenSize
         let eps = Float(config.rmsNormEps)
-        RMSNormKernel.forward(
-            x: x, weight: w.inputNorm, y: a.n1.pointer, rstd: a.rstd1.pointer, rows: rows, dim: h, eps: eps)
+        let own = s.ownRows.pointer
+        sharding.norm(
+            x, weight: w.inputNorm, y: a.n1.pointer, rstd: a.rstd1.pointer, rows: rows, dim: h, eps: eps, local: own)
         if let h1 = a.h1, let n2 = a.n2, let rstd2 = a.rstd2, let postNorm = w.postNorm {
-            residualAdd(x, into: h1.pointer, scratch: out, count: rows * h) { y, accumulate in
+            sharding.residualAdd(x, into: h1.pointer, scratch: s.allRows.pointer, rows: rows, dim: h) { y, accumulate in
                 attention.forward(a.n1.pointer, w, a, shape, y: y, accumulate: accumulate)
             }
-            RMSNormKernel.forward(
-                x: h1.pointer, weight: postNorm, y: n2.pointer, rstd: rstd2.pointer, rows: rows, dim: h, eps: eps)
-            residualAdd(h1.pointer, into: out, scratch: out, count: rows * h) { y, accumulate in
+            sharding.norm(
+                h1.pointer, weight: postNorm, y: n2.pointer, rstd: rstd2.pointer, rows: rows, dim: h, eps: eps,
+                local: own)
+            sharding.residualAdd(h1.pointer, into: out, scratch: s.allRows.pointer, rows: rows, dim: h) {
+                y, accumulate in
                 mlp.forward(n2.pointer, w, a, rows: rows, y: y, accumulate: accumulate)
             }
         } else {
-            residualAdd(x, into: out, scratch: out, count: rows * h) { y, accumulate in
+            sharding.residualAdd(x, into: out, scratch: s.allRows.pointer, rows: rows, dim: h) { y, accumulate in
                 attention.forward(a.n1.pointer, w, a, shape, y: y, accumulate: accumulate)
                 mlp.forward(a.n1.pointer, w, a, rows: rows, y: y, accumulate: true)
             }
         }
     }
 
-    /// y = x + the row-parallel output that `partial(buffer, accumulate)` writes (or adds) into
-    /// a buffer, summed over the tensor group first. Whole, it adds straight into y (one rank's
-    /// order of sums); split, it writes into `scratch` (which may be y, not x), all-reduces, adds.
-    private func residualAdd(
-        _ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
-        count: Int, _ partial: (UnsafeMutablePointer<Float>, Bool) -> Void
-    ) {
-        guard let tensorParallel else {
-            y.update(from: x, count: count)
-            partial(y, true)
-            return
-        }
-        partial(scratch, false)
-        tensorParallel.allReduce(scratch, count: count)
-        for i in 0..<count { y[i] = x[i] + scratch[i] }
-    }
-
-    /// On entry `dx` holds ∂L/∂out; on return ∂L/∂x. Weight gradients accumulate into `g`.
+    /// On entry `dx` holds ∂L/∂out; on return ∂L/∂x (this rank's rows). Weight gradients accumulate into `g`.
     func backward(
         _ dx: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: BlockWeights, _ g: BlockWeights,
         _ a: BlockActivations, _ s: BackwardScratch, _ shape: AttentionShape
     ) {
         let rows = shape.batch * shape.seqLen
         let h = config.hiddenSize
+        let own = sharding.localRows(rows)
+        let all = s.allRows.pointer
         if let h1 = a.h1, let n2 = a.n2, let rstd2 = a.rstd2, let postNorm = w.postNorm, let gPost = g.postNorm {
-            mlp.backward(dx, n2.pointer, w, g, a, s, rows: rows, dn: s.dn.pointer, accumulate: false)
-            tensorParallel?.allReduce(s.dn.pointer, count: rows * h)
+            let dy = sharding.gather(dx, rows: rows, dim: h, into: all)
+            mlp.backward(dy, n2.pointer, w, g, a, s, rows: rows, dn: s.dn.pointer, accumulate: false)
             RMSNormKernel.backward(
-                dy: s.dn.pointer, x: h1.pointer, weight: postNorm, rstd: rstd2.pointer, dx: dx, dweight: gPost,
-                rows: rows, dim: h, accumulate: true)
-            attention.backward(dx, a.n1.pointer, w, g, a, s, shape, dn: s.dn.pointer, accumulate: false)
+                dy: sharding.reduce(s.dn.pointer, rows: rows, dim: h, into: s.ownRows.pointer), x: h1.pointer,
+                weight: postNorm, rstd: rstd2.pointer, dx: dx, dweight: gPost, rows: own, dim: h, accumulate: true)
+            let dh1 = sharding.gather(dx, rows: rows, dim: h, into: all)
+            attention.backward(dh1, a.n1.pointer, w, g, a, s, shape, dn: s.dn.pointer, accumulate: false)
         } else {
-            mlp.backward(dx, a.n1.pointer, w, g, a, s, rows: rows, dn: s.dn.pointer, accumulate: false)
-            attention.backward(dx, a.n1.pointer, w, g, a, s, shape, dn: s.dn.pointer, accumulate: true)
+            let dy = sharding.gather(dx, rows: rows, dim: h, into: all)
+            mlp.backward(dy, a.n1.pointer, w, g, a, s, rows: rows, dn: s.dn.pointer, accumulate: false)
+            attention.backward(dy, a.n1.pointer, w, g, a, s, shape, dn: s.dn.pointer, accumulate: true)
         }
-        tensorParallel?.allReduce(s.dn.pointer, count: rows * h)
         RMSNormKernel.backward(
-            dy: s.dn.pointer, x: x, weight: w.inputNorm, rstd: a.rstd1.pointer, dx: dx, dweight: g.inputNorm,
-            rows: rows, dim: h, accumulate: true)
+            dy: sharding.reduce(s.dn.pointer, rows: rows, dim: h, into: s.ownRows.pointer), x: x,
+            weight: w.inputNorm, rstd: a.rstd1.pointer, dx: dx, dweight: g.inputNorm, rows: own, dim: h,
+            accumulate: true)
     }
 }

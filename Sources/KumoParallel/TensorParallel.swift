@@ -8,8 +8,13 @@ public final class TensorParallelGroup: TensorParallelOps {
     /// The tensor group.
     public let group: any Communicator
 
-    /// Communicates over `group`.
-    public init(group: any Communicator) { self.group = group }
+    public let sequenceParallel: Bool
+
+    /// Communicates over `group`; with `sequenceParallel` the model splits its residual rows over it.
+    public init(group: any Communicator, sequenceParallel: Bool) {
+        self.group = group
+        self.sequenceParallel = sequenceParallel
+    }
 
     public var rank: Int { group.rank }
     public var size: Int { group.size }

@@ -105,7 +105,9 @@ public final class Trainer {
             ? world.split(color: mesh.groupIndex(of: world.rank, .tensor), key: world.rank, name: "tp") : nil
         model = try LlamaModel(
             config: config.model, shard: mesh.shard(of: world.rank, config.model),
-            tensorParallel: tensorGroup.map(TensorParallelGroup.init), wholeGradients: stage < 2)
+            tensorParallel: tensorGroup.map {
+                TensorParallelGroup(group: $0, sequenceParallel: config.bool("parallel.sequence"))
+            }, wholeGradients: stage < 2)
         let layout = model.layout
         tensorGradients = tensorGroup.map {
             TensorParallelGradients(layout: layout, group: $0, sequenceParallel: config.bool("parallel.sequence"))

@@ -44,6 +44,15 @@ final class TensorParallelCLITests: XCTestCase {
             try trainRun(ranks: 2, tiny() + model + ["--set", "parallel.tensor=2"]), one, "parallel, tp=2")
     }
 
+    func testSequenceParallelOnTwoTensorRanksMatchesTheSingleRank() throws {
+        let one = try trainRun(ranks: 1, tiny())
+        let run = try trainRun(ranks: 2, tiny() + ["--set", "parallel.tensor=2", "--set", "parallel.sequence=true"])
+        assertEquivalent(run, one, "tp=2, sequence parallel")
+        let last = try XCTUnwrap(run.metrics.last)
+        XCTAssertGreaterThan(last["comm.tp.allgather.bytes"] as? Double ?? 0, 0, "\(last.keys.sorted())")
+        XCTAssertGreaterThan(last["comm.tp.reducescatter.bytes"] as? Double ?? 0, 0, "\(last.keys.sorted())")
+    }
+
     /// Runs one `kumo train` process that must be refused; returns its standard error.
     private func refusal(_ settings: [String]) throws -> String {
         let dir = try KumoProcess.temporaryDirectory(for: self)
@@ -65,6 +74,10 @@ final class TensorParallelCLITests: XCTestCase {
         XCTAssertTrue(zero.contains("ZeRO-1 across the data-parallel ranks"), zero)
         let sequence = try refusal(["parallel.sequence=true"])
         XCTAssertTrue(sequence.contains("parallel.sequence = true needs parallel.tensor > 1"), sequence)
+        let rows = try refusal([
+            "parallel.tensor=2", "parallel.sequence=true", "train.seq_length=33", "train.micro_batch_size=1",
+        ])
+        XCTAssertTrue(rows.contains("33 rows must be divisible by parallel.tensor = 2"), rows)
         let checkpoints = try refusal(["parallel.tensor=2", "checkpoint.every=5"])
         XCTAssertTrue(checkpoints.contains("checkpoints of tensor-parallel shards are not written"), checkpoints)
     }

@@ -98,7 +98,7 @@ struct Train: ParsableCommand {
                 + String(format: "%.1f MiB per rank", Double(trainer.optimizer.stateBytes) / 1_048_576),
             "model: \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads "
                 + "(\(c.numKeyValueHeads) KV), FFN \(c.intermediateSize), vocab \(c.vocabSize), "
-                + "\(trainer.model.layout.count) parameters"
+                + "\(ParameterLayout(c).count) parameters"
                 + (c.parallelLayers ? ", parallel layers" : "") + (c.tieWordEmbeddings ? ", tied embeddings" : ""),
             "data: " + data.summary,
             "batch: \(config.globalBatchSize) × \(config.seqLength) tokens (micro-batch \(config.microBatchSize), "

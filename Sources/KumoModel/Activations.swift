@@ -45,9 +45,14 @@ final class BlockActivations {
 /// Scratch for the backward pass, shared by all blocks.
 final class BackwardScratch {
     let dq, dk, dv, datt, dn, dgate, dup, attention: FloatBuffer
+    /// Tensor parallelism only: [rows, hidden] for partial row-parallel outputs and gathered
+    /// gradients, and for the rank's own rows under sequence parallelism (forward uses them too).
+    let allRows, ownRows: FloatBuffer
 
-    init(_ c: ModelConfig, shape: AttentionShape) {
+    init(_ c: ModelConfig, shape: AttentionShape, tensorParallel: Bool = false) {
         let rows = shape.batch * shape.seqLen
+        allRows = FloatBuffer(count: tensorParallel ? rows * c.hiddenSize : 0)
+        ownRows = FloatBuffer(count: tensorParallel ? rows * c.hiddenSize : 0)
         dq = FloatBuffer(count: rows * shape.heads * shape.headDim)
         dk = FloatBuffer(count: rows * shape.kvHeads * shape.headDim)
         dv = FloatBuffer(count: rows * shape.kvHeads * shape.headDim)

@@ -7,8 +7,14 @@ import KumoCore
 public final class LlamaModel {
     public let config: ModelConfig
     public let layout: ParameterLayout
-    /// The part of the model this instance holds (the whole model unless built for a stage).
+    /// The part of the model this instance holds (the whole model unless built for a stage or a tensor slice).
     public var shard: ModelShard { layout.shard }
+    /// The collectives of tensor parallelism (nil: the model's tensors are whole on this rank).
+    public let tensorParallel: (any TensorParallelOps)?
+    /// The widths this rank computes with: the config with its shard's intermediate size and vocabulary.
+    let local: ModelConfig
+    /// Where the rows of the residual stream sit on the tensor group.
+    let sharding: RowSharding
     /// All parameters, fp32.
     public let params: FloatBuffer
     /// Gradients, same layout as `params`; backward adds into them. Empty for a model built
@@ -81,21 +87,32 @@ public final class LlamaModel {
         try self.init(config: config, shard: .whole(config), wholeGradients: wholeGradients)
     }
 
-    /// Allocates a zero pipeline stage `shard` of the model (whole tensors: tensor size 1).
-    public init(config: ModelConfig, shard: ModelShard, wholeGradients: Bool = true) throws(ModelConfigError) {
+    /// A model holding `shard` of the whole (a pipeline stage, a tensor-parallel slice or both):
+    /// its tensor-parallel slices communicate through `tensorParallel`, which a shard split over
+    /// several tensor ranks needs.
+    public init(
+        config: ModelConfig, shard: ModelShard, tensorParallel: (any TensorParallelOps)? = nil,
+        wholeGradients: Bool = true
+    ) throws(ModelConfigError) {
         try config.validate()
         try shard.validate(config)
-        precondition(shard.tensorSize == 1, "LlamaModel runs whole tensors; tensor-parallel shards need their blocks")
+        precondition(shard.tensorSize == (tensorParallel?.size ?? 1), "the tensor group does not match the shard")
         self.config = config
+        self.tensorParallel = tensorParallel
+        var local = config
+        local.intermediateSize = shard.intermediate(config)
+        local.vocabSize = shard.vocab(config)
+        self.local = local
         layout = ParameterLayout(config, shard: shard)
         params = FloatBuffer(count: layout.count)
         grads = FloatBuffer(count: wholeGradients ? layout.count : 0)
         rope = RoPETable(headDim: config.headDim, maxPositions: config.maxPositionEmbeddings, theta: config.ropeTheta)
-        block = TransformerBlock(config: config, rope: rope)
+        sharding = RowSharding(ops: tensorParallel)
+        block = TransformerBlock(config: local, rope: rope, sharding: sharding)
     }
 
-    /// Seeded initialisation: projections and embeddings N(0, std²), norm weights 1. A stage
-    /// gets exactly its part of the whole model initialised from the same seed.
+    /// Seeded initialisation: projections and embeddings N(0, std²), norm weights 1. A shard
+    /// draws the whole model and keeps its part, so it holds what a one-rank run would.
     public func initializeWeights(seed: UInt64, std: Double = 0.02) {
         let whole = ParameterLayout(config)
         let target = shard.isWhole(config) ? params : FloatBuffer(count: whole.count)
@@ -114,8 +131,8 @@ public final class LlamaModel {
     /// Sets every gradient to zero.
     public func zeroGrads() { grads.zero() }
 
-    /// Logits of the last forward pass in slot 0 ([batch·seq, vocab]); after `lossAndBackward`
-    /// they hold ∂L/∂logits instead.
+    /// Logits of the last forward pass in slot 0 ([batch·seq, vocab], this rank's vocabulary
+    /// columns); after `lossAndBackward` they hold ∂L/∂logits instead.
     public var logits: UnsafeMutablePointer<Float> { logits(slot: 0) }
 
     /// Logits of `slot`'s last forward pass (a stage with the head); backward reads ∂L/∂logits here.
@@ -156,15 +173,18 @@ public final class LlamaModel {
     /// The state of `slot` for (batch, seqLen); a new shape drops every slot's buffers.
     private func prepare(slot: Int, batch: Int, seqLen: Int) -> ForwardState {
         precondition(seqLen <= config.maxPositionEmbeddings, "sequence length exceeds max_position_embeddings")
+        precondition(
+            !sharding.splitsRows || (batch * seqLen) % tensorParallel!.size == 0,
+            "sequence parallelism needs batch × seqLen rows divisible by the tensor size")
         if let s = states.first, s.shape.batch != batch || s.shape.seqLen != seqLen || s.recompute != recompute {
             states = []
             scratch = nil
         }
         let shape = AttentionShape(
-            batch: batch, seqLen: seqLen, heads: config.numAttentionHeads, kvHeads: config.numKeyValueHeads,
+            batch: batch, seqLen: seqLen, heads: shard.heads(config), kvHeads: shard.kvHeads(config),
             headDim: config.headDim)
-        while states.count <= slot { states.append(ForwardState(config, shard, shape, recompute)) }
-        if scratch == nil { scratch = BackwardScratch(config, shape: shape) }
+        while states.count <= slot { states.append(ForwardState(local, shard, shape, recompute)) }
+        if scratch == nil { scratch = BackwardScratch(local, shape: shape, tensorParallel: tensorParallel != nil) }
         return states[slot]
     }
 
@@ -172,6 +192,9 @@ public final class LlamaModel {
         precondition(slot < states.count, "backward before forward in slot \(slot)")
         return states[slot]
     }
+
+    /// The vocabulary rows of the embedding and head this rank holds.
+    private var heldVocabulary: Range<Int> { shard.vocabStart(config)..<shard.vocabStart(config) + local.vocabSize }
 
     private func blockWeights(_ buffer: FloatBuffer, _ i: Int) -> BlockWeights {
         BlockWeights(base: buffer.pointer + layout.blockStart(i), layout: layout.block)
@@ -208,30 +231,34 @@ public final class LlamaModel {
         -> UnsafeMutablePointer<Float>
     {
         let s = prepare(slot: slot, batch: batch, seqLen: seqLen)
+        guard let scratch else { preconditionFailure("prepare allocates the scratch") }
         let rows = batch * seqLen
         let h = config.hiddenSize
         if shard.hasEmbedding {
             guard let tokens else { preconditionFailure("the first stage runs from token ids") }
             beforeForward?(.embedding)
-            Embedding.forward(
-                ids: tokens, table: params.pointer + layout.embedding, out: s.residual[0].pointer, rows: rows, dim: h,
-                vocab: config.vocabSize)
+            sharding.sum(into: s.residual[0].pointer, scratch: scratch.allRows.pointer, rows: rows, dim: h) { y in
+                VocabParallelEmbedding.forward(
+                    ids: tokens, table: params.pointer + layout.embedding, out: y, rows: rows, dim: h,
+                    held: heldVocabulary, vocab: config.vocabSize)
+            }
         }
         let layers = shard.layers.count
         for i in 0..<layers {
             beforeForward?(.block(i))
             block.forward(
                 s.residual[i].pointer, out: s.residual[i + 1].pointer, blockWeights(params, i), s.activations(i),
-                s.shape)
+                scratch, s.shape)
         }
         guard shard.hasHead else { return s.residual[layers].pointer }
         beforeForward?(.head)
-        RMSNormKernel.forward(
-            x: s.residual[layers].pointer, weight: params.pointer + layout.finalNorm,
-            y: s.finalNormed.pointer, rstd: s.finalRstd.pointer, rows: rows, dim: h, eps: Float(config.rmsNormEps))
+        sharding.norm(
+            s.residual[layers].pointer, weight: params.pointer + layout.finalNorm, y: s.finalNormed.pointer,
+            rstd: s.finalRstd.pointer, rows: rows, dim: h, eps: Float(config.rmsNormEps), local: scratch.ownRows.pointer
+        )
         Linear.forward(
             x: s.finalNormed.pointer, weight: params.pointer + layout.head, y: s.logits.pointer, rows: rows,
-            inFeatures: h, outFeatures: config.vocabSize)
+            inFeatures: h, outFeatures: local.vocabSize)
         return s.logits.pointer
     }
 
@@ -253,13 +280,14 @@ public final class LlamaModel {
             beforeBackward?(.head)
             Linear.backward(
                 dy: s.logits.pointer, x: s.finalNormed.pointer, weight: params.pointer + layout.head,
-                dx: scratch.dn.pointer, dweight: gradients(layout.head..<layout.head + config.vocabSize * h),
-                rows: rows, inFeatures: h, outFeatures: config.vocabSize)
+                dx: scratch.dn.pointer, dweight: gradients(layout.head..<layout.head + local.vocabSize * h),
+                rows: rows, inFeatures: h, outFeatures: local.vocabSize)
             RMSNormKernel.backward(
-                dy: scratch.dn.pointer, x: s.residual[layers].pointer, weight: params.pointer + layout.finalNorm,
+                dy: sharding.reduce(scratch.dn.pointer, rows: rows, dim: h, into: scratch.ownRows.pointer),
+                x: s.residual[layers].pointer, weight: params.pointer + layout.finalNorm,
                 rstd: s.finalRstd.pointer, dx: s.dx.pointer,
                 dweight: gradients(layout.finalNorm..<layout.finalNorm + h),
-                rows: rows, dim: h, accumulate: false)
+                rows: sharding.localRows(rows), dim: h, accumulate: false)
             gradientsReady?(layout.finalNorm..<layout.count)
         }
         for i in stride(from: layers - 1, through: 0, by: -1) {
@@ -271,7 +299,7 @@ public final class LlamaModel {
                 // scratch.dn, which the block's backward overwrites before reading.
                 block.forward(
                     s.residual[i].pointer, out: scratch.dn.pointer, blockWeights(params, i), s.activations(i),
-                    s.shape)
+                    scratch, s.shape)
             }
             block.backward(
                 s.dx.pointer, s.residual[i].pointer, blockWeights(params, i), g, s.activations(i), scratch, s.shape)
@@ -279,9 +307,9 @@ public final class LlamaModel {
         }
         if shard.hasEmbedding {
             guard let tokens else { preconditionFailure("the first stage's backward needs the token ids") }
-            Embedding.backward(
-                ids: tokens, dout: s.dx.pointer, dtable: gradients(layout.embedding..<layout.blocksStart), rows: rows,
-                dim: h)
+            VocabParallelEmbedding.backward(
+                ids: tokens, dout: sharding.gather(s.dx.pointer, rows: rows, dim: h, into: scratch.allRows.pointer),
+                dtable: gradients(layout.embedding..<layout.blocksStart), rows: rows, dim: h, held: heldVocabulary)
             gradientsReady?(0..<layout.blocksStart)
         }
         return s.dx.pointer
@@ -293,9 +321,24 @@ public final class LlamaModel {
         inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int, seqLen: Int, gradScale: Float
     ) -> (lossSum: Double, count: Int) {
         let logits = forward(tokens: inputs, batch: batch, seqLen: seqLen)
-        let result = CrossEntropyKernel.forwardBackward(
-            logits: logits, targets: targets, rows: batch * seqLen, vocab: config.vocabSize, gradScale: gradScale)
+        let result = lossGradient(logits: logits, targets: targets, rows: batch * seqLen, gradScale: gradScale)
         backward(tokens: inputs)
         return result
+    }
+
+    /// Softmax cross-entropy of `rows` rows of this rank's logits against `targets` (ignore index
+    /// -100), replaced in place by ∂L/∂logits for L = gradScale · Σ token losses; under tensor
+    /// parallelism over the vocabulary split across the tensor group. Returns the summed loss
+    /// and the number of scored tokens.
+    public func lossGradient(
+        logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, gradScale: Float
+    ) -> (lossSum: Double, count: Int) {
+        guard let tensorParallel else {
+            return CrossEntropyKernel.forwardBackward(
+                logits: logits, targets: targets, rows: rows, vocab: config.vocabSize, gradScale: gradScale)
+        }
+        return VocabParallelCrossEntropy.forwardBackward(
+            logits: logits, targets: targets, rows: rows, held: heldVocabulary, gradScale: gradScale,
+            ops: tensorParallel)
     }
 }

@@ -119,56 +119,72 @@ struct TransformerBlock {
     let config: ModelConfig
     let attention: SelfAttention
     let mlp: SwiGLUMLP
+    /// Sums the row-parallel outputs (o_proj, down_proj) forward and ∂L/∂(norm output) of the
+    /// column-parallel inputs (q/k/v, gate/up) backward over the tensor group.
+    let sharding: RowSharding
 
-    init(config: ModelConfig, rope: RoPETable) {
+    init(config: ModelConfig, rope: RoPETable, sharding: RowSharding = RowSharding(ops: nil)) {
         self.config = config
+        self.sharding = sharding
         attention = SelfAttention(config: config, rope: rope)
         mlp = SwiGLUMLP(config: config)
     }
 
-    /// out = block(x); x and out are [rows, hidden] and must not overlap.
+    /// out = block(x); x and out are [rows, hidden] (this rank's rows) and must not overlap.
     func forward(
         _ x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, _ w: BlockWeights, _ a: BlockActivations,
-        _ shape: AttentionShape
+        _ s: BackwardScratch, _ shape: AttentionShape
     ) {
         let rows = shape.batch * shape.seqLen
         let h = config.hiddenSize
         let eps = Float(config.rmsNormEps)
-        RMSNormKernel.forward(
-            x: x, weight: w.inputNorm, y: a.n1.pointer, rstd: a.rstd1.pointer, rows: rows, dim: h, eps: eps)
+        let own = s.ownRows.pointer
+        sharding.norm(
+            x, weight: w.inputNorm, y: a.n1.pointer, rstd: a.rstd1.pointer, rows: rows, dim: h, eps: eps, local: own)
         if let h1 = a.h1, let n2 = a.n2, let rstd2 = a.rstd2, let postNorm = w.postNorm {
-            h1.pointer.update(from: x, count: rows * h)
-            attention.forward(a.n1.pointer, w, a, shape, y: h1.pointer, accumulate: true)
-            RMSNormKernel.forward(
-                x: h1.pointer, weight: postNorm, y: n2.pointer, rstd: rstd2.pointer, rows: rows, dim: h, eps: eps)
-            out.update(from: h1.pointer, count: rows * h)
-            mlp.forward(n2.pointer, w, a, rows: rows, y: out, accumulate: true)
+            sharding.residualAdd(x, into: h1.pointer, scratch: s.allRows.pointer, rows: rows, dim: h) { y, accumulate in
+                attention.forward(a.n1.pointer, w, a, shape, y: y, accumulate: accumulate)
+            }
+            sharding.norm(
+                h1.pointer, weight: postNorm, y: n2.pointer, rstd: rstd2.pointer, rows: rows, dim: h, eps: eps,
+                local: own)
+            sharding.residualAdd(h1.pointer, into: out, scratch: s.allRows.pointer, rows: rows, dim: h) {
+                y, accumulate in
+                mlp.forward(n2.pointer, w, a, rows: rows, y: y, accumulate: accumulate)
+            }
         } else {
-            out.update(from: x, count: rows * h)
-            attention.forward(a.n1.pointer, w, a, shape, y: out, accumulate: true)
-            mlp.forward(a.n1.pointer, w, a, rows: rows, y: out, accumulate: true)
+            sharding.residualAdd(x, into: out, scratch: s.allRows.pointer, rows: rows, dim: h) { y, accumulate in
+                attention.forward(a.n1.pointer, w, a, shape, y: y, accumulate: accumulate)
+                mlp.forward(a.n1.pointer, w, a, rows: rows, y: y, accumulate: true)
+            }
         }
     }
 
-    /// On entry `dx` holds ∂L/∂out; on return ∂L/∂x. Weight gradients accumulate into `g`.
+    /// On entry `dx` holds ∂L/∂out; on return ∂L/∂x (this rank's rows). Weight gradients accumulate into `g`.
     func backward(
         _ dx: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: BlockWeights, _ g: BlockWeights,
         _ a: BlockActivations, _ s: BackwardScratch, _ shape: AttentionShape
     ) {
         let rows = shape.batch * shape.seqLen
         let h = config.hiddenSize
+        let own = sharding.localRows(rows)
+        let all = s.allRows.pointer
         if let h1 = a.h1, let n2 = a.n2, let rstd2 = a.rstd2, let postNorm = w.postNorm, let gPost = g.postNorm {
-            mlp.backward(dx, n2.pointer, w, g, a, s, rows: rows, dn: s.dn.pointer, accumulate: false)
+            let dy = sharding.gather(dx, rows: rows, dim: h, into: all)
+            mlp.backward(dy, n2.pointer, w, g, a, s, rows: rows, dn: s.dn.pointer, accumulate: false)
             RMSNormKernel.backward(
-                dy: s.dn.pointer, x: h1.pointer, weight: postNorm, rstd: rstd2.pointer, dx: dx, dweight: gPost,
-                rows: rows, dim: h, accumulate: true)
-            attention.backward(dx, a.n1.pointer, w, g, a, s, shape, dn: s.dn.pointer, accumulate: false)
+                dy: sharding.reduce(s.dn.pointer, rows: rows, dim: h, into: s.ownRows.pointer), x: h1.pointer,
+                weight: postNorm, rstd: rstd2.pointer, dx: dx, dweight: gPost, rows: own, dim: h, accumulate: true)
+            let dh1 = sharding.gather(dx, rows: rows, dim: h, into: all)
+            attention.backward(dh1, a.n1.pointer, w, g, a, s, shape, dn: s.dn.pointer, accumulate: false)
         } else {
-            mlp.backward(dx, a.n1.pointer, w, g, a, s, rows: rows, dn: s.dn.pointer, accumulate: false)
-            attention.backward(dx, a.n1.pointer, w, g, a, s, shape, dn: s.dn.pointer, accumulate: true)
+            let dy = sharding.gather(dx, rows: rows, dim: h, into: all)
+            mlp.backward(dy, a.n1.pointer, w, g, a, s, rows: rows, dn: s.dn.pointer, accumulate: false)
+            attention.backward(dy, a.n1.pointer, w, g, a, s, shape, dn: s.dn.pointer, accumulate: true)
         }
         RMSNormKernel.backward(
-            dy: s.dn.pointer, x: x, weight: w.inputNorm, rstd: a.rstd1.pointer, dx: dx, dweight: g.inputNorm,
-            rows: rows, dim: h, accumulate: true)
+            dy: sharding.reduce(s.dn.pointer, rows: rows, dim: h, into: s.ownRows.pointer), x: x,
+            weight: w.inputNorm, rstd: a.rstd1.pointer, dx: dx, dweight: g.inputNorm, rows: own, dim: h,
+            accumulate: true)
     }
 }

@@ -82,6 +82,9 @@ public enum ConfigSchema {
         Key(name: "optim.eps", kind: .double, defaultValue: .double(1e-8), help: "AdamW epsilon"),
         Key(name: "optim.grad_clip", kind: .double, defaultValue: .double(1.0), help: "global norm clip (0: off)"),
         Key(name: "parallel.tensor", kind: .int, defaultValue: .int(1), help: "tensor-parallel size"),
+        Key(
+            name: "parallel.sequence", kind: .bool, defaultValue: .bool(false),
+            help: "sequence parallelism: norms and residuals split by rows over the tensor group"),
         Key(name: "parallel.pipeline", kind: .int, defaultValue: .int(1), help: "pipeline-parallel size"),
         Key(name: "parallel.schedule", kind: .string, defaultValue: .string("1f1b"), help: "pipeline: 1f1b|gpipe"),
         Key(name: "parallel.zero_stage", kind: .int, defaultValue: .int(0), help: "ZeRO stage 0-3"),

@@ -282,11 +282,8 @@ public struct RunConfig: Sendable {
                     + "in memory) or data.synthetic = true")
         }
 
-        if int("parallel.tensor") != 1 {
-            throw ConfigError(
-                "parallel.tensor = \(int("parallel.tensor")): tensor parallelism is not built yet; only 1 is valid")
-        }
         let stage = int("parallel.zero_stage")
+        try validateTensorParallel(zeroStage: stage)
         if !(0...3).contains(stage) {
             throw ConfigError(
                 "parallel.zero_stage = \(stage): valid are 0 (plain data parallelism), 1 (optimizer state sharded), "

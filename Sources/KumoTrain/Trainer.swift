@@ -47,6 +47,8 @@ public final class Trainer {
     public let mesh: DeviceMesh
     /// Gradient synchronisation over the data-parallel group.
     public let dataParallel: DataParallel
+    /// With `parallel.tensor` > 1: the replicated pieces' gradient sums and the norm over the tensor group.
+    public let tensorGradients: TensorParallelGradients?
     /// The optimizer-state partition over the data-parallel group (one shard unless `parallel.zero_stage` >= 1).
     public let zero: ZeROPartition
     /// ZeRO-2 and 3: the summed gradients of this rank's shard, the only ones it keeps (nil below stage 2).
@@ -113,14 +115,27 @@ public final class Trainer {
         let pipelineGroup =
             mesh.pipeline == 1
             ? nil : world.split(color: mesh.groupIndex(of: world.rank, .pipeline), key: world.rank, name: "pp")
+        let tensorGroup =
+            mesh.tensor > 1
+            ? world.split(color: mesh.groupIndex(of: world.rank, .tensor), key: world.rank, name: "tp") : nil
+        var modelShard = pipelinePlan.shard(pipelineGroup?.rank ?? 0)
+        modelShard.tensorRank = mesh.coordinate(of: world.rank).tensor
+        modelShard.tensorSize = mesh.tensor
         let model = try LlamaModel(
-            config: config.model, shard: pipelinePlan.shard(pipelineGroup?.rank ?? 0), wholeGradients: stage < 2)
+            config: config.model, shard: modelShard,
+            tensorParallel: tensorGroup.map {
+                TensorParallelGroup(group: $0, sequenceParallel: config.bool("parallel.sequence"))
+            }, wholeGradients: stage < 2)
         self.model = model
         pipeline = pipelineGroup.map {
             PipelineRunner(
                 model: model, group: $0, schedule: PipelineSchedule(rawValue: config.string("parallel.schedule"))!)
         }
         model.recompute = config.recompute
+        let layout = model.layout
+        tensorGradients = tensorGroup.map {
+            TensorParallelGradients(layout: layout, group: $0, sequenceParallel: config.bool("parallel.sequence"))
+        }
         model.initializeWeights(seed: config.seed, std: config.double("model.init_std"))
         spikeGuard = SpikeGuard(settings: try SpikeSettings(config))
         microBatches = (0..<accumulationSteps).map { _ in
@@ -192,7 +207,7 @@ public final class Trainer {
             let communicates = last || dataParallel.reducesEveryMicroBatch
             if communicates {
                 dataParallel.beginSync()
-                model.gradientsReady = dataParallel.gradientsReady
+                model.gradientsReady = gradientsReady
             }
             mb.inputs.withUnsafeBufferPointer { inputs in
                 mb.targets.withUnsafeBufferPointer { targets in
@@ -261,6 +276,7 @@ public final class Trainer {
         if world.size > 1 {
             let groups =
                 [world, group, shardGroup] + (replicaGroup.map { [$0] } ?? []) + (pipeline.map { [$0.group] } ?? [])
+                + (tensorGradients?.groups ?? [])
             for c in groups.map(\.counters) { for (k, v) in c.metrics { extra[k] = v } }
         }
         return StepMetrics(
@@ -285,15 +301,15 @@ public final class Trainer {
                     tokens: { inputs.baseAddress! + $0 * rows },
                     loss: { i, logits in
                         lossSum +=
-                            CrossEntropyKernel.forwardBackward(
+                            model.lossGradient(
                                 logits: logits, targets: targets.baseAddress! + i * rows, rows: rows,
-                                vocab: config.model.vocabSize, gradScale: gradScale
+                                gradScale: gradScale
                             ).lossSum
                     },
                     willBackward: { i in
                         guard i == last else { return }
                         dataParallel.beginSync()
-                        model.gradientsReady = dataParallel.gradientsReady
+                        model.gradientsReady = gradientsReady
                     },
                     didBackward: { i in if i == last { dataParallel.finishSync(lastOfStep: true) } })
             }
@@ -304,9 +320,13 @@ public final class Trainer {
     /// The L2 norm of the whole job's summed gradients: with sharded gradients (ZeRO-2) the
     /// squared norms of the shards are summed over the group, with pipeline stages those of the stages.
     private func globalGradNorm() -> Double {
-        if let pipeline {
-            var squares = [AdamWKernel.sumOfSquares(model.grads.pointer, count: model.grads.count)]
-            pipeline.group.allReduce(&squares, op: .sum)
+        if tensorGradients != nil || pipeline != nil {
+            // Each stage's squares (each replicated tensor-parallel piece counted once), summed over the stages.
+            var squares = [
+                tensorGradients?.sumOfSquares(model.grads.pointer)
+                    ?? AdamWKernel.sumOfSquares(model.grads.pointer, count: model.grads.count)
+            ]
+            pipeline?.group.allReduce(&squares, op: .sum)
             return squares[0].squareRoot()
         }
         guard let gradShard else { return AdamW.gradNorm(model.grads) }
@@ -315,16 +335,11 @@ public final class Trainer {
         return squares[0].squareRoot()
     }
 
-    /// The whole model's parameters on rank 0 (nil on the others), gathered from the pipeline
-    /// stages when there are several; every rank must call it.
-    public func wholeModel() throws -> LlamaModel? {
-        guard pipeline != nil else { return world.rank == 0 ? model : nil }
-        guard let params = WholeModel.gather(model.params.pointer, layout: model.layout, world: world) else {
-            return nil
-        }
-        let whole = try LlamaModel(config: config.model, wholeGradients: false)
-        whole.params.pointer.update(from: params.pointer, count: params.count)
-        return whole
+    /// Where backward reports gradients final: replicated tensor-parallel pieces are summed over
+    /// their ranks, then data parallelism reduces the range.
+    private func gradientsReady(_ range: Range<Int>) {
+        tensorGradients?.gradientsReady(range, grads: model.grads.pointer)
+        dataParallel.gradientsReady(range)
     }
 
     /// ZeRO-3: gathers the whole parameter buffer onto every rank and detaches the per-stage

@@ -131,15 +131,16 @@ final class ModuleGradientTests: XCTestCase {
         let x = randomBuffer(rows * c.hiddenSize, seed: 27)
         let r = randomBuffer(rows * c.hiddenSize, seed: 28)
         let out = FloatBuffer(count: x.count)
+        let scratch = BackwardScratch(c, shape: s)
         let loss = { () -> Double in
-            block.forward(x.pointer, out: out.pointer, w, acts, s)
+            block.forward(x.pointer, out: out.pointer, w, acts, scratch, s)
             return dot(out.pointer, r.pointer, out.count)
         }
         _ = loss()
         let g = FloatBuffer(count: l.count)
         let dx = FloatBuffer(r.array)
         block.backward(
-            dx.pointer, x.pointer, w, BlockWeights(base: g.pointer, layout: l), acts, BackwardScratch(c, shape: s), s)
+            dx.pointer, x.pointer, w, BlockWeights(base: g.pointer, layout: l), acts, scratch, s)
         let kind = parallel ? "parallel block" : "sequential block"
         gc.check(kind + " input", x: x.pointer, count: x.count, analytic: dx.array, loss: loss)
         for t in blockTensors(l, c) {

@@ -57,7 +57,9 @@ final class RunConfigTests: XCTestCase {
         XCTAssertTrue(
             message(base, ["train.micro_batch_size=3", "train.global_batch_size=8"]).contains("multiple"))
         XCTAssertTrue(message(base, ["train.seq_length=4096"]).contains("max_position_embeddings"))
-        XCTAssertTrue(message(base, ["parallel.tensor=2"]).contains("parallel.tensor"))
+        XCTAssertTrue(message(base, ["parallel.tensor=3"]).contains("parallel.tensor = 3"))
+        XCTAssertTrue(message(base, ["parallel.pipeline=5"]).contains("parallel.pipeline"))
+        XCTAssertTrue(message(base, ["parallel.sequence=true"]).contains("parallel.tensor > 1"))
         XCTAssertTrue(message(base, ["parallel.zero_stage=4"]).contains("parallel.zero_stage"))
         XCTAssertTrue(message(base, ["parallel.quantized_allgather=\"fp8\""]).contains("quantized_allgather"))
         XCTAssertTrue(

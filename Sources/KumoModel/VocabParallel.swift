@@ -1,0 +1,93 @@
+import Foundation
+import KumoCore
+
+/// The embedding of a rank that holds the vocabulary rows `held` of the whole table (Megatron's
+/// vocabulary-parallel embedding): tokens outside them give zero rows, which the sum over the
+/// tensor group fills in.
+public enum VocabParallelEmbedding {
+    /// out[r] = table[ids[r] - held.lowerBound] if this rank holds the id, else zero.
+    public static func forward(
+        ids: UnsafePointer<Int32>, table: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int,
+        dim: Int, held: Range<Int>, vocab: Int
+    ) {
+        for r in 0..<rows {
+            let id = Int(ids[r])
+            precondition(id >= 0 && id < vocab, "token id \(id) outside the vocabulary of \(vocab)")
+            if held.contains(id) {
+                (out + r * dim).update(from: table + (id - held.lowerBound) * dim, count: dim)
+            } else {
+                (out + r * dim).update(repeating: 0, count: dim)
+            }
+        }
+    }
+
+    /// dtable[ids[r] - held.lowerBound] += dout[r] for the ids this rank holds, serially.
+    public static func backward(
+        ids: UnsafePointer<Int32>, dout: UnsafePointer<Float>, dtable: UnsafeMutablePointer<Float>, rows: Int,
+        dim: Int, held: Range<Int>
+    ) {
+        for r in 0..<rows where held.contains(Int(ids[r])) {
+            let dst = dtable + (Int(ids[r]) - held.lowerBound) * dim
+            let src = dout + r * dim
+            for j in 0..<dim { dst[j] += src[j] }
+        }
+    }
+}
+
+/// Softmax cross-entropy over logits split by vocabulary columns across the tensor group
+/// (Megatron's vocabulary-parallel cross-entropy): each rank holds [rows, held.count] and the
+/// full logits are never gathered; the row maxima, sums of exponentials and target logits are
+/// reduced instead. Every rank returns the same loss.
+public enum VocabParallelCrossEntropy {
+    /// Replaces the local logits with ∂L/∂logits for L = gradScale · Σ token losses (rows whose
+    /// target is -100 score nothing); returns the summed loss and the number of scored tokens.
+    public static func forwardBackward(
+        logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, held: Range<Int>,
+        gradScale: Float, ops: any TensorParallelOps
+    ) -> (lossSum: Double, count: Int) {
+        let v = held.count
+        let maxima = UnsafeMutablePointer<Float>.allocate(capacity: rows)
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: 2 * rows)
+        defer {
+            maxima.deallocate()
+            sums.deallocate()
+        }
+        parallelFor(rows) { r in
+            let row = logits + r * v
+            var m = -Float.infinity
+            for j in 0..<v { m = max(m, row[j]) }
+            maxima[r] = m
+        }
+        ops.allReduceMax(maxima, count: rows)
+        // sums[r]: Σ exp(logit - max) over this rank's columns; sums[rows + r]: the target logit if held.
+        parallelFor(rows) { r in
+            let row = logits + r * v
+            let target = Int(targets[r])
+            sums[rows + r] = held.contains(target) ? row[target - held.lowerBound] : 0
+            var sum: Float = 0
+            for j in 0..<v {
+                let e = expf(row[j] - maxima[r])
+                row[j] = e
+                sum += e
+            }
+            sums[r] = sum
+        }
+        ops.allReduce(sums, count: 2 * rows)
+        var total = 0.0
+        var count = 0
+        for r in 0..<rows {
+            let row = logits + r * v
+            let target = Int(targets[r])
+            if target == -100 {
+                row.update(repeating: 0, count: v)
+                continue
+            }
+            total += Double(maxima[r]) + log(Double(sums[r])) - Double(sums[rows + r])
+            count += 1
+            let scale = gradScale / sums[r]
+            for j in 0..<v { row[j] *= scale }
+            if held.contains(target) { row[target - held.lowerBound] -= gradScale }
+        }
+        return (total, count)
+    }
+}

@@ -1,0 +1,86 @@
+import KumoCore
+import XCTest
+
+@testable import KumoModel
+
+/// A whole model against its tensor shards run as threads of one process: the same loss and,
+/// placed back into the whole layout, the same gradients.
+final class TensorParallelModelTests: XCTestCase {
+    let batch = 2
+    let seqLen = 8
+
+    func config(parallelLayers: Bool = false) -> ModelConfig {
+        ModelConfig(
+            vocabSize: 64, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 2, numAttentionHeads: 4,
+            numKeyValueHeads: 2, maxPositionEmbeddings: 16, parallelLayers: parallelLayers)
+    }
+
+    /// Token ids with one ignored target (-100).
+    func tokens(_ c: ModelConfig) -> (inputs: [Int32], targets: [Int32]) {
+        var rng = SeededRandom(seed: 5)
+        let n = batch * seqLen
+        let inputs = (0..<n).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
+        var targets = (0..<n).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
+        targets[3] = -100
+        return (inputs, targets)
+    }
+
+    /// Loss and whole-layout gradients of `t` tensor ranks (one rank: the whole model).
+    func lossAndGradients(_ c: ModelConfig, ranks t: Int, sequenceParallel: Bool) throws -> (Double, [Float]) {
+        let whole = ParameterLayout(c)
+        let (inputs, targets) = tokens(c)
+        let group = ThreadTensorGroup(size: t)
+        let models = try (0..<t).map { r in
+            let shard = ModelShard(
+                tensorRank: r, tensorSize: t, layers: 0..<c.numHiddenLayers, hasEmbedding: true, hasHead: true)
+            let model = try LlamaModel(
+                config: c, shard: shard,
+                tensorParallel: t == 1 ? nil : group.ops(rank: r, sequenceParallel: sequenceParallel))
+            model.initializeWeights(seed: 3, std: 0.2)
+            return model
+        }
+        var losses = [Double](repeating: 0, count: t)
+        var gradients = [Float](repeating: 0, count: whole.count)
+        let lock = NSLock()
+        group.run { r in
+            let m = models[r]
+            let loss = m.lossAndBackward(
+                inputs: inputs, targets: targets, batch: self.batch, seqLen: self.seqLen, gradScale: 1 / 15
+            ).lossSum
+            // What the trainer's TensorParallelGradients does: norm weights seeing part of the rows
+            // are summed over the group (the tiny config's key/value heads are split, not replicated).
+            for tensor in m.layout.tensors where sequenceParallel && tensor.shape.count == 1 {
+                m.tensorParallel?.allReduce(m.grads.pointer + tensor.offset, count: tensor.count)
+            }
+            lock.lock()
+            losses[r] = loss
+            gradients.withUnsafeMutableBufferPointer {
+                m.layout.placeShard(m.grads.pointer, into: $0.baseAddress!, wholeLayout: whole)
+            }
+            lock.unlock()
+        }
+        for r in 1..<t { XCTAssertEqual(losses[r], losses[0], "rank \(r)'s loss differs from rank 0's") }
+        return (losses[0], gradients)
+    }
+
+    func assertShardsMatchWhole(_ c: ModelConfig, ranks t: Int, sequenceParallel: Bool) throws {
+        let (loss, grads) = try lossAndGradients(c, ranks: 1, sequenceParallel: false)
+        let (split, splitGrads) = try lossAndGradients(c, ranks: t, sequenceParallel: sequenceParallel)
+        let lossError = abs(split - loss) / abs(loss)
+        XCTAssertLessThan(lossError, 1e-6, "relative loss error \(lossError)")
+        let diff = zip(grads, splitGrads).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
+        let norm = grads.reduce(0.0) { $0 + Double($1) * Double($1) }
+        let gradError = (diff / norm).squareRoot()
+        XCTAssertLessThan(gradError, 1e-5, "relative L2 gradient error \(gradError)")
+    }
+
+    func testTwoTensorShardsGiveTheWholeModelsLossAndGradients() throws {
+        try assertShardsMatchWhole(config(), ranks: 2, sequenceParallel: false)
+        try assertShardsMatchWhole(config(parallelLayers: true), ranks: 2, sequenceParallel: false)
+    }
+
+    func testSequenceParallelShardsGiveTheWholeModelsLossAndGradients() throws {
+        try assertShardsMatchWhole(config(), ranks: 2, sequenceParallel: true)
+        try assertShardsMatchWhole(config(parallelLayers: true), ranks: 2, sequenceParallel: true)
+    }
+}

@@ -27,27 +27,38 @@ public enum Linear {
     }
 }
 
-/// Token embedding: a lookup of rows of a [vocab, hidden] table.
+/// Token embedding: a lookup of rows of a [vocab, hidden] table, or of the rows `held` of it
+/// (Megatron's vocabulary-parallel embedding: tokens outside them give zero rows, which the sum
+/// over the tensor group fills in).
 public enum Embedding {
-    /// out[r] = table[ids[r]].
+    /// out[r] = table[ids[r] - held.lowerBound] if the table holds the id, else zero; `held` is
+    /// the whole vocabulary unless given.
     public static func forward(
         ids: UnsafePointer<Int32>, table: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int,
-        dim: Int, vocab: Int
+        dim: Int, vocab: Int, held: Range<Int>? = nil
     ) {
+        let held = held ?? 0..<vocab
         for r in 0..<rows {
             let id = Int(ids[r])
             precondition(id >= 0 && id < vocab, "token id \(id) outside the vocabulary of \(vocab)")
-            (out + r * dim).update(from: table + id * dim, count: dim)
+            if held.contains(id) {
+                (out + r * dim).update(from: table + (id - held.lowerBound) * dim, count: dim)
+            } else {
+                (out + r * dim).update(repeating: 0, count: dim)
+            }
         }
     }
 
-    /// dtable[ids[r]] += dout[r], serially so repeated ids add up deterministically.
+    /// dtable[ids[r] - held.lowerBound] += dout[r] for the ids the table holds (all of them
+    /// unless `held` is given), serially so repeated ids add up deterministically.
     public static func backward(
         ids: UnsafePointer<Int32>, dout: UnsafePointer<Float>, dtable: UnsafeMutablePointer<Float>, rows: Int,
-        dim: Int
+        dim: Int, held: Range<Int>? = nil
     ) {
         for r in 0..<rows {
-            let dst = dtable + Int(ids[r]) * dim
+            let id = Int(ids[r])
+            if let held, !held.contains(id) { continue }
+            let dst = dtable + (id - (held?.lowerBound ?? 0)) * dim
             let src = dout + r * dim
             for j in 0..<dim { dst[j] += src[j] }
         }

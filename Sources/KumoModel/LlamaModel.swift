@@ -238,9 +238,9 @@ public final class LlamaModel {
             guard let tokens else { preconditionFailure("the first stage runs from token ids") }
             beforeForward?(.embedding)
             sharding.sum(into: s.residual[0].pointer, scratch: scratch.allRows.pointer, rows: rows, dim: h) { y in
-                VocabParallelEmbedding.forward(
+                Embedding.forward(
                     ids: tokens, table: params.pointer + layout.embedding, out: y, rows: rows, dim: h,
-                    held: heldVocabulary, vocab: config.vocabSize)
+                    vocab: config.vocabSize, held: heldVocabulary)
             }
         }
         let layers = shard.layers.count
@@ -307,7 +307,7 @@ public final class LlamaModel {
         }
         if shard.hasEmbedding {
             guard let tokens else { preconditionFailure("the first stage's backward needs the token ids") }
-            VocabParallelEmbedding.backward(
+            Embedding.backward(
                 ids: tokens, dout: sharding.gather(s.dx.pointer, rows: rows, dim: h, into: scratch.allRows.pointer),
                 dtable: gradients(layout.embedding..<layout.blocksStart), rows: rows, dim: h, held: heldVocabulary)
             gradientsReady?(0..<layout.blocksStart)

@@ -1,39 +1,6 @@
 import Foundation
 import KumoCore
 
-/// The embedding of a rank that holds the vocabulary rows `held` of the whole table (Megatron's
-/// vocabulary-parallel embedding): tokens outside them give zero rows, which the sum over the
-/// tensor group fills in.
-public enum VocabParallelEmbedding {
-    /// out[r] = table[ids[r] - held.lowerBound] if this rank holds the id, else zero.
-    public static func forward(
-        ids: UnsafePointer<Int32>, table: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, rows: Int,
-        dim: Int, held: Range<Int>, vocab: Int
-    ) {
-        for r in 0..<rows {
-            let id = Int(ids[r])
-            precondition(id >= 0 && id < vocab, "token id \(id) outside the vocabulary of \(vocab)")
-            if held.contains(id) {
-                (out + r * dim).update(from: table + (id - held.lowerBound) * dim, count: dim)
-            } else {
-                (out + r * dim).update(repeating: 0, count: dim)
-            }
-        }
-    }
-
-    /// dtable[ids[r] - held.lowerBound] += dout[r] for the ids this rank holds, serially.
-    public static func backward(
-        ids: UnsafePointer<Int32>, dout: UnsafePointer<Float>, dtable: UnsafeMutablePointer<Float>, rows: Int,
-        dim: Int, held: Range<Int>
-    ) {
-        for r in 0..<rows where held.contains(Int(ids[r])) {
-            let dst = dtable + (Int(ids[r]) - held.lowerBound) * dim
-            let src = dout + r * dim
-            for j in 0..<dim { dst[j] += src[j] }
-        }
-    }
-}
-
 /// Softmax cross-entropy over logits split by vocabulary columns across the tensor group
 /// (Megatron's vocabulary-parallel cross-entropy): each rank holds [rows, held.count] and the
 /// full logits are never gathered; the row maxima, sums of exponentials and target logits are

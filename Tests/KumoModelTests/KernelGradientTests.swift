@@ -71,6 +71,28 @@ final class KernelGradientTests: XCTestCase {
         }
     }
 
+    func testVocabularySlicedEmbeddingGivesZeroRowsAndGradientsOnlyForItsIds() {
+        let (vocab, dim, rows) = (11, 6, 9)
+        let held = 3..<7
+        let table = randomBuffer(held.count * dim, seed: 3)
+        let ids: [Int32] = [3, 0, 3, 10, 5, 3, 7, 0, 6]
+        let r = randomBuffer(rows * dim, seed: 4)
+        let out = FloatBuffer(count: rows * dim)
+        let loss = { () -> Double in
+            Embedding.forward(
+                ids: ids, table: table.pointer, out: out.pointer, rows: rows, dim: dim, vocab: vocab, held: held)
+            return dot(out.pointer, r.pointer, rows * dim)
+        }
+        _ = loss()
+        for (row, id) in ids.enumerated() where !held.contains(Int(id)) {
+            XCTAssertEqual(values(out.pointer + row * dim, dim), [Float](repeating: 0, count: dim), "row \(row)")
+        }
+        XCTAssertEqual(values(out.pointer + 4 * dim, dim), values(table.pointer + 2 * dim, dim), "id 5 is local row 2")
+        let grad = FloatBuffer(count: held.count * dim)
+        Embedding.backward(ids: ids, dout: r.pointer, dtable: grad.pointer, rows: rows, dim: dim, held: held)
+        gc.check("sliced embedding table", x: table.pointer, count: table.count, analytic: grad.array, loss: loss)
+    }
+
     func testLinearInputAndWeightGradientsMatchFiniteDifferences() {
         let (rows, inF, outF) = (5, 12, 7)
         let x = randomBuffer(rows * inF, seed: 3)

@@ -33,9 +33,9 @@ public struct CheckpointError: Error, CustomStringConvertible, Equatable, Codabl
     }
 }
 
-/// The parallel layout a checkpoint was written with. A reader reshards any data-parallel
-/// layout into its own; tensor and pipeline sizes above 1 are recorded but not loaded yet.
-public struct ParallelLayout: Codable, Equatable, Sendable {
+/// The parallel layout a checkpoint was written with. Shards hold ranges of the whole model's flat
+/// buffers whatever the layout, so a reader with any other layout reads the ranges it needs.
+public struct ParallelLayout: Codable, Equatable, Sendable, CustomStringConvertible {
     public var worldSize: Int
     public var dataParallel: Int
     public var tensorParallel: Int
@@ -47,6 +47,12 @@ public struct ParallelLayout: Codable, Equatable, Sendable {
     /// One process: no data, tensor or pipeline parallelism, no ZeRO.
     public static let single = ParallelLayout(
         worldSize: 1, dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, zeroStage: 0, shardGroupSize: 0)
+
+    /// "4 ranks (data 1 × tensor 2 × pipeline 2, ZeRO 0, shard groups of 0)".
+    public var description: String {
+        "\(worldSize) ranks (data \(dataParallel) × tensor \(tensorParallel) × pipeline \(pipelineParallel), "
+            + "ZeRO \(zeroStage), shard groups of \(shardGroupSize))"
+    }
 
     enum CodingKeys: String, CodingKey {
         case worldSize = "world_size"
@@ -65,15 +71,79 @@ public struct ManifestTensor: Codable, Equatable, Sendable {
     public var offset: Int
 }
 
-/// A global range a shard file holds: `count` floats of the flat buffer `name` from element `flatStart`.
+/// Global ranges a shard file holds, stored one after another: `runs` runs of `count` floats of the
+/// flat buffer `name`, the first from element `flatStart` and each next `stride` elements after the
+/// one before. One run (no `runs` or `stride` in the JSON) is a plain range; several are the rows
+/// of a tensor sliced by columns (tensor parallelism).
 public struct ManifestSection: Codable, Equatable, Sendable {
     public var name: String
     public var flatStart: Int
+    /// Floats in each run.
     public var count: Int
+    public var runs: Int
+    /// Distance between the starts of consecutive runs, in elements (0 for one run).
+    public var stride: Int
+
+    public init(name: String, flatStart: Int, count: Int, runs: Int = 1, stride: Int = 0) {
+        self.name = name
+        self.flatStart = flatStart
+        self.count = count
+        self.runs = runs
+        self.stride = stride
+    }
+
+    /// Floats in all runs (nil on overflow).
+    public var total: Int? {
+        let (n, overflow) = count.multipliedReportingOverflow(by: runs)
+        return overflow ? nil : n
+    }
+
+    /// This section with `count` more floats from global element `start` stored after it: one
+    /// longer range, or one more run `stride` after the last; nil when they do not fit either way.
+    func appending(_ start: Int, _ count: Int) -> ManifestSection? {
+        var s = self
+        if runs == 1 && start == flatStart + self.count {
+            s.count += count
+        } else if count == self.count && runs == 1 && start > flatStart + count {
+            s.stride = start - flatStart
+            s.runs = 2
+        } else if count == self.count && runs > 1 && start == flatStart + runs * stride {
+            s.runs += 1
+        } else {
+            return nil
+        }
+        return s
+    }
+
+    /// The global range of run `i`.
+    func run(_ i: Int) -> Range<Int> {
+        let start = flatStart + i * stride
+        return start..<start + count
+    }
 
     enum CodingKeys: String, CodingKey {
-        case name, count
+        case name, count, runs, stride
         case flatStart = "flat_start"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        flatStart = try c.decode(Int.self, forKey: .flatStart)
+        count = try c.decode(Int.self, forKey: .count)
+        runs = try c.decodeIfPresent(Int.self, forKey: .runs) ?? 1
+        stride = try c.decodeIfPresent(Int.self, forKey: .stride) ?? 0
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(flatStart, forKey: .flatStart)
+        try c.encode(count, forKey: .count)
+        if runs != 1 || stride != 0 {
+            try c.encode(runs, forKey: .runs)
+            try c.encode(stride, forKey: .stride)
+        }
     }
 }
 
@@ -136,17 +206,29 @@ public struct TrainState: Codable, Equatable, Sendable {
     }
 }
 
-/// A run of floats in a shard file: `count` floats of the global flat buffer `name` starting at
-/// `flatStart`, stored at byte `offset` of the file (little-endian fp32).
+/// Floats in a shard file: the global runs of `section`, stored one after another from byte
+/// `offset` of the file (little-endian fp32).
 public struct ShardSection: Codable, Equatable, Sendable {
-    public var name: String
-    public var flatStart: Int
-    public var count: Int
+    public var section: ManifestSection
     public var offset: Int
 
-    enum CodingKeys: String, CodingKey {
-        case name, count, offset
-        case flatStart = "flat_start"
+    enum CodingKeys: String, CodingKey { case offset }
+
+    /// The section's keys and `offset` share one JSON object.
+    public init(from decoder: any Decoder) throws {
+        section = try ManifestSection(from: decoder)
+        offset = try decoder.container(keyedBy: CodingKeys.self).decode(Int.self, forKey: .offset)
+    }
+
+    public init(section: ManifestSection, offset: Int) {
+        self.section = section
+        self.offset = offset
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try section.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(offset, forKey: .offset)
     }
 }
 

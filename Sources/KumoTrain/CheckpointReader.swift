@@ -1,4 +1,5 @@
 import Foundation
+import KumoModel
 
 /// A checkpoint directory whose marker, manifest, file sizes, checksums and shard headers were all
 /// checked against the files and against the model that will load it, before anything is read into it.
@@ -10,6 +11,31 @@ public struct VerifiedCheckpoint {
     public let headers: [ShardHeader]
     /// The training state all shards share.
     public var state: TrainState { headers[0].state }
+    /// Each flat buffer's runs, sorted by global start, with the file and byte they are stored at.
+    private let pieces: [String: [Piece]]
+
+    /// `range` of a flat buffer is stored at byte `offset` of file `file` (an index into the manifest's files).
+    private struct Piece {
+        var range: Range<Int>
+        var file: Int
+        var offset: Int
+    }
+
+    private init(path: String, manifest: CheckpointManifest, headers: [ShardHeader]) {
+        self.path = path
+        self.manifest = manifest
+        self.headers = headers
+        var pieces: [String: [Piece]] = [:]
+        for (file, header) in headers.enumerated() {
+            for s in header.sections {
+                for i in 0..<s.section.runs {
+                    pieces[s.section.name, default: []].append(
+                        Piece(range: s.section.run(i), file: file, offset: s.offset + 4 * i * s.section.count))
+                }
+            }
+        }
+        self.pieces = pieces.mapValues { $0.sorted { $0.range.lowerBound < $1.range.lowerBound } }
+    }
 
     /// Verifies the checkpoint at `path` for a model whose flat buffer has `flatCount` floats laid
     /// out as `tensors`; throws a `CheckpointError` naming the first file at fault. Without
@@ -70,14 +96,31 @@ public struct VerifiedCheckpoint {
     /// Reads the global range `range` of the flat buffer `name` into `destination` (which receives
     /// `range.count` floats), from whichever files cover it. Verification made sure they all do.
     public func read(_ name: String, _ range: Range<Int>, into destination: UnsafeMutablePointer<Float>) throws {
-        for (entry, header) in zip(manifest.files, headers) {
-            for section in header.sections where section.name == name {
-                let part = (section.flatStart..<section.flatStart + section.count).clamped(to: range)
-                guard !part.isEmpty else { continue }
-                let file = try CheckpointFile.openForReading(path + "/" + entry.name)
-                try file.read(
-                    into: destination + (part.lowerBound - range.lowerBound), count: part.count * 4,
-                    at: section.offset + 4 * (part.lowerBound - section.flatStart))
+        try read(name, [ShardRun(local: 0, whole: range.lowerBound, count: range.count)], into: destination)
+    }
+
+    /// Reads each run's global floats of the flat buffer `name` to `base + run.local`.
+    public func read(_ name: String, _ runs: [ShardRun], into base: UnsafeMutablePointer<Float>) throws {
+        let list = pieces[name] ?? []
+        var files: [Int: CheckpointFile] = [:]
+        for run in runs {
+            let range = run.whole..<run.whole + run.count
+            // The first piece that ends after the range starts.
+            var lo = 0
+            var hi = list.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if list[mid].range.upperBound <= range.lowerBound { lo = mid + 1 } else { hi = mid }
+            }
+            for piece in list[lo...] {
+                guard piece.range.lowerBound < range.upperBound else { break }
+                let part = piece.range.clamped(to: range)
+                if files[piece.file] == nil {
+                    files[piece.file] = try CheckpointFile.openForReading(path + "/" + manifest.files[piece.file].name)
+                }
+                try files[piece.file]!.read(
+                    into: base + run.local + (part.lowerBound - range.lowerBound), count: part.count * 4,
+                    at: piece.offset + 4 * (part.lowerBound - piece.range.lowerBound))
             }
         }
     }

@@ -97,15 +97,15 @@ public struct CheckpointStore {
         return old.map(\.path)
     }
 
-    /// The newest complete checkpoint (at most `maxStep`) that verifies for the model, and why each
-    /// newer one was skipped; nil when none verifies.
+    /// The newest complete checkpoint (at most `maxStep`) that `verify` accepts (`Trainer.verifyCheckpoint`:
+    /// checked against the model), and why each newer one was skipped; nil when none verifies.
     public func latestValid(
-        tensors: [ManifestTensor], flatCount: Int, maxStep: Int = .max
+        maxStep: Int = .max, verify: (String) throws -> VerifiedCheckpoint
     ) -> (checkpoint: VerifiedCheckpoint?, skipped: [String]) {
         var skipped: [String] = []
         for entry in entries() where entry.step <= maxStep {
             do {
-                return (try VerifiedCheckpoint.open(entry.path, tensors: tensors, flatCount: flatCount), skipped)
+                return (try verify(entry.path), skipped)
             } catch let error as CheckpointError {
                 skipped.append(error.description)
             } catch {

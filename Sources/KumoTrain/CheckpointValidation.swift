@@ -37,7 +37,7 @@ extension VerifiedCheckpoint {
         try checkCoverage(m, path)
     }
 
-    /// A consistent data-parallel layout; tensor or pipeline parallel checkpoints are refused for now.
+    /// A consistent layout: world size = data × tensor × pipeline, a ZeRO stage, a shard group size.
     private static func checkLayout(_ l: ParallelLayout, _ path: String) throws {
         let (product, overflow) = l.dataParallel.multipliedReportingOverflow(by: l.tensorParallel)
         let (world, overflow2) = product.multipliedReportingOverflow(by: l.pipelineParallel)
@@ -49,16 +49,11 @@ extension VerifiedCheckpoint {
                 "layout: world size \(l.worldSize) must be data × tensor × pipeline = \(l.dataParallel) × "
                     + "\(l.tensorParallel) × \(l.pipelineParallel), ZeRO stage 0...3, shard group size >= 0")
         }
-        guard l.tensorParallel == 1, l.pipelineParallel == 1 else {
-            throw CheckpointError(
-                .mismatch, path,
-                "written with tensor parallel size \(l.tensorParallel) and pipeline size \(l.pipelineParallel); this "
-                    + "build reshards data-parallel checkpoints only (tensor and pipeline parallelism are not built yet)"
-            )
-        }
     }
 
-    /// Each flat buffer's sections, over all files, must tile 0..<flatCount exactly: no gap, no overlap.
+    /// Each flat buffer's sections, over all files, must tile 0..<flatCount exactly: no gap, no
+    /// overlap. Their sizes are checked first, so expanding their runs allocates at most one range
+    /// per parameter.
     private static func checkCoverage(_ m: CheckpointManifest, _ path: String) throws {
         let sections = m.files.flatMap(\.sections)
         if let odd = sections.first(where: { !ShardFormat.sectionNames.contains($0.name) }) {
@@ -66,20 +61,42 @@ extension VerifiedCheckpoint {
                 .malformed, path, "section \(odd.name) is not one of \(ShardFormat.sectionNames)")
         }
         for name in ShardFormat.sectionNames {
-            var next = 0
-            for s in sections.filter({ $0.name == name }).sorted(by: { $0.flatStart < $1.flatStart }) {
-                let (end, overflow) = s.flatStart.addingReportingOverflow(s.count)
-                guard s.flatStart == next, s.count > 0, !overflow, end <= m.flatCount else {
+            let mine = sections.filter { $0.name == name }
+            var floats = 0
+            for s in mine {
+                guard s.count > 0, s.runs >= 1, s.flatStart >= 0, s.runs == 1 ? s.stride == 0 : s.stride >= s.count
+                else {
                     throw CheckpointError(
                         .malformed, path,
-                        "section \(name): \(s.count) floats from element \(s.flatStart) do not continue element "
-                            + "\(next) within the \(m.flatCount) parameters (the files must tile each buffer)")
+                        "section \(name): \(s.runs) runs of \(s.count) floats from element \(s.flatStart), \(s.stride) "
+                            + "apart: counts and runs must be positive and the runs must not overlap")
                 }
-                next = end
+                let (span, overflow) = (s.runs - 1).multipliedReportingOverflow(by: s.stride)
+                let (last, overflow2) = s.flatStart.addingReportingOverflow(span)
+                let (end, overflow3) = last.addingReportingOverflow(s.count)
+                let (sum, overflow4) = floats.addingReportingOverflow(s.total ?? .max)
+                guard s.total != nil, !overflow, !overflow2, !overflow3, !overflow4, end <= m.flatCount else {
+                    throw CheckpointError(
+                        .malformed, path,
+                        "section \(name): \(s.runs) runs of \(s.count) floats from element \(s.flatStart), \(s.stride) "
+                            + "apart, do not fit the \(m.flatCount) parameters")
+                }
+                floats = sum
             }
-            guard next == m.flatCount else {
+            guard floats == m.flatCount else {
                 throw CheckpointError(
-                    .malformed, path, "section \(name): elements \(next)..<\(m.flatCount) are in no file")
+                    .malformed, path,
+                    "section \(name): the files hold \(floats) floats of the \(m.flatCount) parameters")
+            }
+            var next = 0
+            for r in mine.flatMap({ s in (0..<s.runs).map(s.run) }).sorted(by: { $0.lowerBound < $1.lowerBound }) {
+                guard r.lowerBound == next else {
+                    throw CheckpointError(
+                        .malformed, path,
+                        "section \(name): elements \(r) do not continue element \(next) (the files must tile each buffer)"
+                    )
+                }
+                next = r.upperBound
             }
         }
     }
@@ -112,17 +129,17 @@ extension VerifiedCheckpoint {
         guard header.rank == entry.rank else {
             throw fail("header says rank \(header.rank), the manifest \(entry.rank)")
         }
-        let listed = header.sections.map { ManifestSection(name: $0.name, flatStart: $0.flatStart, count: $0.count) }
+        let listed = header.sections.map(\.section)
         guard listed == entry.sections else {
             throw fail("the header's sections \(listed) differ from the manifest's \(entry.sections)")
         }
         let dataStart = ShardFormat.preambleBytes + length
         for s in header.sections {
-            let (bytes, overflow) = s.count.multipliedReportingOverflow(by: 4)
+            let (bytes, overflow) = (s.section.total ?? .max).multipliedReportingOverflow(by: 4)
             let (end, overflow2) = s.offset.addingReportingOverflow(bytes)
             guard !overflow, !overflow2, s.offset >= dataStart, s.offset % 4 == 0, end <= size else {
                 throw fail(
-                    "section \(s.name): \(s.count) floats from element \(s.flatStart) at byte \(s.offset) do not fit "
+                    "section \(s.section.name): \(s.section.runs) × \(s.section.count) floats at byte \(s.offset) do not fit "
                         + "the file's \(size) bytes")
             }
         }

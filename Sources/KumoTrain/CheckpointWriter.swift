@@ -1,19 +1,41 @@
 import Foundation
+import KumoModel
 
-/// Floats of a flat buffer that a shard stores: `count` floats of `name` from `flatStart`.
+/// Floats of a flat buffer that a shard stores: the global runs of `section`, held one after
+/// another at `pointer`.
 public struct ShardContent {
-    public var name: String
-    public var flatStart: Int
+    public var section: ManifestSection
     public var pointer: UnsafePointer<Float>
-    public var count: Int
 
     /// Describes `count` floats at `pointer`, element `flatStart` of the global buffer `name`.
     public init(name: String, flatStart: Int, pointer: UnsafePointer<Float>, count: Int) {
-        self.name = name
-        self.flatStart = flatStart
-        self.pointer = pointer
-        self.count = count
+        self.init(section: ManifestSection(name: name, flatStart: flatStart, count: count), pointer: pointer)
     }
+
+    public init(section: ManifestSection, pointer: UnsafePointer<Float>) {
+        self.section = section
+        self.pointer = pointer
+    }
+
+    /// The contents of the buffer `name` at `base` (a rank's flat buffer) given as runs between it
+    /// and the global buffer, in local order: consecutive runs merge into one range, or into one
+    /// strided section when they are equal rows a fixed distance apart (a column-sliced tensor).
+    public static func merging(_ runs: [ShardRun], of name: String, at base: UnsafePointer<Float>) -> [ShardContent] {
+        var out: [ShardContent] = []
+        var localEnd = -1
+        for r in runs where r.count > 0 {
+            if r.local == localEnd, let merged = out.last?.section.appending(r.whole, r.count) {
+                out[out.count - 1].section = merged
+            } else {
+                out.append(ShardContent(name: name, flatStart: r.whole, pointer: base + r.local, count: r.count))
+            }
+            localEnd = r.local + r.count
+        }
+        return out
+    }
+
+    /// Floats stored.
+    var floats: Int { section.count * section.runs }
 }
 
 /// A checkpoint being written into a temporary directory of `checkpoints/`. Every rank that holds
@@ -46,8 +68,8 @@ public final class PendingCheckpoint {
         while true {
             var offset = dataStart
             placed = sections.map { s in
-                defer { offset = ShardFormat.aligned(offset + s.count * 4) }
-                return ShardSection(name: s.name, flatStart: s.flatStart, count: s.count, offset: offset)
+                defer { offset = ShardFormat.aligned(offset + s.floats * 4) }
+                return ShardSection(section: s.section, offset: offset)
             }
             headerBytes = try Array(JSONEncoder().encode(ShardHeader(rank: rank, state: state, sections: placed)))
             let needed = ShardFormat.aligned(ShardFormat.preambleBytes + headerBytes.count)
@@ -66,12 +88,12 @@ public final class PendingCheckpoint {
                 Thread.sleep(forTimeInterval: pauseSeconds)
             }
             try file.pad(to: p.offset)
-            try file.write(UnsafeRawPointer(s.pointer), count: s.count * 4)
+            try file.write(UnsafeRawPointer(s.pointer), count: s.floats * 4)
         }
         try file.sync()
         return ManifestFile(
             name: name, rank: rank, bytes: file.written, crc32: file.crc,
-            sections: sections.map { ManifestSection(name: $0.name, flatStart: $0.flatStart, count: $0.count) })
+            sections: sections.map(\.section))
     }
 
     /// Writes the manifest, syncs, renames the directory to its final name and writes `COMPLETE`.

@@ -22,12 +22,6 @@ extension RunConfig {
                 "parallel.zero_stage = \(zeroStage) with parallel.tensor = \(t) is not supported: tensor parallelism "
                     + "works with plain data parallelism (zero_stage = 0) and ZeRO-1 across the data-parallel ranks")
         }
-        if int("checkpoint.every") > 0 {
-            throw ConfigError(
-                "checkpoint.every = \(int("checkpoint.every")) with parallel.tensor = \(t) is not supported yet: "
-                    + "checkpoints of tensor-parallel shards are not written; set checkpoint.every = 0 (the final "
-                    + "model.safetensors holds the whole model) or use parallel.tensor = 1")
-        }
         if int("eval.interval") > 0 {
             throw ConfigError(
                 "eval.interval = \(int("eval.interval")) with parallel.tensor = \(t) is not supported: rank 0 "

@@ -1,5 +1,6 @@
 import Foundation
 import KumoCore
+import KumoModel
 
 /// What one checkpoint write produced.
 public struct CheckpointWrite: Sendable {
@@ -19,9 +20,12 @@ extension Trainer {
             lossHistory: spikeGuard.lossHistory, gradNormHistory: spikeGuard.gradNormHistory)
     }
 
-    /// The model's tensors as a manifest lists them.
+    /// The whole model's layout: checkpoints hold the whole model's flat buffers, whatever the ranks hold.
+    private var wholeLayout: ParameterLayout { ParameterLayout(config.model) }
+
+    /// The whole model's tensors as a manifest lists them.
     public var manifestTensors: [ManifestTensor] {
-        model.layout.tensors.map { ManifestTensor(name: $0.name, shape: $0.shape, offset: $0.offset) }
+        wholeLayout.tensors.map { ManifestTensor(name: $0.name, shape: $0.shape, offset: $0.offset) }
     }
 
     /// The layout this trainer's ranks form, as a manifest records it.
@@ -32,32 +36,39 @@ extension Trainer {
             zeroStage: config.int("parallel.zero_stage"), shardGroupSize: config.int("parallel.shard_group_size"))
     }
 
-    /// The flat range of parameters this rank holds: its ZeRO-3 shard, else the whole buffer.
+    /// The range of this rank's flat buffer whose parameters it holds: its ZeRO-3 shard, else all of it.
     private var ownedParameters: Range<Int> { shardedParameters == nil ? 0..<model.layout.count : optimizer.shard }
 
-    /// What this rank writes: the ranges it alone holds. Replicated data (the parameters below
-    /// ZeRO-3, the moments without ZeRO) is written by rank 0 only, and with hybrid sharding each
-    /// shard by the first shard group only; a rank with nothing to write writes no file.
+    /// The runs between `range` of this rank's flat buffer and the whole model's, local offsets
+    /// taken from the range's start; with `firstReplicaOnly`, only those the rank writes for its
+    /// tensor-parallel replicas.
+    private func wholeRuns(_ range: Range<Int>, firstReplicaOnly: Bool = false) -> [ShardRun] {
+        model.layout.runs(in: wholeLayout, within: range, firstReplicaOnly: firstReplicaOnly).map {
+            ShardRun(local: $0.local - range.lowerBound, whole: $0.whole, count: $0.count)
+        }
+    }
+
+    /// What this rank writes: the ranges of the whole model it alone holds. Data replicated over
+    /// the data-parallel group (the parameters below ZeRO-3, the moments without ZeRO) is written by
+    /// its first rank only, with hybrid sharding each shard by the first shard group only, and data
+    /// replicated over the tensor group (norm weights, shared key/value heads) by its first holder.
+    /// A rank with nothing to write writes no file.
     private var shardContents: [ShardContent] {
         let firstReplica = (replicaGroup?.rank ?? 0) == 0
+        let firstDataRank = mesh.coordinate(of: world.rank).data == 0
         var contents: [ShardContent] = []
-        if shardedParameters == nil ? world.rank == 0 : firstReplica {
+        if shardedParameters == nil ? firstDataRank : firstReplica {
             let p = ownedParameters
-            contents.append(
-                ShardContent(
-                    name: "params", flatStart: p.lowerBound,
-                    pointer: UnsafePointer(model.params.pointer + p.lowerBound),
-                    count: p.count))
+            contents += ShardContent.merging(
+                wholeRuns(p, firstReplicaOnly: true), of: "params", at: model.params.pointer + p.lowerBound)
         }
-        if zero.ranks > 1 ? firstReplica : world.rank == 0 {
-            let s = optimizer.shard
+        if zero.ranks > 1 ? firstReplica : firstDataRank {
+            let runs = wholeRuns(optimizer.shard, firstReplicaOnly: true)
             for (name, buffer) in [("adam.m", optimizer.m), ("adam.v", optimizer.v)] {
-                contents.append(
-                    ShardContent(
-                        name: name, flatStart: s.lowerBound, pointer: UnsafePointer(buffer.pointer), count: s.count))
+                contents += ShardContent.merging(runs, of: name, at: buffer.pointer)
             }
         }
-        return contents.filter { $0.count > 0 }
+        return contents
     }
 
     /// Writes the checkpoint of the current step into `store`, every rank its own shard; rank 0
@@ -84,7 +95,7 @@ extension Trainer {
                 try pending.commit(
                     CheckpointManifest(
                         format: CheckpointManifest.formatName, version: CheckpointManifest.currentVersion, step: step,
-                        layout: parallelLayout, flatCount: model.layout.count, tensors: manifestTensors, files: files,
+                        layout: parallelLayout, flatCount: wholeLayout.count, tensors: manifestTensors, files: files,
                         config: config.toml()))
             }
             return []
@@ -96,16 +107,17 @@ extension Trainer {
     /// Verifies the checkpoint directory `path` against this model (without recomputing CRC-32s
     /// unless `checksums`).
     public func verifyCheckpoint(_ path: String, checksums: Bool = true) throws -> VerifiedCheckpoint {
-        try VerifiedCheckpoint.open(path, tensors: manifestTensors, flatCount: model.layout.count, checksums: checksums)
+        try VerifiedCheckpoint.open(path, tensors: manifestTensors, flatCount: wholeLayout.count, checksums: checksums)
     }
 
     /// Loads this rank's parameters, moments and the state from a verified checkpoint of any
-    /// data-parallel layout: each range is read from whichever files hold it.
+    /// layout: each of its runs of the whole model is read from whichever files hold it.
     public func restore(from checkpoint: VerifiedCheckpoint) throws {
         let p = ownedParameters
-        try checkpoint.read("params", p, into: model.params.pointer + p.lowerBound)
-        try checkpoint.read("adam.m", optimizer.shard, into: optimizer.m.pointer)
-        try checkpoint.read("adam.v", optimizer.shard, into: optimizer.v.pointer)
+        try checkpoint.read("params", wholeRuns(p), into: model.params.pointer + p.lowerBound)
+        let moments = wholeRuns(optimizer.shard)
+        try checkpoint.read("adam.m", moments, into: optimizer.m.pointer)
+        try checkpoint.read("adam.v", moments, into: optimizer.v.pointer)
         let state = checkpoint.state
         step = state.step
         optimizer.step = state.optimizerStep

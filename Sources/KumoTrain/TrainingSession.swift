@@ -61,7 +61,7 @@ public final class TrainingSession {
         let t0 = SystemInfo.now()
         let checkpoint = try loadAgreed {
             guard spec == "latest" else { return try trainer.verifyCheckpoint(spec) }
-            let found = store.latestValid(tensors: trainer.manifestTensors, flatCount: trainer.model.layout.count)
+            let found = store.latestValid { try trainer.verifyCheckpoint($0) }
             for reason in found.skipped { tell("resume: skipped \(reason)") }
             if found.checkpoint == nil { tell("resume: no valid checkpoint in \(store.root); starting at step 0") }
             return found.checkpoint
@@ -75,11 +75,7 @@ public final class TrainingSession {
             if !changed.isEmpty { tell("resume: the configuration differs from the checkpoint's in " + changed) }
             let saved = checkpoint.manifest.layout
             if saved != trainer.parallelLayout {
-                tell(
-                    "resume: resharded from \(saved.worldSize) ranks (ZeRO \(saved.zeroStage), shard groups of "
-                        + "\(saved.shardGroupSize)) to \(trainer.parallelLayout.worldSize) ranks "
-                        + "(ZeRO \(trainer.parallelLayout.zeroStage), shard groups of \(trainer.parallelLayout.shardGroupSize))"
-                )
+                tell("resume: resharded from \(saved) to \(trainer.parallelLayout)")
             }
         }
         guard let directory else { return }
@@ -154,8 +150,7 @@ public final class TrainingSession {
         let position = trainer.dataPosition
         let scale = trainer.lrScale * settings.lrFactor
         let checkpoint = try loadAgreed {
-            let found = store.latestValid(
-                tensors: trainer.manifestTensors, flatCount: trainer.model.layout.count, maxStep: trainer.step)
+            let found = store.latestValid(maxStep: trainer.step) { try trainer.verifyCheckpoint($0) }
             for reason in found.skipped { tell("rollback: skipped \(reason)") }
             return found.checkpoint
         }

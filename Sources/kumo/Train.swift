@@ -66,11 +66,6 @@ struct Train: ParsableCommand {
         do {
             try RankAgreement.check(world: world, config: config)
             if world.size > 1 { try refuseRankZeroEvaluationOfShards(config) }
-            if resume != nil && config.int("parallel.tensor") > 1 {
-                throw ConfigError(
-                    "--resume is not supported with parallel.tensor > 1 yet: checkpoints of tensor-parallel runs are not "
-                        + "written; resume a run with parallel.tensor = 1")
-            }
         } catch {
             CommWorld.finish(world)
             throw error

@@ -1,8 +1,8 @@
 import Foundation
 import XCTest
 
-/// A checkpoint written with one data-parallel layout loads into another (a different world
-/// size, ZeRO stage or shard grouping): the 10 losses after the resharded resume match the
+/// A checkpoint written with one layout loads into another (a different world size, ZeRO stage,
+/// shard grouping, tensor or pipeline size): the 10 losses after the resharded resume match the
 /// continuation of the run that wrote it within 1e-5 relative (the layouts sum the same
 /// gradients in another order, the only difference).
 final class ReshardingCLITests: XCTestCase {
@@ -58,5 +58,25 @@ final class ReshardingCLITests: XCTestCase {
         try assertReshards(
             from: 4, ["parallel.zero_stage=3", "parallel.shard_group_size=2"], to: 1,
             ["parallel.zero_stage=0", "parallel.shard_group_size=0"], "dp=4 hybrid ZeRO-3 groups of 2 -> 1 rank")
+    }
+
+    func testTensorTimesPipelineCheckpointResumesOnFourDataRanksWithZeRO3() throws {
+        try assertReshards(
+            from: 4, ["parallel.tensor=2", "parallel.pipeline=2"], to: 4,
+            ["parallel.tensor=1", "parallel.pipeline=1", "parallel.zero_stage=3"], "tp=2 × pp=2 -> dp=4 ZeRO-3")
+    }
+
+    func testFourRankZeRO3CheckpointResumesAtTensorTimesPipeline() throws {
+        try assertReshards(
+            from: 4, ["parallel.zero_stage=3"], to: 4,
+            ["parallel.tensor=2", "parallel.pipeline=2", "parallel.zero_stage=0"], "dp=4 ZeRO-3 -> tp=2 × pp=2")
+    }
+
+    /// Eight ranks write the moments as ZeRO-1 shards of each stage's tensor slice; four tensor
+    /// ranks then read them with the two key/value heads replicated on pairs of ranks.
+    func testThreeDimensionalZeRO1CheckpointResumesOnFourTensorRanks() throws {
+        try assertReshards(
+            from: 8, ["parallel.tensor=2", "parallel.pipeline=2", "parallel.zero_stage=1"], to: 4,
+            ["parallel.tensor=4", "parallel.pipeline=1", "parallel.zero_stage=0"], "dp=2 × tp=2 × pp=2 ZeRO-1 -> tp=4")
     }
 }

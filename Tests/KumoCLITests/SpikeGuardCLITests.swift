@@ -32,9 +32,10 @@ final class SpikeGuardCLITests: XCTestCase {
         XCTAssertTrue(r.log.contains("finished 8 steps"), r.log)
     }
 
-    /// Every rank reloads the checkpoint rank 0 picked: the 2-rank ZeRO-2 run logs the same
-    /// rollback as one rank and its losses, rollback included, match one rank's within 1e-5 relative.
-    func testRollbackOfANaNOnTwoZeRO2RanksRestoresTheCheckpointOnEveryRank() throws {
+    /// Every rank reloads the checkpoint rank 0 picked: the run on `ranks` ranks with `layout`
+    /// logs the same rollback as one rank and its losses, rollback included, match one rank's
+    /// within 1e-5 relative.
+    private func assertRollbackMatchesOneRank(_ layout: [String], ranks: Int, _ label: String) throws {
         let args = [
             "--set", "checkpoint.every=2", "--set", "train.spike.policy=rollback", "--set", "train.global_batch_size=4",
             "--set", "train.spike.debug_inject=[\"4:nan\"]",
@@ -45,16 +46,25 @@ final class SpikeGuardCLITests: XCTestCase {
             }
         }
         let one = try train(args)
-        let two = try train(args + ["--set", "parallel.zero_stage=2"], ranks: 2)
-        XCTAssertEqual(two.status, 0, two.err)
-        XCTAssertTrue(two.err.contains("step 5: spike guard rollback: non-finite value"), two.err)
-        XCTAssertTrue(two.log.contains("rollback: restored") && two.log.contains("step-0000004 at step 4"), two.log)
-        let (a, b) = (losses(two.metrics), losses(one.metrics))
-        XCTAssertEqual(a.count, b.count, two.metrics)
-        XCTAssertGreaterThanOrEqual(a.count, 8, two.metrics)
+        let many = try train(args + layout.flatMap { ["--set", $0] }, ranks: ranks)
+        XCTAssertEqual(many.status, 0, many.err)
+        XCTAssertTrue(many.err.contains("step 5: spike guard rollback: non-finite value"), many.err)
+        XCTAssertTrue(many.log.contains("rollback: restored") && many.log.contains("step-0000004 at step 4"), many.log)
+        let (a, b) = (losses(many.metrics), losses(one.metrics))
+        XCTAssertEqual(a.count, b.count, many.metrics)
+        XCTAssertGreaterThanOrEqual(a.count, 8, many.metrics)
         let error = zip(a, b).map { abs($0 - $1) / abs($1) }.max() ?? .infinity
-        print("2-rank ZeRO-2 rollback vs one rank: max relative loss error \(error)")
-        XCTAssertLessThanOrEqual(error, 1e-5, "max relative loss error \(error)")
+        print("\(label) rollback vs one rank: max relative loss error \(error)")
+        XCTAssertLessThanOrEqual(error, 1e-5, "\(label): max relative loss error \(error)")
+    }
+
+    func testRollbackOfANaNOnTwoZeRO2RanksRestoresTheCheckpointOnEveryRank() throws {
+        try assertRollbackMatchesOneRank(["parallel.zero_stage=2"], ranks: 2, "2-rank ZeRO-2")
+    }
+
+    /// Each stage's tensor slices are read back from the whole-model checkpoint.
+    func testRollbackOfANaNAtTensorTimesPipelineRestoresEveryShard() throws {
+        try assertRollbackMatchesOneRank(["parallel.tensor=2", "parallel.pipeline=2"], ranks: 4, "tp=2 × pp=2")
     }
 
     func testSkipOfASpikeIsLoggedAndTheRunFinishes() throws {

@@ -38,6 +38,38 @@ final class ModelShardTests: XCTestCase {
         }
     }
 
+    /// What checkpoints write: the first replica's runs of every tensor rank of every stage,
+    /// cut into arbitrary local ranges (ZeRO shards), cover each float of the whole model once, at
+    /// the local float that holds it.
+    func testFirstReplicaRunsWithinRangesCoverTheWholeModelOnce() throws {
+        let (whole, values) = numberedWhole()
+        for (t, stages) in [(1, [0..<4]), (2, [0..<1, 1..<4]), (4, [0..<2, 2..<4])] {
+            var written = [Int](repeating: 0, count: whole.count)
+            for (s, layers) in stages.enumerated() {
+                for r in 0..<t {
+                    let shard = ModelShard(
+                        tensorRank: r, tensorSize: t, layers: layers, hasEmbedding: s == 0,
+                        hasHead: s == stages.count - 1)
+                    try shard.validate(config)
+                    let layout = ParameterLayout(config, shard: shard)
+                    var local = [Float](repeating: 0, count: layout.count)
+                    layout.copyShard(from: values, wholeLayout: whole, into: &local)
+                    let cuts = [0, layout.count / 3, layout.count / 3 + 7, layout.count]
+                    for (lo, hi) in zip(cuts, cuts.dropFirst()) {
+                        for run in layout.runs(in: whole, within: lo..<hi, firstReplicaOnly: true) {
+                            XCTAssertTrue((lo..<hi).contains(run.local) && run.local + run.count <= hi, "tp=\(t)")
+                            for i in 0..<run.count {
+                                XCTAssertEqual(local[run.local + i], values[run.whole + i])
+                                written[run.whole + i] += 1
+                            }
+                        }
+                    }
+                }
+            }
+            XCTAssertEqual(written, [Int](repeating: 1, count: whole.count), "tp=\(t), \(stages.count) stages")
+        }
+    }
+
     func testOProjectionShardHoldsItsHeadsColumns() throws {
         let (whole, values) = numberedWhole()
         let shard = ModelShard(tensorRank: 1, tensorSize: 2, layers: 0..<4, hasEmbedding: true, hasHead: true)

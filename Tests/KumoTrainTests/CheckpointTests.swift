@@ -1,4 +1,5 @@
 import Foundation
+import KumoModel
 import XCTest
 
 @testable import KumoTrain
@@ -84,13 +85,26 @@ final class CheckpointTests: XCTestCase {
                 { try CheckpointFixture.rewriteManifest($0) { $0.tensors[1].shape = [Int.max, Int.max] } }
             ),
             (
-                "tensor parallel 2", .mismatch, "manifest.json",
+                "overlapping strided runs", .malformed, "manifest.json",
                 {
                     try CheckpointFixture.rewriteManifest($0) {
-                        $0.layout.worldSize = 2
-                        $0.layout.tensorParallel = 2
+                        $0.files[0].sections[0].runs = 2
+                        $0.files[0].sections[0].stride = 1
                     }
                 }
+            ),
+            (
+                "huge run count", .malformed, "manifest.json",
+                {
+                    try CheckpointFixture.rewriteManifest($0) {
+                        $0.files[0].sections[0].runs = .max
+                        $0.files[0].sections[0].stride = $0.files[0].sections[0].count
+                    }
+                }
+            ),
+            (
+                "negative run count", .malformed, "manifest.json",
+                { try CheckpointFixture.rewriteManifest($0) { $0.files[0].sections[0].runs = .min } }
             ),
             (
                 "world size not data × tensor × pipeline", .malformed, "manifest.json",
@@ -162,6 +176,30 @@ final class CheckpointTests: XCTestCase {
                 XCTAssertTrue(e.file.hasSuffix(file), "\(name): \(e) should name \(file)")
             }
         }
+    }
+
+    /// Runs that continue each other become one range; equal rows a fixed distance apart (a
+    /// column-sliced tensor) one strided section; anything else starts a new section.
+    func testMergingRunsMakesRangesAndStridedSections() {
+        let base = UnsafeMutablePointer<Float>.allocate(capacity: 64)
+        defer { base.deallocate() }
+        let runs = [
+            ShardRun(local: 0, whole: 100, count: 4), ShardRun(local: 4, whole: 104, count: 2),  // one range
+            ShardRun(local: 6, whole: 200, count: 3), ShardRun(local: 9, whole: 210, count: 3),
+            ShardRun(local: 12, whole: 220, count: 3),  // three rows 10 apart
+            ShardRun(local: 15, whole: 231, count: 3),  // another distance
+            ShardRun(local: 20, whole: 300, count: 1),  // not after the previous run locally
+        ]
+        let contents = ShardContent.merging(runs, of: "params", at: base)
+        XCTAssertEqual(
+            contents.map(\.section),
+            [
+                ManifestSection(name: "params", flatStart: 100, count: 6),
+                ManifestSection(name: "params", flatStart: 200, count: 3, runs: 3, stride: 10),
+                ManifestSection(name: "params", flatStart: 231, count: 3),
+                ManifestSection(name: "params", flatStart: 300, count: 1),
+            ])
+        XCTAssertEqual(contents.map { $0.pointer - UnsafePointer(base) }, [0, 6, 15, 20])
     }
 
     func testAnotherModelShapeIsRefusedNamingTheTensor() throws {
@@ -265,7 +303,7 @@ final class CheckpointTests: XCTestCase {
         try FileManager.default.removeItem(atPath: paths[3] + "/COMPLETE")
         let shard = try [UInt8](Data(contentsOf: url(paths[2])))
         try Data(flip(shard, at: shard.count - 1)).write(to: url(paths[2]))
-        let found = store.latestValid(tensors: trainer.manifestTensors, flatCount: trainer.model.layout.count)
+        let found = store.latestValid { try trainer.verifyCheckpoint($0) }
         XCTAssertEqual(found.checkpoint?.path, paths[1])
         XCTAssertEqual(found.skipped.count, 2, "\(found.skipped)")
         XCTAssertTrue(found.skipped[0].contains("step-0000004/COMPLETE"), found.skipped[0])

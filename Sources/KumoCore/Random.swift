@@ -16,6 +16,12 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
 
+    /// Skips `count` normal draws (each takes two 64-bit draws) in O(1): SplitMix64's state
+    /// advances by a constant per draw.
+    public mutating func skipNormals(_ count: Int) {
+        state &+= 0x9E37_79B9_7F4A_7C15 &* (2 &* UInt64(count))
+    }
+
     /// A uniform Double in [0, 1).
     public mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
 

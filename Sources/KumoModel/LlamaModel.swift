@@ -112,20 +112,31 @@ public final class LlamaModel {
     }
 
     /// Seeded initialisation: projections and embeddings N(0, std²), norm weights 1. A shard
-    /// draws the whole model and keeps its part, so it holds what a one-rank run would.
+    /// draws only its own elements, at their places in the whole model's stream, so it holds what
+    /// a one-rank run would without the whole model ever being in memory.
     public func initializeWeights(seed: UInt64, std: Double = 0.02) {
+        // Element i of the whole model's matrices, taken in order, is normal draw i of one seeded
+        // stream; a shard draws only the elements it holds, skipping to each run's position.
         let whole = ParameterLayout(config)
-        let target = shard.isWhole(config) ? params : FloatBuffer(count: whole.count)
-        var rng = SeededRandom(seed: seed)
-        for t in whole.tensors {
-            let p = target.pointer + t.offset
-            if t.shape.count == 1 {
-                p.update(repeating: 1, count: t.count)
-            } else {
-                for i in 0..<t.count { p[i] = Float(rng.normal() * std) }
+        var firstDraw: [String: Int] = [:]
+        var draws = 0
+        for t in whole.tensors where t.shape.count > 1 {
+            firstDraw[t.name] = draws - t.offset
+            draws += t.count
+        }
+        for t in layout.tensors {
+            let local = t.offset..<t.offset + t.count
+            guard let first = firstDraw[t.name] else {
+                (params.pointer + t.offset).update(repeating: 1, count: t.count)
+                continue
+            }
+            for run in layout.runs(in: whole, within: local) {
+                var rng = SeededRandom(seed: seed)
+                rng.skipNormals(first + run.whole)
+                let p = params.pointer + run.local
+                for i in 0..<run.count { p[i] = Float(rng.normal() * std) }
             }
         }
-        if target !== params { layout.copyShard(from: target.pointer, wholeLayout: whole, into: params.pointer) }
     }
 
     /// Sets every gradient to zero.

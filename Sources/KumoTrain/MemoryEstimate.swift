@@ -1,8 +1,9 @@
 import Foundation
 import KumoCore
 import KumoModel
+import KumoParallel
 
-/// Bytes a single-process training run needs, estimated before anything is allocated.
+/// Bytes one rank of a training run needs, estimated before anything is allocated.
 public struct MemoryEstimate: Sendable, CustomStringConvertible {
     /// Parameters, gradients and two AdamW moments, fp32.
     public let stateBytes: Int
@@ -10,16 +11,34 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
     public let activationBytes: Int
     public var totalBytes: Int { stateBytes + activationBytes }
 
-    /// Estimates a run of `model` with micro-batches of `batch` × `seqLen` tokens.
-    public init(model: ModelConfig, batch: Int, seqLen: Int, recompute: ActivationRecompute = .none) {
-        stateBytes = 16 * ParameterLayout(model).count
+    /// Estimates a rank of a run of `model` that holds `parameters` floats (the whole model by
+    /// default) with micro-batches of `batch` × `seqLen` tokens.
+    public init(
+        model: ModelConfig, batch: Int, seqLen: Int, recompute: ActivationRecompute = .none, parameters: Int? = nil
+    ) {
+        stateBytes = 16 * (parameters ?? ParameterLayout(model).count)
         activationBytes = LlamaModel.activationBytes(model, batch: batch, seqLen: seqLen, recompute: recompute)
     }
 
-    /// Estimates the run `config` describes.
+    /// Estimates the largest rank of the run `config` describes: the parameters of its biggest
+    /// pipeline stage's tensor slice (ZeRO's partitions are not subtracted, and the activations
+    /// are the whole model's: both bound a rank from above).
     public init(_ config: RunConfig) {
+        let c = config.model
+        let plan = try? PipelinePlan(c, stages: config.int("parallel.pipeline"), seqLen: config.seqLength)
+        let held = (plan?.stages.indices ?? 0..<1).map { stage in
+            var shard = plan?.shard(stage) ?? .whole(c)
+            shard.tensorSize = config.int("parallel.tensor")
+            do {
+                try shard.validate(c)
+            } catch {
+                return ParameterLayout(c).count  // refused with its message when the trainer starts
+            }
+            return ParameterLayout(c, shard: shard).count
+        }
         self.init(
-            model: config.model, batch: config.microBatchSize, seqLen: config.seqLength, recompute: config.recompute)
+            model: c, batch: config.microBatchSize, seqLen: config.seqLength, recompute: config.recompute,
+            parameters: held.max())
     }
 
     public var description: String {

@@ -74,6 +74,43 @@ final class TensorParallelModelTests: XCTestCase {
         XCTAssertLessThan(gradError, 1e-5, "relative L2 gradient error \(gradError)")
     }
 
+    /// The whole model's matrices, in order, are consecutive normal draws of one seeded stream
+    /// (norm weights 1); every tensor slice of every pipeline stage, which draws only its own
+    /// elements, holds exactly the whole model's values there.
+    func testShardsInitialiseToTheWholeModelsValues() throws {
+        let c = config()
+        let whole = try LlamaModel(config: c)
+        whole.initializeWeights(seed: 11, std: 0.3)
+        var rng = SeededRandom(seed: 11)
+        for t in whole.layout.tensors {
+            let values = Array(UnsafeBufferPointer(start: whole.params.pointer + t.offset, count: t.count))
+            let expected =
+                t.shape.count == 1
+                ? [Float](repeating: 1, count: t.count)
+                : values.map { _ in
+                    Float(rng.normal() * 0.3)
+                }
+            XCTAssertEqual(values, expected, t.name)
+        }
+        for (t, stages) in [(1, [0..<1, 1..<2]), (2, [0..<2]), (4, [0..<1, 1..<2])] {
+            let group = ThreadTensorGroup(size: t)
+            for (s, layers) in stages.enumerated() {
+                for r in 0..<t {
+                    let shard = ModelShard(
+                        tensorRank: r, tensorSize: t, layers: layers, hasEmbedding: s == 0,
+                        hasHead: s == stages.count - 1)
+                    let model = try LlamaModel(
+                        config: c, shard: shard,
+                        tensorParallel: t == 1 ? nil : group.ops(rank: r, sequenceParallel: false))
+                    model.initializeWeights(seed: 11, std: 0.3)
+                    var expected = [Float](repeating: .nan, count: model.layout.count)
+                    model.layout.copyShard(from: whole.params.pointer, wholeLayout: whole.layout, into: &expected)
+                    XCTAssertEqual(model.params.array, expected, "tp=\(t) rank \(r), blocks \(layers)")
+                }
+            }
+        }
+    }
+
     func testTwoTensorShardsGiveTheWholeModelsLossAndGradients() throws {
         try assertShardsMatchWhole(config(), ranks: 2, sequenceParallel: false)
         try assertShardsMatchWhole(config(parallelLayers: true), ranks: 2, sequenceParallel: false)

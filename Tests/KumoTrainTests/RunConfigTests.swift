@@ -86,6 +86,19 @@ final class RunConfigTests: XCTestCase {
         XCTAssertEqual([big.numAttentionHeads, big.numKeyValueHeads], [96, 16])
     }
 
+    /// A rank of a tensor × pipeline run holds a stage's slice: 172B at tp=8 × pp=16 needs about
+    /// 1/128 of the whole model's state per rank (more on the stages with the embedding or head).
+    func testMemoryEstimateCountsTheLargestRanksShard() throws {
+        let toml = "[model]\npreset = \"172b\"\n[data]\nsynthetic = true\n[train]\nseq_length = 4096\n"
+        let whole = MemoryEstimate(try load(toml))
+        let split = MemoryEstimate(try load(toml + "[parallel]\ntensor = 8\npipeline = 16\n"))
+        let wholeState = 16 * ParameterLayout(try XCTUnwrap(ModelPreset.config("172b"))).count
+        XCTAssertEqual(whole.stateBytes, wholeState)
+        XCTAssertGreaterThan(split.stateBytes, wholeState / 128)
+        XCTAssertLessThan(split.stateBytes, wholeState / 128 * 2)
+        XCTAssertEqual(split.activationBytes, whole.activationBytes)
+    }
+
     func testRunTooLargeForTheMachineIsRefusedBeforeAllocating() throws {
         let c = try load("[model]\npreset = \"172b\"\n[data]\nsynthetic = true\n[train]\nseq_length = 4096\n")
         let estimate = MemoryEstimate(model: c.model, batch: 1, seqLen: 4096)

@@ -1,4 +1,5 @@
 import Foundation
+import KumoCore
 import KumoModel
 import XCTest
 
@@ -211,17 +212,85 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    /// Rewrites `trainer`'s state as two files of interleaved strided sections, as tensor-parallel
+    /// ranks store the rows of column-sliced tensors: file r holds runs r, r + 2, ... of 64 floats
+    /// of each buffer, file 1 also the tail.
+    private func stridedCheckpoint(of trainer: Trainer, in run: String) throws -> String {
+        let n = trainer.model.layout.count
+        let c = 64
+        let rows = n / (2 * c)
+        let pending = try CheckpointStore(runDirectory: run + "/strided").begin(step: trainer.step)
+        let buffers = [
+            ("params", trainer.model.params), ("adam.m", trainer.optimizer.m), ("adam.v", trainer.optimizer.v),
+        ]
+        var files: [ManifestFile] = []
+        for rank in 0..<2 {
+            var packed: [FloatBuffer] = []
+            var contents: [ShardContent] = []
+            for (name, buffer) in buffers {
+                let rowsOf = FloatBuffer(count: rows * c)
+                for i in 0..<rows {
+                    (rowsOf.pointer + i * c).update(from: buffer.pointer + (2 * i + rank) * c, count: c)
+                }
+                packed.append(rowsOf)
+                contents.append(
+                    ShardContent(
+                        section: ManifestSection(name: name, flatStart: rank * c, count: c, runs: rows, stride: 2 * c),
+                        pointer: UnsafePointer(rowsOf.pointer)))
+                if rank == 1 {
+                    contents.append(
+                        ShardContent(
+                            name: name, flatStart: 2 * c * rows, pointer: buffer.pointer + 2 * c * rows,
+                            count: n - 2 * c * rows))
+                }
+            }
+            files.append(try pending.writeShard(rank: rank, state: trainer.trainState, sections: contents))
+            withExtendedLifetime(packed) {}
+        }
+        try pending.commit(
+            CheckpointManifest(
+                format: CheckpointManifest.formatName, version: CheckpointManifest.currentVersion, step: trainer.step,
+                layout: ParallelLayout(
+                    worldSize: 2, dataParallel: 1, tensorParallel: 2, pipelineParallel: 1, zeroStage: 0,
+                    shardGroupSize: 0),
+                flatCount: n, tensors: trainer.manifestTensors, files: files, config: trainer.config.toml()))
+        return pending.final
+    }
+
+    func testInterleavedStridedSectionsOfTwoFilesRestoreExactly() throws {
+        let (a, _, run) = try savedCheckpoint()
+        let path = try stridedCheckpoint(of: a, in: run)
+        let m = try open(path, for: a).manifest
+        XCTAssertEqual(m.files.map(\.sections.count), [3, 6])
+        XCTAssertGreaterThan(m.files[0].sections[0].runs, 10)
+        let b = try CheckpointFixture.trainer(a.config)
+        try b.restore(from: try open(path, for: b))
+        XCTAssertEqual(b.model.params.array, a.model.params.array)
+        XCTAssertEqual(b.optimizer.m.array, a.optimizer.m.array)
+        XCTAssertEqual(b.optimizer.v.array, a.optimizer.v.array)
+    }
+
     /// A seeded mutation fuzzer: random byte flips, truncations, extensions and JSON field edits, with
     /// and without fixed-up checksums. Every outcome must be a verified checkpoint or a CheckpointError.
     func testCorruptedCheckpointsNeverCrashTheReader() throws {
         let (trainer, valid, run) = try savedCheckpoint()
+        try fuzz(valid, for: trainer, in: run, seed: 20_261_129)
+    }
+
+    /// The same fuzzer seeded from a checkpoint of strided sections (their `runs` and `stride` mutated too).
+    func testCorruptedStridedCheckpointsNeverCrashTheReader() throws {
+        let (trainer, _, run) = try savedCheckpoint()
+        try fuzz(try stridedCheckpoint(of: trainer, in: run), for: trainer, in: run, seed: 20_261_130)
+    }
+
+    private func fuzz(_ valid: String, for trainer: Trainer, in run: String, seed: UInt64) throws {
         let shard = try [UInt8](Data(contentsOf: url(valid)))
         let manifest = try [UInt8](Data(contentsOf: URL(fileURLWithPath: valid + "/manifest.json")))
         let headerEnd = 16 + (Int(shard[12]) | Int(shard[13]) << 8)
         let numbers = [
             "-1", "0", "9223372036854775807", "-9223372036854775808", "1e308", "4294967296", "\"x\"", "null",
         ]
-        var rng = FuzzRandom(seed: 20_261_129)
+        var rng = FuzzRandom(seed: seed)
         var outcomes: [String: Int] = [:]
         let dir = run + "/fuzz"
         for _ in 0..<300 {

@@ -22,11 +22,6 @@ extension RunConfig {
                 "parallel.zero_stage = \(zeroStage) with parallel.tensor = \(t) is not supported: tensor parallelism "
                     + "works with plain data parallelism (zero_stage = 0) and ZeRO-1 across the data-parallel ranks")
         }
-        if int("eval.interval") > 0 {
-            throw ConfigError(
-                "eval.interval = \(int("eval.interval")) with parallel.tensor = \(t) is not supported: rank 0 "
-                    + "evaluates alone and holds only its tensor shard; evaluate the final model.safetensors instead")
-        }
         let rows = microBatchSize * seqLength
         if bool("parallel.sequence") && rows % t != 0 {
             throw ConfigError(

@@ -344,11 +344,6 @@ public struct RunConfig: Sendable {
                 "model.tie_word_embeddings = true with parallel.pipeline = \(p) is refused: the tied embedding would "
                     + "have to live on the first stage and the head on the last; untie it or use parallel.pipeline = 1")
         }
-        if int("eval.interval") > 0 {
-            throw ConfigError(
-                "eval.interval > 0 with parallel.pipeline = \(p): rank 0 evaluates alone and holds only the first "
-                    + "stage; set eval.interval = 0 (the final model.safetensors holds the whole model for kumo eval)")
-        }
     }
 
     /// The configuration as TOML, every key resolved (written to the run directory).

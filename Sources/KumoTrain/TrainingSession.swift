@@ -1,5 +1,6 @@
 import Foundation
 import KumoCore
+import KumoModel
 
 /// The training loop of one rank: steps and metrics lines, a checkpoint every `checkpoint.every`
 /// steps (and at the end) keeping the newest `checkpoint.keep`, the spike guard's rollbacks, and
@@ -13,9 +14,11 @@ public final class TrainingSession {
     /// Receives each line meant for the user (also written to train.log).
     private let say: (String) -> Void
     private var rollbacks = 0
-    /// Evaluates the model after the given step; returns metric name → value (`kumo train` sets it from
-    /// `[eval]`). Called every `eval.interval` steps and after the last one.
-    public var evaluate: ((Int) throws -> [String: Double])?
+    /// Evaluates the whole model (the second argument) after the given step; returns metric name →
+    /// value (`kumo train` sets it on rank 0 from `[eval]`). Called every `eval.interval` steps and
+    /// after the last one, with rank 0's own model, or the tensor and pipeline shards of every rank
+    /// gathered into a whole one.
+    public var evaluate: ((Int, LlamaModel) throws -> [String: Double])?
 
     /// A session writing into `directory` (rank 0) or into the checkpoints of `runDirectory` alone
     /// (other ranks); `say` shows a line to the user.
@@ -104,8 +107,11 @@ public final class TrainingSession {
                 progress(m)
             }
             let evalEvery = config.int("eval.interval")
-            if let evaluate, evalEvery > 0, m.event == nil, m.step % evalEvery == 0 || m.step == config.steps {
-                try recordEvaluation(step: m.step, evaluate)
+            if evalEvery > 0, m.event == nil, m.step % evalEvery == 0 || m.step == config.steps {
+                // Every rank takes part in gathering shards; rank 0 alone evaluates.
+                if let model = try trainer.wholeModel(), let evaluate {
+                    try recordEvaluation(step: m.step, model: model, evaluate)
+                }
             }
             if checkpointEvery > 0 && (m.step % checkpointEvery == 0 || m.step == config.steps) {
                 let w = try trainer.saveCheckpoint(to: store)
@@ -121,9 +127,11 @@ public final class TrainingSession {
 
     /// Runs `evaluate` and writes its scores as one metrics.jsonl line (`step`, `eval_s` and the metrics)
     /// and one train.log line.
-    private func recordEvaluation(step: Int, _ evaluate: (Int) throws -> [String: Double]) throws {
+    private func recordEvaluation(
+        step: Int, model: LlamaModel, _ evaluate: (Int, LlamaModel) throws -> [String: Double]
+    ) throws {
         let t0 = SystemInfo.now()
-        var scores = try evaluate(step)
+        var scores = try evaluate(step, model)
         scores["eval_s"] = SystemInfo.now() - t0
         let fields = scores.keys.sorted().map { key in
             let value = scores[key]!

@@ -112,7 +112,7 @@ struct Train: ParsableCommand {
             dir.note(line)
         }
         let session = TrainingSession(trainer: trainer, directory: dir, say: printErr)
-        session.evaluate = try TrainingEval.make(config: config, model: trainer.model, dataTokenizer: data.tokenizer)
+        session.evaluate = try TrainingEval.make(config: config, dataTokenizer: data.tokenizer)
         try resumeOnEveryRank(session, world: world)
         let progress = ProgressLine(total: config.steps)
         do {

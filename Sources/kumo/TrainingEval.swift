@@ -6,12 +6,12 @@ import KumoTrain
 
 /// The `[eval]` section of a training run: the tasks `kumo eval` runs, applied to the model in training.
 enum TrainingEval {
-    /// A closure that evaluates `model` on `eval.tasks` and returns `eval.<task>.<metric>` → value,
-    /// or nil when `eval.interval` is 0. `dataTokenizer` is the training data's tokenizer (nil for
-    /// synthetic data), used unless `eval.tokenizer` names another.
-    static func make(config: RunConfig, model: LlamaModel, dataTokenizer: (any Tokenizer)?) throws -> (
-        (Int) throws ->
-            [String: Double]
+    /// A closure that evaluates the model it is given (of `config.model`'s shape) on `eval.tasks`
+    /// and returns `eval.<task>.<metric>` → value, or nil when `eval.interval` is 0. `dataTokenizer`
+    /// is the training data's tokenizer (nil for synthetic data), used unless `eval.tokenizer`
+    /// names another.
+    static func make(config: RunConfig, dataTokenizer: (any Tokenizer)?) throws -> (
+        (Int, LlamaModel) throws -> [String: Double]
     )? {
         guard config.int("eval.interval") > 0 else { return nil }
         let tasks = try config.strings("eval.tasks").map { name in
@@ -30,9 +30,9 @@ enum TrainingEval {
         } else {
             throw ConfigError("eval.tasks: synthetic data has no tokenizer; set eval.tokenizer (\"byte\" or a .model)")
         }
-        if tokenizer.vocabSize > model.config.vocabSize {
+        if tokenizer.vocabSize > config.model.vocabSize {
             throw ConfigError(
-                "eval.tokenizer has \(tokenizer.vocabSize) ids but model.vocab_size is \(model.config.vocabSize)")
+                "eval.tokenizer has \(tokenizer.vocabSize) ids but model.vocab_size is \(config.model.vocabSize)")
         }
         if tasks.contains(.perplexity) && config.string("eval.corpus").isEmpty {
             throw ConfigError("eval.tasks has perplexity: set eval.corpus to a JSONL file with a \"text\" field")
@@ -43,10 +43,10 @@ enum TrainingEval {
         options.limit = config.int("eval.limit") > 0 ? config.int("eval.limit") : nil
         options.corpus = config.string("eval.corpus")
         let context = config.int("eval.context_length") > 0 ? config.int("eval.context_length") : config.seqLength
-        options.contextLength = min(context, model.config.maxPositionEmbeddings)
+        options.contextLength = min(context, config.model.maxPositionEmbeddings)
         options.stride = max(1, options.contextLength / 2)
-        let evaluator = Evaluator(scorer: LogLikelihoodScorer(model: model), tokenizer: tokenizer, options: options)
-        return { _ in
+        return { _, model in
+            let evaluator = Evaluator(scorer: LogLikelihoodScorer(model: model), tokenizer: tokenizer, options: options)
             var scores: [String: Double] = [:]
             for task in tasks {
                 let result: TaskResult

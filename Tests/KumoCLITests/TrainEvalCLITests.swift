@@ -76,6 +76,35 @@ final class TrainEvalCLITests: XCTestCase {
         XCTAssertTrue(r.err.contains("eval.tasks") && r.err.contains("jcommonsenseqa, jnli"), r.err)
     }
 
+    /// Rank 0 evaluates the tensor × pipeline shards gathered from every rank: the perplexity
+    /// after each interval is the one-rank run's within 1e-5 relative.
+    func testEvaluationOfTensorTimesPipelineShardsMatchesOneRank() throws {
+        let dir = try KumoProcess.temporaryDirectory(for: self)
+        let corpus = dir + "/corpus.jsonl"
+        let lines = (0..<8).map { #"{"text": "Kyoto is an old capital of Japan, number \#($0). 京都は古い都です。"}"# }
+        try lines.joined(separator: "\n").write(toFile: corpus, atomically: true, encoding: .utf8)
+        func perplexities(ranks: Int, _ layout: [String]) throws -> [Double] {
+            let run = dir + "/run-\(ranks)"
+            let args =
+                ["train", "--run-dir", run] + TinyRun.args(micro: 2, steps: 4)
+                + (["eval.interval=2", "eval.tasks=[\"perplexity\"]", "eval.tokenizer=byte", "eval.corpus=\(corpus)"]
+                + layout).flatMap { ["--set", $0] }
+            let r = ranks == 1 ? try KumoProcess.run(args) : try KumoProcess.runMPI(ranks: ranks, args)
+            XCTAssertEqual(r.status, 0, r.err)
+            let objects = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+                .map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+            let evals = objects.filter { $0["eval.perplexity.perplexity"] != nil }
+            XCTAssertEqual(evals.map { $0["step"] as? Int }, [2, 4], "\(objects)")
+            return evals.compactMap { $0["eval.perplexity.perplexity"] as? Double }
+        }
+        let one = try perplexities(ranks: 1, [])
+        let split = try perplexities(ranks: 4, ["parallel.tensor=2", "parallel.pipeline=2"])
+        XCTAssertEqual(split.count, 2)
+        let error = zip(split, one).map { abs($0 - $1) / $1 }.max() ?? .infinity
+        print("tp=2 × pp=2 evaluation vs one rank: perplexities \(split) vs \(one), max relative error \(error)")
+        XCTAssertLessThanOrEqual(error, 1e-5)
+    }
+
     func testEvaluationDuringZeRO3TrainingOnSeveralRanksIsRefusedOnEveryRank() throws {
         let r = try KumoProcess.runMPI(
             ranks: 2,

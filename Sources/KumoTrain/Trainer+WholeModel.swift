@@ -4,10 +4,15 @@ import KumoParallel
 
 extension Trainer {
     /// The whole model's parameters on rank 0 (nil on the others; every rank must call it): this
-    /// rank's own model when it is whole, else the tensor shards gathered into a new model.
+    /// rank's own model when it holds all of it, else the tensor and pipeline shards or ZeRO-3
+    /// partitions gathered into a new model.
     public func wholeModel() throws -> LlamaModel? {
-        if model.layout.shard.isWhole(config.model) { return world.rank == 0 ? model : nil }
-        guard let params = WholeModel.gather(model.params.pointer, layout: model.layout, world: world) else {
+        let partitioned = shardedParameters != nil && !parametersGathered
+        if model.layout.shard.isWhole(config.model) && !partitioned { return world.rank == 0 ? model : nil }
+        guard
+            let params = WholeModel.gather(
+                model.params.pointer, layout: model.layout, held: ownedParameters, world: world)
+        else {
             return nil
         }
         let whole = try LlamaModel(config: config.model, wholeGradients: false)

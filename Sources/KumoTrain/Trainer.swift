@@ -342,10 +342,18 @@ public final class Trainer {
         dataParallel.gradientsReady(range)
     }
 
+    /// The range of this rank's flat buffer whose parameters it keeps between steps: its ZeRO-3
+    /// partition, else all of it.
+    var ownedParameters: Range<Int> { shardedParameters == nil ? 0..<model.layout.count : optimizer.shard }
+
+    /// Whether `gatherParameters` has run: every rank then holds the whole buffer.
+    public private(set) var parametersGathered = false
+
     /// ZeRO-3: gathers the whole parameter buffer onto every rank and detaches the per-stage
     /// gathers, so the replica check, parameter dumps and samples (on rank 0 alone) read it.
     public func gatherParameters() {
         guard let shardedParameters else { return }
+        parametersGathered = true
         shardedParameters.gatherAll()
         model.beforeForward = nil
         model.beforeBackward = nil

@@ -36,9 +36,6 @@ extension Trainer {
             zeroStage: config.int("parallel.zero_stage"), shardGroupSize: config.int("parallel.shard_group_size"))
     }
 
-    /// The range of this rank's flat buffer whose parameters it holds: its ZeRO-3 shard, else all of it.
-    private var ownedParameters: Range<Int> { shardedParameters == nil ? 0..<model.layout.count : optimizer.shard }
-
     /// The runs between `range` of this rank's flat buffer and the whole model's, local offsets
     /// taken from the range's start; with `firstReplicaOnly`, only those the rank writes for its
     /// tensor-parallel replicas.

@@ -65,7 +65,6 @@ struct Train: ParsableCommand {
         // instead of tearing the job down at the first non-zero exit.
         do {
             try RankAgreement.check(world: world, config: config)
-            if world.size > 1 { try refuseRankZeroEvaluationOfShards(config) }
         } catch {
             CommWorld.finish(world)
             throw error
@@ -137,15 +136,6 @@ struct Train: ParsableCommand {
         }
         CommWorld.finish(world)
         printSamples(config: config, model: model, tokenizer: data.tokenizer, dir: dir)
-    }
-
-    /// Refuses evaluation during training when rank 0 holds only its shard of the parameters.
-    private func refuseRankZeroEvaluationOfShards(_ config: RunConfig) throws {
-        if config.int("eval.interval") > 0 && config.int("parallel.zero_stage") == 3 {
-            throw ConfigError(
-                "eval.interval > 0 is not supported with parallel.zero_stage = 3 on several ranks: rank 0 evaluates "
-                    + "alone and holds only its shard of the parameters; use stage 0-2 or evaluate checkpoints")
-        }
     }
 
     /// Resumes when asked. Rank 0 decides which checkpoint and every rank gets the same verdict, so

@@ -99,10 +99,21 @@ public struct VerifiedCheckpoint {
         try read(name, [ShardRun(local: 0, whole: range.lowerBound, count: range.count)], into: destination)
     }
 
-    /// Reads each run's global floats of the flat buffer `name` to `base + run.local`.
+    /// Reads each run's global floats of the flat buffer `name` to `base + run.local`. Reads that
+    /// continue the previous one in the same file and in memory (the rows of a column-sliced
+    /// tensor read back by the same tensor rank) are merged into one.
     public func read(_ name: String, _ runs: [ShardRun], into base: UnsafeMutablePointer<Float>) throws {
         let list = pieces[name] ?? []
         var files: [Int: CheckpointFile] = [:]
+        var pending: (file: Int, offset: Int, destination: UnsafeMutablePointer<Float>, count: Int)?
+        func flush() throws {
+            guard let p = pending else { return }
+            if files[p.file] == nil {
+                files[p.file] = try CheckpointFile.openForReading(path + "/" + manifest.files[p.file].name)
+            }
+            try files[p.file]!.read(into: p.destination, count: p.count * 4, at: p.offset)
+            pending = nil
+        }
         for run in runs {
             let range = run.whole..<run.whole + run.count
             // The first piece that ends after the range starts.
@@ -115,14 +126,19 @@ public struct VerifiedCheckpoint {
             for piece in list[lo...] {
                 guard piece.range.lowerBound < range.upperBound else { break }
                 let part = piece.range.clamped(to: range)
-                if files[piece.file] == nil {
-                    files[piece.file] = try CheckpointFile.openForReading(path + "/" + manifest.files[piece.file].name)
+                let destination = base + run.local + (part.lowerBound - range.lowerBound)
+                let offset = piece.offset + 4 * (part.lowerBound - piece.range.lowerBound)
+                if let p = pending, p.file == piece.file, p.offset + 4 * p.count == offset,
+                    p.destination + p.count == destination
+                {
+                    pending!.count += part.count
+                } else {
+                    try flush()
+                    pending = (piece.file, offset, destination, part.count)
                 }
-                try files[piece.file]!.read(
-                    into: base + run.local + (part.lowerBound - range.lowerBound), count: part.count * 4,
-                    at: piece.offset + 4 * (part.lowerBound - piece.range.lowerBound))
             }
         }
+        try flush()
     }
 
     /// The manifest's CRC-32 recorded in the COMPLETE marker.

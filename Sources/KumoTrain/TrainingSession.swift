@@ -16,8 +16,8 @@ public final class TrainingSession {
     private var rollbacks = 0
     /// Evaluates the whole model (the second argument) after the given step; returns metric name →
     /// value (`kumo train` sets it on rank 0 from `[eval]`). Called every `eval.interval` steps and
-    /// after the last one, with rank 0's own model, or the tensor and pipeline shards of every rank
-    /// gathered into a whole one.
+    /// after the last one, with rank 0's own model, or the tensor and pipeline shards or ZeRO-3
+    /// partitions of every rank gathered into a whole one.
     public var evaluate: ((Int, LlamaModel) throws -> [String: Double])?
 
     /// A session writing into `directory` (rank 0) or into the checkpoints of `runDirectory` alone
@@ -108,7 +108,7 @@ public final class TrainingSession {
             }
             let evalEvery = config.int("eval.interval")
             if evalEvery > 0, m.event == nil, m.step % evalEvery == 0 || m.step == config.steps {
-                // Every rank takes part in gathering shards; rank 0 alone evaluates.
+                // Every rank takes part in gathering its part of the model; rank 0 alone evaluates.
                 if let model = try trainer.wholeModel(), let evaluate {
                     try recordEvaluation(step: m.step, model: model, evaluate)
                 }

@@ -26,6 +26,18 @@ enum TinyRun {
 }
 
 extension XCTestCase {
+    /// The objects of the run directory `run`'s metrics.jsonl, one per line.
+    func metricsLines(_ run: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+    }
+
+    /// The loss of every line of `run`'s metrics.jsonl (a run without evaluation lines).
+    func metricsLosses(_ run: String) throws -> [Double] {
+        try metricsLines(run).map { try XCTUnwrap($0["loss"] as? Double, "\($0)") }
+    }
+
     /// Runs `kumo train` on `ranks` ranks (mpirun above one) and reads back its metrics and
     /// final parameters.
     func trainRun(ranks: Int, _ args: [String]) throws -> TrainedRun {
@@ -33,10 +45,7 @@ extension XCTestCase {
         let all = ["train"] + args + ["--run-dir", dir + "/run", "--dump-params", dir + "/params.bin"]
         let r = ranks == 1 ? try KumoProcess.run(all) : try KumoProcess.runMPI(ranks: ranks, all)
         XCTAssertEqual(r.status, 0, "\(ranks) ranks: \(r.err)")
-        let lines = try String(contentsOfFile: dir + "/run/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-        let metrics = try lines.map {
-            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
-        }
+        let metrics = try metricsLines(dir + "/run")
         let bytes = try Data(contentsOf: URL(fileURLWithPath: dir + "/params.bin"))
         let params = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         return TrainedRun(metrics: metrics, params: params, err: r.err)

@@ -18,20 +18,14 @@ final class ReshardingCLITests: XCTestCase {
             XCTAssertEqual(r.status, 0, "\(label), \(ranks) ranks: \(r.err)")
             return r.err
         }
-        func losses() throws -> [Double] {
-            try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
-                try XCTUnwrap(
-                    (JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double)
-            }
-        }
         let sets = (["checkpoint.every=10"] + saveSet).flatMap { ["--set", $0] }
         _ = try train(saveRanks, TinyRun.args(micro: 2) + sets)
-        let continued = try losses()
+        let continued = try metricsLosses(dir)
         XCTAssertEqual(continued.count, TinyRun.steps, label)
         let err = try train(
             loadRanks, ["--resume", dir + "/checkpoints/step-0000010"] + loadSet.flatMap { ["--set", $0] })
         XCTAssertTrue(err.contains("resume: resharded from \(saveRanks) ranks"), "\(label): \(err)")
-        let resharded = try losses()
+        let resharded = try metricsLosses(dir)
         XCTAssertEqual(resharded.count, TinyRun.steps, label)
         XCTAssertEqual(
             Array(resharded.prefix(10)), Array(continued.prefix(10)), "\(label): steps before the checkpoint")

@@ -36,24 +36,18 @@ final class ThreeDParallelCLITests: XCTestCase {
     func testTensorTimesPipelineCheckpointResumesExactly() throws {
         let dir = try KumoProcess.temporaryDirectory(for: self) + "/run"
         let layout = ["parallel.tensor=2", "parallel.pipeline=2"].flatMap { ["--set", $0] }
-        func losses() throws -> [Double] {
-            try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
-                try XCTUnwrap(
-                    (JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double)
-            }
-        }
         let first = try KumoProcess.runMPI(
             ranks: 4,
             ["train"] + TinyRun.args(micro: 2) + layout + ["--set", "checkpoint.every=10", "--run-dir", dir])
         XCTAssertEqual(first.status, 0, first.err)
         let manifest = try String(contentsOfFile: dir + "/checkpoints/step-0000010/manifest.json", encoding: .utf8)
         for rank in 0..<4 { XCTAssertTrue(manifest.contains("rank-0000\(rank).bin"), manifest) }
-        let uninterrupted = try losses()
+        let uninterrupted = try metricsLosses(dir)
         let resumed = try KumoProcess.runMPI(
             ranks: 4, ["train", "--resume", dir + "/checkpoints/step-0000010", "--run-dir", dir])
         XCTAssertEqual(resumed.status, 0, resumed.err)
         XCTAssertFalse(resumed.err.contains("resharded"), resumed.err)
-        XCTAssertEqual(try losses(), uninterrupted)
+        XCTAssertEqual(try metricsLosses(dir), uninterrupted)
         XCTAssertEqual(uninterrupted.count, TinyRun.steps)
     }
 }

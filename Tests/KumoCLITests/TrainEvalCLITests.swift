@@ -32,9 +32,7 @@ final class TrainEvalCLITests: XCTestCase {
             "--set", "eval.data_dir=\(dir)/jglue", "--set", "eval.limit=5",
         ])
         XCTAssertEqual(r.status, 0, r.err)
-        let objects = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
-            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
-        }
+        let objects = try metricsLines(run)
         let evals = objects.filter { $0["eval.perplexity.perplexity"] != nil }
         XCTAssertEqual(evals.map { $0["step"] as? Int }, [2, 4], "\(objects)")
         for line in evals {
@@ -91,8 +89,7 @@ final class TrainEvalCLITests: XCTestCase {
                 + layout).flatMap { ["--set", $0] }
             let r = ranks == 1 ? try KumoProcess.run(args) : try KumoProcess.runMPI(ranks: ranks, args)
             XCTAssertEqual(r.status, 0, r.err)
-            let objects = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-                .map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+            let objects = try metricsLines(run)
             let evals = objects.filter { $0["eval.perplexity.perplexity"] != nil }
             XCTAssertEqual(evals.map { $0["step"] as? Int }, [2, 4], "\(objects)")
             return evals.compactMap { $0["eval.perplexity.perplexity"] as? Double }

@@ -1,6 +1,6 @@
 """Training throughput and communication time per group of Kumo's parallelisms on the small
 preset: one rank, data parallelism on 2 ranks, tensor parallelism (tp=2, with sequence
-parallelism), pipeline parallelism (pp=2, 1F1B) and their combinations up to
+parallelism), pipeline parallelism (pp=2, 1F1B and GPipe) and their combinations up to
 dp=2 x tp=2 x pp=2 with ZeRO-1 (8 ranks), 1 thread per rank (oversubscribed where there are
 fewer cores).
 
@@ -27,6 +27,7 @@ SETTINGS = [
     ("tp=2", 2, ["parallel.tensor=2"]),
     ("tp=2 seq", 2, ["parallel.tensor=2", "parallel.sequence=true"]),
     ("pp=2", 2, ["parallel.pipeline=2"]),
+    ("pp=2 gpipe", 2, ["parallel.pipeline=2", "parallel.schedule=\"gpipe\""]),
     ("tp2 pp2", 4, ["parallel.tensor=2", "parallel.pipeline=2"]),
     ("dp2 tp2", 4, ["parallel.tensor=2"]),
     ("dp2 pp2", 4, ["parallel.pipeline=2"]),

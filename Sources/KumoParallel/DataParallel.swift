@@ -74,6 +74,8 @@ public final class DataParallel {
         }
         precondition(range.upperBound == readyFrom, "gradient ranges must arrive from the top of the buffer down")
         readyFrom = range.lowerBound
+        // A one-rank group (tensor or pipeline parallelism without data parallelism) holds the sum.
+        guard group.size > 1 else { return }
         while requests.count < buckets.ranges.count, buckets.ranges[requests.count].lowerBound >= readyFrom {
             let b = buckets.ranges[requests.count]
             requests.append(group.startAllReduce(grads.pointer + b.lowerBound, count: b.count, op: .sum))
@@ -88,7 +90,9 @@ public final class DataParallel {
         syncing = false
         switch reduction {
         case .allReduce:
-            precondition(requests.count == buckets.ranges.count, "backward did not report every gradient range")
+            precondition(
+                readyFrom == 0 && (group.size == 1 || requests.count == buckets.ranges.count),
+                "backward did not report every gradient range")
             for r in requests { group.wait(r) }
             requests = []
         case .reduceScatter(let s): s.finishPass(lastOfStep: lastOfStep)

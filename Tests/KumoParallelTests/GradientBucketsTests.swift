@@ -1,3 +1,5 @@
+import KumoComm
+import KumoCore
 import KumoModel
 import XCTest
 
@@ -9,6 +11,22 @@ final class GradientBucketsTests: XCTestCase {
             ModelConfig(
                 vocabSize: 1000, hiddenSize: 64, intermediateSize: 128, numHiddenLayers: 3, numAttentionHeads: 4,
                 numKeyValueHeads: 2, maxPositionEmbeddings: 64, tieWordEmbeddings: tied))
+    }
+
+    /// A one-rank data-parallel group (tensor or pipeline parallelism alone) already holds the
+    /// sum: a synchronised backward starts no all-reduce, counts no bytes and leaves the gradients.
+    func testOneRankGroupReducesNothing() {
+        let l = layout(tied: false)
+        let grads = FloatBuffer((0..<l.count).map { Float($0 % 97) })
+        let expected = grads.array
+        let group = LocalCommunicator(name: "dp")
+        let dp = DataParallel(layout: l, grads: grads, group: group, bucketBytes: 4096)
+        XCTAssertGreaterThan(dp.buckets.ranges.count, 1)
+        dp.beginSync()
+        for range in GradientBuckets.readyOrder(l) { dp.gradientsReady(range) }
+        dp.finishSync()
+        XCTAssertEqual(group.counters.totals, [:])
+        XCTAssertEqual(grads.array, expected)
     }
 
     func testBucketsTileTheBufferFromTheTopInBackwardOrder() {

@@ -92,7 +92,7 @@ final class RunSafetyCLITests: XCTestCase {
         let r = try KumoProcess.run(
             ["train", "--resume", "latest", "--run-dir", dir, "--set", "model.num_hidden_layers=3"])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.err.contains("model.num_hidden_layers = 2 in the checkpoint, 3 in this run"), r.err)
+        XCTAssertTrue(r.err.contains("model.num_hidden_layers = 4 in the checkpoint, 3 in this run"), r.err)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/checkpoints"), ["step-0000003"])
     }
 

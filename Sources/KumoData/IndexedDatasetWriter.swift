@@ -19,15 +19,40 @@ public final class IndexedDatasetWriter {
     public init(prefix: String, dtype: IndexedDType) throws {
         self.prefix = prefix
         self.dtype = dtype
-        let suffix = ".tmp-\(getpid())"
-        binPath = prefix + ".bin" + suffix
-        idxPath = prefix + ".idx" + suffix
+        Self.removeStaleTemporaries(prefix: prefix)
+        (binPath, idxPath) = Self.temporaryPaths(prefix: prefix, pid: getpid())
         guard FileManager.default.createFile(atPath: binPath, contents: nil) else {
             throw IndexedDatasetError(
                 file: prefix + ".bin", offset: 0, reason: "cannot create: \(String(cString: strerror(errno)))")
         }
         bin = try FileHandle(forWritingTo: URL(fileURLWithPath: binPath))
         buffer.reserveCapacity(1 << 20)
+    }
+
+    /// The temporary `.bin` and `.idx` paths a writer in process `pid` uses until `finish()`.
+    public static func temporaryPaths(prefix: String, pid: Int32) -> (bin: String, idx: String) {
+        (prefix + ".bin.tmp-\(pid)", prefix + ".idx.tmp-\(pid)")
+    }
+
+    /// Removes the temporary files of writers at `prefix` whose process no longer runs (killed
+    /// before `finish()`); returns their paths. A live writer's files are left alone.
+    @discardableResult
+    public static func removeStaleTemporaries(prefix: String) -> [String] {
+        let directory = (prefix as NSString).deletingLastPathComponent
+        let base = (prefix as NSString).lastPathComponent
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.isEmpty ? "." : directory)) ?? []
+        let stale = names.filter { name in
+            guard
+                let pid = [".bin.tmp-", ".idx.tmp-"].lazy.compactMap({ marker -> Int32? in
+                    guard name.hasPrefix(base + marker) else { return nil }
+                    return Int32(name.dropFirst(base.count + marker.count))
+                }).first
+            else { return false }
+            return pid > 0 && kill(pid, 0) != 0 && errno == ESRCH
+        }
+        let paths = stale.map { directory.isEmpty ? $0 : directory + "/" + $0 }
+        for path in paths { try? FileManager.default.removeItem(atPath: path) }
+        return paths
     }
 
     deinit {

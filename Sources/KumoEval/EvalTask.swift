@@ -33,6 +33,11 @@ public struct EvalOptions: Sendable {
 
     /// Default settings.
     public init() {}
+
+    /// The JGLUE v1.3 file of `task`'s `split` ("train" or "valid") under `dataDir`.
+    public func file(_ task: EvalTask, _ split: String) -> String {
+        "\(dataDir)/\(task.directory)/\(split)-v1.3.json"
+    }
 }
 
 /// Scores of one task.

@@ -18,9 +18,7 @@ public final class Evaluator {
         self.options = options
     }
 
-    private func path(_ task: EvalTask, _ split: String) -> String {
-        "\(options.dataDir)/\(task.directory)/\(split)-v1.3.json"
-    }
+    private func path(_ task: EvalTask, _ split: String) -> String { options.file(task, split) }
 
     func limited<T>(_ items: [T]) -> [T] { options.limit.map { Array(items.prefix($0)) } ?? items }
 

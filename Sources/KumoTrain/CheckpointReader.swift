@@ -40,9 +40,26 @@ public struct VerifiedCheckpoint {
     /// Verifies the checkpoint at `path` for a model whose flat buffer has `flatCount` floats laid
     /// out as `tensors`; throws a `CheckpointError` naming the first file at fault. Without
     /// `checksums` the files' CRC-32s are not recomputed (ranks other than 0, after rank 0 verified them).
+    /// A `.mismatch` (another model shape) is thrown only for a checkpoint valid in itself; a damaged
+    /// one of another shape is reported as damaged.
     public static func open(
         _ path: String, tensors: [ManifestTensor], flatCount: Int, checksums: Bool = true
     ) throws -> VerifiedCheckpoint {
+        let manifest = try readManifest(path)
+        let manifestPath = path + "/manifest.json"
+        do {
+            try check(manifest, manifestPath, tensors: tensors, flatCount: flatCount)
+        } catch let error as CheckpointError where error.kind == .mismatch {
+            try check(manifest, manifestPath, tensors: manifest.tensors, flatCount: manifest.flatCount)
+            _ = try readHeaders(path, manifest, checksums: checksums)
+            throw error
+        }
+        return VerifiedCheckpoint(
+            path: path, manifest: manifest, headers: try readHeaders(path, manifest, checksums: checksums))
+    }
+
+    /// The manifest of the checkpoint at `path`, checked against the CRC-32 its COMPLETE marker records.
+    public static func readManifest(_ path: String) throws -> CheckpointManifest {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw CheckpointError(.missingFile, path, "no such checkpoint directory")
@@ -61,13 +78,17 @@ public struct VerifiedCheckpoint {
                 .checksum, manifestPath,
                 "CRC-32 \(crc) differs from \(manifestCRC) recorded in COMPLETE: the file was changed")
         }
-        let manifest: CheckpointManifest
         do {
-            manifest = try JSONDecoder().decode(CheckpointManifest.self, from: Data(bytes))
+            return try JSONDecoder().decode(CheckpointManifest.self, from: Data(bytes))
         } catch {
             throw CheckpointError(.malformed, manifestPath, "not a checkpoint manifest: \(error)")
         }
-        try check(manifest, manifestPath, tensors: tensors, flatCount: flatCount)
+    }
+
+    /// Checks every file's size (and CRC-32 with `checksums`) and reads its shard header.
+    private static func readHeaders(_ path: String, _ manifest: CheckpointManifest, checksums: Bool) throws
+        -> [ShardHeader]
+    {
         var headers: [ShardHeader] = []
         for entry in manifest.files {
             let file = try CheckpointFile.openForReading(path + "/" + entry.name)
@@ -90,7 +111,7 @@ public struct VerifiedCheckpoint {
                 .malformed, path + "/" + manifest.files[i].name,
                 "training state differs from \(manifest.files[0].name)'s: the shards come from different runs")
         }
-        return VerifiedCheckpoint(path: path, manifest: manifest, headers: headers)
+        return headers
     }
 
     /// Reads the global range `range` of the flat buffer `name` into `destination` (which receives

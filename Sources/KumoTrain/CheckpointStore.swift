@@ -98,15 +98,17 @@ public struct CheckpointStore {
     }
 
     /// The newest complete checkpoint (at most `maxStep`) that `verify` accepts (`Trainer.verifyCheckpoint`:
-    /// checked against the model), and why each newer one was skipped; nil when none verifies.
+    /// checked against the model), and why each newer one was skipped; nil when none verifies. A
+    /// valid checkpoint of another model shape is not skipped: its `.mismatch` error is thrown.
     public func latestValid(
         maxStep: Int = .max, verify: (String) throws -> VerifiedCheckpoint
-    ) -> (checkpoint: VerifiedCheckpoint?, skipped: [String]) {
+    ) throws -> (checkpoint: VerifiedCheckpoint?, skipped: [String]) {
         var skipped: [String] = []
         for entry in entries() where entry.step <= maxStep {
             do {
                 return (try verify(entry.path), skipped)
             } catch let error as CheckpointError {
+                guard error.kind != .mismatch else { throw error }
                 skipped.append(error.description)
             } catch {
                 skipped.append("\(entry.path): \(error)")

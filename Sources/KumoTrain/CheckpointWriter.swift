@@ -120,6 +120,16 @@ public final class PendingCheckpoint {
         try CheckpointFile.syncDirectory(final)
     }
 
+    /// Removes what a failed write left (the temporary directory, or the final one when the
+    /// `COMPLETE` marker is missing), so that a full disk does not stay full of half a checkpoint.
+    public func discard() {
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: temporary)
+        if !fm.fileExists(atPath: final + "/" + CheckpointStore.completeMarker) {
+            try? fm.removeItem(atPath: final)
+        }
+    }
+
     private func move(_ from: String, _ to: String) throws {
         if rename(from, to) != 0 {
             throw CheckpointError(.io, from, "cannot rename to \(to): \(String(cString: strerror(errno)))")

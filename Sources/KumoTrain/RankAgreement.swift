@@ -46,4 +46,10 @@ public enum RankAgreement {
             }
         }
     }
+
+    /// Rank 0's `decide()` on every rank (the others do not call it); its error is thrown on all, so
+    /// that every rank can end MPI cleanly.
+    public static func fromRankZero<T: Codable>(_ world: any Communicator, _ decide: () throws -> T) throws -> T {
+        try RankVerdict.fromRankZero(world, decide)
+    }
 }

@@ -8,6 +8,8 @@ enum RankVerdict {
     private enum Report: Codable {
         case done([UInt8])
         case failed(CheckpointError)
+        /// A `ConfigError`'s message: a refusal that says what to do, thrown as one on every rank.
+        case refused(String)
     }
 
     /// Every rank's `outcome` bytes in rank order when all succeeded; otherwise throws the lowest
@@ -18,6 +20,8 @@ enum RankVerdict {
             report = .done(try outcome())
         } catch let error as CheckpointError {
             report = .failed(error)
+        } catch let error as ConfigError {
+            report = .refused(error.description)
         } catch {
             report = .failed(CheckpointError(.io, "rank \(world.rank)", "\(error)"))
         }
@@ -28,6 +32,7 @@ enum RankVerdict {
             switch r {
             case .done(let bytes): return bytes
             case .failed(let error): throw error
+            case .refused(let message): throw ConfigError(message)
             }
         }
     }

@@ -90,6 +90,7 @@ public struct RunConfig: Sendable {
             }
             try flatten(table, into: &raw, file: path)
         }
+        let fileDecayFollowsSteps = raw["optim.decay_steps"] != nil && raw["optim.decay_steps"] == raw["train.steps"]
         for item in overrides {
             guard let eq = item.firstIndex(of: "=") else {
                 throw ConfigError("--set \(item): expected section.key=value, e.g. --set train.steps=10")
@@ -97,6 +98,13 @@ public struct RunConfig: Sendable {
             let key = String(item[..<eq]).trimmingCharacters(in: .whitespaces)
             try check(key: key, source: "--set")
             raw[key] = ConfigValue.parse(String(item[item.index(after: eq)...]).trimmingCharacters(in: .whitespaces))
+        }
+        // A file's decay_steps equal to its train.steps (as config.toml resolves the default) follows a --set
+        // of train.steps alone, as Megatron's lr-decay-iters follows train-iters: a run resumed for more
+        // steps gets the schedule of its new length.
+        let overridden = Set(overrides.map { $0.prefix { $0 != "=" }.trimmingCharacters(in: .whitespaces) })
+        if fileDecayFollowsSteps, overridden.contains("train.steps"), !overridden.contains("optim.decay_steps") {
+            raw["optim.decay_steps"] = nil
         }
         return try RunConfig(raw: raw)
     }

@@ -3,15 +3,17 @@ import KumoData
 
 /// The run directory of DESIGN.md: `config.toml` (resolved), `metrics.jsonl` (one object per
 /// logged step), `train.log` (human log), `data_sources.json` (prepared datasets and their release
-/// levels) and `checkpoints/`.
+/// levels) and `checkpoints/`, claimed by a `RunLock` held as long as this object lives.
 public final class RunDirectory {
     public let path: String
+    private let lock: RunLock
     private let metrics: FileHandle
     private let log: FileHandle
 
-    /// Creates (or reuses) `path` and writes the resolved configuration.
-    public init(path: String, config: RunConfig) throws {
-        self.path = path
+    /// Fills the directory `lock` claimed: `checkpoints/` and the resolved configuration.
+    public init(lock: RunLock, config: RunConfig) throws {
+        path = lock.path
+        self.lock = lock
         let fm = FileManager.default
         do {
             try fm.createDirectory(atPath: path + "/checkpoints", withIntermediateDirectories: true)
@@ -35,12 +37,13 @@ public final class RunDirectory {
         try? log.close()
     }
 
-    /// Default directory name for a new run: `runs/run-YYYYMMDD-HHMMSS`.
-    public static func defaultPath() -> String {
+    /// Default directory name for a run started at `now`: `runs/run-YYYYMMDD-HHMMSS` (`RunLock.claim`
+    /// appends `-2`, `-3`, ... when it is taken).
+    public static func defaultPath(now: Date = Date()) -> String {
         let f = DateFormatter()
         f.dateFormat = "yyyyMMdd-HHmmss"
         f.timeZone = TimeZone(identifier: "UTC")
-        return "runs/run-" + f.string(from: Date())
+        return "runs/run-" + f.string(from: now)
     }
 
     /// Writes `data_sources.json`: the prepared datasets of the run with their release levels.

@@ -70,7 +70,8 @@ extension Trainer {
 
     /// Writes the checkpoint of the current step into `store`, every rank its own shard; rank 0
     /// creates the temporary directory, gathers each file's size and CRC-32 after all are written
-    /// and commits the manifest. A failure on any rank is thrown on every rank.
+    /// and commits the manifest. A failure on any rank is thrown on every rank, after rank 0
+    /// removed what the write left (`PendingCheckpoint.discard`).
     public func saveCheckpoint(to store: CheckpointStore) throws -> CheckpointWrite {
         let t0 = SystemInfo.now()
         _ = try RankVerdict.gather(world) {
@@ -78,6 +79,16 @@ extension Trainer {
             return []
         }
         let pending = try store.begin(step: step, create: false)
+        do {
+            return try write(pending, started: t0)
+        } catch {
+            if world.rank == 0 { pending.discard() }
+            throw error
+        }
+    }
+
+    /// Writes every rank's shard of `pending` and commits it; throws the first failure on every rank.
+    private func write(_ pending: PendingCheckpoint, started t0: Double) throws -> CheckpointWrite {
         let reports = try RankVerdict.gather(world) {
             let contents = shardContents
             guard !contents.isEmpty else { return [] }
@@ -103,8 +114,22 @@ extension Trainer {
 
     /// Verifies the checkpoint directory `path` against this model (without recomputing CRC-32s
     /// unless `checksums`).
+    /// A checkpoint of another model shape is refused naming the `[model]` keys that differ.
     public func verifyCheckpoint(_ path: String, checksums: Bool = true) throws -> VerifiedCheckpoint {
-        try VerifiedCheckpoint.open(path, tensors: manifestTensors, flatCount: wholeLayout.count, checksums: checksums)
+        do {
+            return try VerifiedCheckpoint.open(
+                path, tensors: manifestTensors, flatCount: wholeLayout.count, checksums: checksums)
+        } catch var error as CheckpointError where error.kind == .mismatch {
+            let saved = (try? VerifiedCheckpoint.readManifest(path))?.config ?? ""
+            let keys = configDifferences(saved, config.toml()).filter { $0.key.hasPrefix("model.") }.map {
+                "\($0.key) = \($0.old ?? "(unset)") in the checkpoint, \($0.new ?? "(unset)") in this run"
+            }
+            if !keys.isEmpty { error.message += "; it was written with " + keys.joined(separator: "; ") }
+            error.message +=
+                ". Resume with the checkpoint's [model] settings (drop the --config or --set that change them), "
+                + "or train the new shape in another --run-dir"
+            throw error
+        }
     }
 
     /// Loads this rank's parameters, moments and the state from a verified checkpoint of any

@@ -19,6 +19,8 @@ public final class TrainingSession {
     /// after the last one, with rank 0's own model, or the tensor and pipeline shards or ZeRO-3
     /// partitions of every rank gathered into a whole one.
     public var evaluate: ((Int, LlamaModel) throws -> [String: Double])?
+    /// The signal (SIGINT, SIGTERM) that asked this rank to stop, or nil; polled before every step.
+    public var stopRequested: () -> Int32? = { nil }
 
     /// A session writing into `directory` (rank 0) or into the checkpoints of `runDirectory` alone
     /// (other ranks); `say` shows a line to the user.
@@ -35,7 +37,7 @@ public final class TrainingSession {
         self.init(trainer: trainer, runDirectory: directory.path, directory: directory, say: say)
     }
 
-    private func tell(_ line: String) {
+    func tell(_ line: String) {
         guard let directory else { return }
         say(line)
         directory.note(line)
@@ -64,7 +66,7 @@ public final class TrainingSession {
         let t0 = SystemInfo.now()
         let checkpoint = try loadAgreed {
             guard spec == "latest" else { return try trainer.verifyCheckpoint(spec) }
-            let found = store.latestValid { try trainer.verifyCheckpoint($0) }
+            let found = try store.latestValid { try trainer.verifyCheckpoint($0) }
             for reason in found.skipped { tell("resume: skipped \(reason)") }
             if found.checkpoint == nil { tell("resume: no valid checkpoint in \(store.root); starting at step 0") }
             return found.checkpoint
@@ -74,8 +76,19 @@ public final class TrainingSession {
                 String(
                     format: "resume: using %@ (step %d, data position %d samples), verified and loaded in %.2f s",
                     checkpoint.path, trainer.step, trainer.dataPosition, SystemInfo.now() - t0))
-            let changed = Self.changedKeys(checkpoint.manifest.config, trainer.config.toml())
-            if !changed.isEmpty { tell("resume: the configuration differs from the checkpoint's in " + changed) }
+            let changed = configDifferences(checkpoint.manifest.config, trainer.config.toml())
+            if !changed.isEmpty {
+                tell(
+                    "resume: the configuration differs from the checkpoint's in "
+                        + changed.map { "\($0.key) (\($0.old ?? "unset") → \($0.new ?? "unset"))" }
+                        .joined(separator: ", "))
+            }
+            if let decay = changed.first(where: { $0.key == "optim.decay_steps" }) {
+                tell(
+                    "resume: learning-rate schedule recomputed: cosine decay until step \(decay.new ?? "?") instead "
+                        + "of \(decay.old ?? "?"); step \(trainer.step + 1) uses learning rate "
+                        + "\(trainer.config.schedule.lr(at: trainer.step) * trainer.lrScale)")
+            }
             let saved = checkpoint.manifest.layout
             if saved != trainer.parallelLayout {
                 tell("resume: resharded from \(saved) to \(trainer.parallelLayout)")
@@ -88,12 +101,18 @@ public final class TrainingSession {
         }
     }
 
-    /// Trains until `train.steps`, calling `progress` after each logged step.
+    /// Trains until `train.steps`, calling `progress` after each logged step. Before each step every
+    /// rank learns whether any was asked to stop (`stopRequested`); then all write a checkpoint
+    /// (when checkpointing is on) and throw `TrainingStopped` at the same step.
     public func run(progress: (StepMetrics) -> Void) throws {
         let config = trainer.config
         let logEvery = config.int("log.every")
         let checkpointEvery = config.int("checkpoint.every")
+        var checkpointed = trainer.step
         while trainer.step < config.steps {
+            if let signal = agreedStopSignal() {
+                throw try stop(signal, checkpoint: checkpointEvery > 0 && checkpointed != trainer.step)
+            }
             let m = try trainer.trainStep()
             if let event = m.event {
                 directory?.record(m)
@@ -114,15 +133,22 @@ public final class TrainingSession {
                 }
             }
             if checkpointEvery > 0 && (m.step % checkpointEvery == 0 || m.step == config.steps) {
-                let w = try trainer.saveCheckpoint(to: store)
-                guard let directory else { continue }
-                directory.note(
-                    String(format: "checkpoint %@: %d bytes in %.3f s", w.path, w.bytes, w.seconds))
-                for old in store.prune(keep: config.int("checkpoint.keep")) {
-                    directory.note("deleted checkpoint \(old)")
-                }
+                try checkpoint()
+                checkpointed = m.step
             }
         }
+    }
+
+    /// Writes the checkpoint of the current step and deletes those beyond `checkpoint.keep`; returns its path.
+    @discardableResult
+    func checkpoint() throws -> String {
+        let w = try trainer.saveCheckpoint(to: store)
+        guard let directory else { return w.path }
+        directory.note(String(format: "checkpoint %@: %d bytes in %.3f s", w.path, w.bytes, w.seconds))
+        for old in store.prune(keep: trainer.config.int("checkpoint.keep")) {
+            directory.note("deleted checkpoint \(old)")
+        }
+        return w.path
     }
 
     /// Runs `evaluate` and writes its scores as one metrics.jsonl line (`step`, `eval_s` and the metrics)
@@ -158,7 +184,7 @@ public final class TrainingSession {
         let position = trainer.dataPosition
         let scale = trainer.lrScale * settings.lrFactor
         let checkpoint = try loadAgreed {
-            let found = store.latestValid(maxStep: trainer.step) { try trainer.verifyCheckpoint($0) }
+            let found = try store.latestValid(maxStep: trainer.step) { try trainer.verifyCheckpoint($0) }
             for reason in found.skipped { tell("rollback: skipped \(reason)") }
             return found.checkpoint
         }
@@ -179,23 +205,24 @@ public final class TrainingSession {
             "rollback: restored \(source) at step \(trainer.step); skipped \(skipped) samples; learning rate × \(scale)"
         )
     }
+}
 
-    /// The `section.key` names whose lines differ between two resolved TOML configurations.
-    static func changedKeys(_ a: String, _ b: String) -> String {
-        func keyed(_ toml: String) -> [String: String] {
-            var section = ""
-            var out: [String: String] = [:]
-            for line in toml.split(separator: "\n") {
-                if line.hasPrefix("[") {
-                    section = String(line.dropFirst().dropLast())
-                } else if let eq = line.range(of: " = ") {
-                    out[section + "." + line[..<eq.lowerBound]] = String(line[eq.upperBound...])
-                }
+/// The `section.key` lines that differ between two resolved TOML configurations, sorted by key,
+/// with the value in each (nil where the key is absent).
+func configDifferences(_ a: String, _ b: String) -> [(key: String, old: String?, new: String?)] {
+    func keyed(_ toml: String) -> [String: String] {
+        var section = ""
+        var out: [String: String] = [:]
+        for line in toml.split(separator: "\n") {
+            if line.hasPrefix("[") {
+                section = String(line.dropFirst().dropLast())
+            } else if let eq = line.range(of: " = ") {
+                out[section + "." + line[..<eq.lowerBound]] = String(line[eq.upperBound...])
             }
-            return out
         }
-        let x = keyed(a)
-        let y = keyed(b)
-        return Set(x.keys).union(y.keys).filter { x[$0] != y[$0] }.sorted().joined(separator: ", ")
+        return out
     }
+    let x = keyed(a)
+    let y = keyed(b)
+    return Set(x.keys).union(y.keys).filter { x[$0] != y[$0] }.sorted().map { ($0, x[$0], y[$0]) }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KumoCore
 import KumoData
+import KumoTrain
 
 /// `kumo data`: prepare, label, inspect, sample and search tokenized datasets.
 struct DataCommand: ParsableCommand {
@@ -81,6 +82,14 @@ struct DataPrepare: ParsableCommand {
             }
             let reader = try CorpusReader(paths: input, textField: textField, strict: strict)
             let tok = try loadTokenizer(model: tokenizer)
+            let signals = StopSignals { [output] signal in
+                let (bin, idx) = IndexedDatasetWriter.temporaryPaths(prefix: output, pid: getpid())
+                for path in [bin, idx] { try? FileManager.default.removeItem(atPath: path) }
+                FileHandle.standardError.write(
+                    Data("\nkumo: \(TrainingStopped.name(of: signal)): stopped; removed \(bin) and \(idx)\n".utf8))
+                _exit(128 + signal)
+            }
+            defer { withExtendedLifetime(signals) {} }
             let preparer = try DatasetPreparer(reader: reader, tokenizer: tok, tokenizerName: tokenizer, level: level)
             Threads.set(threads ?? ProcessInfo.processInfo.activeProcessorCount)
             let bar = ProgressBar()

@@ -102,6 +102,9 @@ struct TokenizerTrain: ParsableCommand {
         if !existing.isEmpty && !force {
             throw ValidationFailure("\(existing.joined(separator: ", ")) already exist; pass --force to replace them")
         }
+        if let reason = paths.lazy.compactMap(unwritableReason).first {
+            throw ValidationFailure("--output \(output): cannot write the model: \(reason)")
+        }
         do {
             let reader = try CorpusReader(paths: input, textField: textField, strict: strict)
             let bar = ProgressBar()
@@ -144,7 +147,12 @@ struct TokenizerTrain: ParsableCommand {
     /// Writes `data` next to `path` and renames it into place, so a reader never sees half a file.
     private func writeAtomically(_ data: Data, to path: String) throws {
         let temporary = path + ".tmp-\(getpid())"
-        try data.write(to: URL(fileURLWithPath: temporary))
+        do {
+            try data.write(to: URL(fileURLWithPath: temporary))
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw ValidationFailure("\(path): cannot write (\(error.localizedDescription))")
+        }
         guard rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(errno))
             try? FileManager.default.removeItem(atPath: temporary)

@@ -15,9 +15,11 @@ struct Train: ParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     @Option(
-        help:
-            "Run directory (default: runs/run-<UTC time>; with --resume PATH, the run that holds PATH); written by rank 0 only."
-    )
+        help: ArgumentHelp(
+            "Run directory (default: a new runs/run-<UTC time>; with --resume PATH, the run that holds PATH).",
+            discussion:
+                "Written by rank 0 only, which locks it; one that is not empty is refused unless --resume or --overwrite."
+        ))
     var runDir: String?
 
     @Option(
@@ -26,8 +28,16 @@ struct Train: ParsableCommand {
             discussion: "Without --config the run directory's config.toml is used.", valueName: "latest|PATH"))
     var resume: String?
 
+    @Flag(help: "Delete the previous run's files in --run-dir first and start a new run there.")
+    var overwrite = false
+
     @Option(help: "After training, write the flat fp32 parameter buffer (little-endian) to this file (rank 0).")
     var dumpParams: String?
+
+    func validate() throws {
+        if overwrite && resume != nil { throw ValidationError("--overwrite starts a new run; it excludes --resume") }
+        if overwrite && runDir == nil { throw ValidationError("--overwrite needs --run-dir DIR") }
+    }
 
     func run() throws {
         do {
@@ -52,9 +62,10 @@ struct Train: ParsableCommand {
     }
 
     private func train() throws {
-        let path = try runDirectory()
+        let requested = try requestedRunDirectory()
         let config = try RunConfig.load(
-            path: options.config ?? (resume == nil ? nil : path + "/config.toml"), overrides: options.overrides)
+            path: options.config ?? resume.flatMap { _ in requested.map { $0 + "/config.toml" } },
+            overrides: options.overrides)
         let world = CommWorld.start(timeoutSeconds: config.double("parallel.comm_timeout_s"))
         if world.size > 1 {
             printErr(
@@ -63,33 +74,88 @@ struct Train: ParsableCommand {
         // Every rank reaches the same verdict here (the hashes are all-gathered, then the configs are
         // equal), so a refusal ends MPI on all of them cleanly: mpirun then forwards every rank's message
         // instead of tearing the job down at the first non-zero exit.
-        do {
-            try RankAgreement.check(world: world, config: config)
-        } catch {
-            CommWorld.finish(world)
-            throw error
-        }
+        try finishingOnError(world) { try RankAgreement.check(world: world, config: config) }
         let data = try TrainingData.make(config)
         let trainer = try Trainer(config: config, stream: data.stream, world: world)
-        guard world.rank == 0 else {
+        // Rank 0 checks its outputs, then claims the run directory and tells every rank its path.
+        var lock: RunLock?
+        var evaluate: ((Int, LlamaModel) throws -> [String: Double])?
+        let path = try finishingOnError(world) {
+            try RankAgreement.fromRankZero(world) { () -> String in
+                if let dumpParams, let reason = unwritableReason(dumpParams) {
+                    throw ConfigError("--dump-params \(dumpParams): \(reason)")
+                }
+                evaluate = try TrainingEval.make(config: config, dataTokenizer: data.tokenizer)
+                lock = try RunLock.claim(requested, use: resume != nil ? .resume : overwrite ? .overwrite : .new)
+                return lock!.path
+            }
+        }
+        guard let lock else {
             let session = TrainingSession(trainer: trainer, runDirectory: path, directory: nil, say: { _ in })
             try resumeOnEveryRank(session, world: world)
-            try session.run(progress: { _ in })
+            try runStoppable(session, world: world, progress: { _ in })
             trainer.gatherParameters()
             try trainer.checkReplicasAgree()
             _ = try trainer.wholeModel()
             CommWorld.finish(world)
             return
         }
-        let dir = try RunDirectory(path: path, config: config)
+        let dir = try RunDirectory(lock: lock, config: config)
         if !data.sources.isEmpty { try dir.recordSources(data.sources) }
+        for line in header(dir: dir, config: config, trainer: trainer, data: data) {
+            printErr(line)
+            dir.note(line)
+        }
+        let session = TrainingSession(trainer: trainer, directory: dir, say: printErr)
+        session.evaluate = evaluate
+        try resumeOnEveryRank(session, world: world)
+        let progress = ProgressLine(total: config.steps)
+        do {
+            try runStoppable(session, world: world, progress: progress.update)
+        } catch let error where !(error is ExitCode) {
+            dir.note("stopped: \(error)")
+            throw error
+        }
+        try finish(trainer: trainer, dir: dir, config: config, world: world, tokenizer: data.tokenizer)
+    }
+
+    /// After the last step on rank 0: checks the replicas, writes model.safetensors and `--dump-params`,
+    /// ends MPI and prints the samples.
+    private func finish(
+        trainer: Trainer, dir: RunDirectory, config: RunConfig, world: any Communicator, tokenizer: (any Tokenizer)?
+    ) throws {
+        trainer.gatherParameters()
+        try trainer.checkReplicasAgree()
+        dir.note("finished \(config.steps) steps; the parameters of all \(trainer.mesh.data) data-parallel ranks agree")
+        guard let model = try trainer.wholeModel() else { preconditionFailure("rank 0 gathers the whole model") }
+        let weights = dir.path + "/model.safetensors"
+        try KumoWeights.save(model, to: weights)
+        for line in ["final weights: \(weights) (kumo eval, generate, serve and convert read it with --model)"] {
+            printErr(line)
+            dir.note(line)
+        }
+        if let dumpParams {
+            let p = model.params
+            do {
+                try Data(bytes: p.pointer, count: 4 * p.count).write(to: URL(fileURLWithPath: dumpParams))
+            } catch {
+                throw ConfigError("--dump-params \(dumpParams): cannot write: \(error.localizedDescription)")
+            }
+        }
+        CommWorld.finish(world)
+        printSamples(config: config, model: model, tokenizer: tokenizer, dir: dir)
+    }
+
+    /// The lines that open train.log: the run's directory, ranks, model, data, batch and memory.
+    private func header(dir: RunDirectory, config: RunConfig, trainer: Trainer, data: TrainingData) -> [String] {
         let c = config.model
-        let header = [
+        let ranks = trainer.mesh.data * trainer.mesh.tensor * trainer.mesh.pipeline
+        return [
             "run directory \(dir.path)",
-            "ranks: \(world.size) (data-parallel \(trainer.mesh.data), tensor \(trainer.mesh.tensor), "
-                + "pipeline \(trainer.mesh.pipeline)); gradient buckets: \(trainer.dataParallel.buckets.ranges.count); "
-                + "ZeRO stage \(config.int("parallel.zero_stage")): optimizer state "
-                + String(format: "%.1f MiB per rank", Double(trainer.optimizer.stateBytes) / 1_048_576),
+            "ranks: \(ranks) (data-parallel "
+                + "\(trainer.mesh.data), tensor \(trainer.mesh.tensor), pipeline \(trainer.mesh.pipeline)); gradient "
+                + "buckets: \(trainer.dataParallel.buckets.ranges.count); ZeRO stage \(config.int("parallel.zero_stage")): "
+                + String(format: "optimizer state %.1f MiB per rank", Double(trainer.optimizer.stateBytes) / 1_048_576),
             "model: \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads "
                 + "(\(c.numKeyValueHeads) KV), FFN \(c.intermediateSize), vocab \(c.vocabSize), "
                 + "\(ParameterLayout(c).count) parameters"
@@ -104,38 +170,38 @@ struct Train: ParsableCommand {
             "memory: about \(MemoryEstimate(config)); activation recompute \(config.recompute.rawValue)",
             String(
                 format: "measured sgemm peak: %.1f GFLOP/s on %d threads × %d ranks", trainer.peakGFLOPs,
-                config.threads, world.size),
+                config.threads, ranks),
         ]
-        for line in header {
-            printErr(line)
-            dir.note(line)
-        }
-        let session = TrainingSession(trainer: trainer, directory: dir, say: printErr)
-        session.evaluate = try TrainingEval.make(config: config, dataTokenizer: data.tokenizer)
-        try resumeOnEveryRank(session, world: world)
-        let progress = ProgressLine(total: config.steps)
+    }
+
+    /// Runs `body`; on an error ends MPI first (every rank got the same verdict) and rethrows it.
+    private func finishingOnError<T>(_ world: any Communicator, _ body: () throws -> T) throws -> T {
         do {
-            try session.run(progress: progress.update)
+            return try body()
         } catch {
-            dir.note("stopped: \(error)")
+            CommWorld.finish(world)
             throw error
         }
-        trainer.gatherParameters()
-        try trainer.checkReplicasAgree()
-        dir.note("finished \(config.steps) steps; the parameters of all \(trainer.mesh.data) data-parallel ranks agree")
-        guard let model = try trainer.wholeModel() else { preconditionFailure("rank 0 gathers the whole model") }
-        let weights = dir.path + "/model.safetensors"
-        try KumoWeights.save(model, to: weights)
-        for line in ["final weights: \(weights) (kumo eval, generate, serve and convert read it with --model)"] {
-            printErr(line)
-            dir.note(line)
+    }
+
+    /// Trains with SIGINT and SIGTERM as requests to stop after the current step (every rank at the
+    /// same one, see `TrainingSession.run`); a stop ends MPI and exits with 128 + the signal's number.
+    private func runStoppable(
+        _ session: TrainingSession, world: any Communicator, progress: (StepMetrics) -> Void
+    ) throws {
+        let who = world.size > 1 ? "kumo rank \(world.rank)" : "kumo"
+        let signals = StopSignals { signal in
+            printErr(
+                "\(who): \(TrainingStopped.name(of: signal)) received: stopping after the current step "
+                    + "(a second signal exits at once)")
         }
-        if let dumpParams {
-            let p = model.params
-            try Data(bytes: p.pointer, count: 4 * p.count).write(to: URL(fileURLWithPath: dumpParams))
+        session.stopRequested = { signals.received }
+        do {
+            try withExtendedLifetime(signals) { try session.run(progress: progress) }
+        } catch let stop as TrainingStopped {
+            CommWorld.finish(world)
+            throw ExitCode(stop.exitStatus)
         }
-        CommWorld.finish(world)
-        printSamples(config: config, model: model, tokenizer: data.tokenizer, dir: dir)
     }
 
     /// Resumes when asked. Rank 0 decides which checkpoint and every rank gets the same verdict, so
@@ -150,10 +216,10 @@ struct Train: ParsableCommand {
         }
     }
 
-    /// `--run-dir`, else for `--resume PATH` the run directory above `PATH/..`, else a new name.
-    private func runDirectory() throws -> String {
+    /// `--run-dir`, else for `--resume PATH` the run directory above `PATH/..`, else nil (a new name).
+    private func requestedRunDirectory() throws -> String? {
         if let runDir { return runDir }
-        guard let resume else { return RunDirectory.defaultPath() }
+        guard let resume else { return nil }
         guard resume != "latest" else { throw ValidationFailure("--resume latest needs --run-dir DIR") }
         return ((resume as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
     }

@@ -45,6 +45,7 @@ enum TrainingEval {
         let context = config.int("eval.context_length") > 0 ? config.int("eval.context_length") : config.seqLength
         options.contextLength = min(context, config.model.maxPositionEmbeddings)
         options.stride = max(1, options.contextLength / 2)
+        try checkFiles(tasks, options)
         return { _, model in
             let evaluator = Evaluator(scorer: LogLikelihoodScorer(model: model), tokenizer: tokenizer, options: options)
             var scores: [String: Double] = [:]
@@ -58,6 +59,28 @@ enum TrainingEval {
                 for (metric, value) in result.metrics { scores["eval.\(task.rawValue).\(metric)"] = value }
             }
             return scores
+        }
+    }
+
+    /// Refuses at start-up what the first evaluation would fail to read: each JGLUE task's
+    /// validation file under `eval.data_dir`, perplexity's `eval.corpus`.
+    private static func checkFiles(_ tasks: [EvalTask], _ options: EvalOptions) throws {
+        for task in tasks {
+            if task == .perplexity {
+                let corpus = options.corpus ?? ""
+                guard FileManager.default.isReadableFile(atPath: corpus) else {
+                    throw ConfigError(
+                        "eval.corpus = \"\(corpus)\": no such readable file (the perplexity task reads it)")
+                }
+                continue
+            }
+            let file = options.file(task, "valid")
+            guard FileManager.default.isReadableFile(atPath: file) else {
+                let folder = ((file as NSString).deletingLastPathComponent as NSString).lastPathComponent
+                throw ConfigError(
+                    "[eval] \(task.rawValue): \(file) is missing: set eval.data_dir (now \"\(options.dataDir)\") to the "
+                        + "directory holding \(folder)/, the one `kumo eval --data-dir` takes")
+            }
         }
     }
 }

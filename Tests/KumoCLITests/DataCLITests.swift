@@ -33,6 +33,37 @@ final class DataCLITests: XCTestCase {
 
     private let documents = (0..<40).map { "文書 \($0): the quick brown fox jumps over the lazy dog \($0 * 37 % 101)." }
 
+    func testAnInterruptedPrepareRemovesItsTemporaryFilesAndALaterOneRemovesStaleOnes() throws {
+        let dir = try KumoProcess.temporaryDirectory(for: self)
+        let fifo = dir + "/in.jsonl"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let p = try KumoProcess.start(
+            ["data", "prepare", "--input", fifo, "--tokenizer", "byte", "--output", dir + "/ds", "--level", "L2"],
+            stderrPath: dir + "/err")
+        // Opening the FIFO waits for the reader; the input stays open, so the prepare waits for more.
+        let writer = try XCTUnwrap(FileHandle(forWritingAtPath: fifo))
+        writer.write(Data("{\"text\": \"a document\"}\n".utf8))
+        let temporary = dir + "/ds.bin.tmp-\(p.processIdentifier)"
+        wait(for: "the temporary dataset file") { FileManager.default.fileExists(atPath: temporary) }
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        try writer.close()
+        XCTAssertEqual(p.terminationStatus, 130)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["err", "in.jsonl"])
+        // A prepare killed outright (SIGKILL) leaves its files: the next prepare at that prefix removes them.
+        let dead = Process()
+        dead.executableURL = URL(fileURLWithPath: "/bin/true")
+        try dead.run()
+        dead.waitUntilExit()
+        for name in ["ds.bin.tmp-\(dead.processIdentifier)", "ds.idx.tmp-\(dead.processIdentifier)"] {
+            XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/" + name, contents: Data([1])))
+        }
+        let input = try corpus(dir, "a.jsonl", documents)
+        XCTAssertEqual(try prepare(input, dir + "/ds", level: "L2").status, 0)
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".tmp-") }
+        XCTAssertEqual(left, [], "stale temporary files stayed")
+    }
+
     func testPrepareWritesTheDatasetAndMetadataAndReportsEverySkip() throws {
         let dir = try KumoProcess.temporaryDirectory(for: self)
         let input = try corpus(dir, "a.jsonl", documents, extra: ["not json", "{\"body\": 1}", "{\"text\": \"\"}"])

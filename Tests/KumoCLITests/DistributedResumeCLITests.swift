@@ -23,11 +23,11 @@ final class DistributedResumeCLITests: XCTestCase {
     }
 
     /// Starts the run; the pid of every rank once all have announced themselves.
-    private func start(_ dir: String, environment: [String: String] = [:]) throws
+    private func start(_ dir: String, _ extra: [String] = [], environment: [String: String] = [:]) throws
         -> (KumoProcess.Launched, [Int32])
     {
         let job = try KumoProcess.startMPI(
-            KumoProcess.mpirunArgs(ranks: ranks) + args + ["--run-dir", dir], environment: environment)
+            KumoProcess.mpirunArgs(ranks: ranks) + args + extra + ["--run-dir", dir], environment: environment)
         let pids = try (0..<ranks).map { rank in
             try XCTUnwrap(
                 job.waitForError(matching: "kumo: rank \(rank) of \(ranks), pid ([0-9]+)", timeout: 120).flatMap {
@@ -87,6 +87,24 @@ final class DistributedResumeCLITests: XCTestCase {
         XCTAssertEqual(try writtenLosses(dir), reference, r.err)
         let left = try FileManager.default.contentsOfDirectory(atPath: checkpoints).sorted()
         XCTAssertEqual(left, ["step-0000009", "step-0000012"])
+    }
+
+    func testASignalToOneRankStopsEveryRankAtTheSameStepWithACheckpoint() throws {
+        let dir = try KumoProcess.temporaryDirectory(for: self) + "/run"
+        let (job, pids) = try start(dir, ["--set", "train.steps=100000", "--set", "checkpoint.every=100000"])
+        wait(for: "3 metrics lines") { ((try? writtenLosses(dir)) ?? []).count >= 3 }
+        // Rank 1 writes no run directory: rank 0 learns of the stop from it and stops at the same step.
+        XCTAssertEqual(Foundation.kill(pids[1], SIGTERM), 0)
+        let r = job.finish()
+        XCTAssertNotEqual(r.status, 0, r.err)
+        let steps = try writtenLosses(dir).count
+        XCTAssertTrue(r.err.contains("stopped by SIGTERM after step \(steps) of 100000: wrote checkpoint"), r.err)
+        let resumed = try KumoProcess.runMPI(
+            ranks: ranks, ["train", "--resume", "latest", "--run-dir", dir, "--set", "train.steps=\(steps + 1)"])
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        XCTAssertTrue(
+            resumed.err.contains("resume: using \(dir)/checkpoints/" + String(format: "step-%07d", steps)), resumed.err)
+        XCTAssertEqual(try writtenLosses(dir).count, steps + 1)
     }
 
     func testATruncatedShardOfOneRankIsRefusedNamingTheFileAndLatestSkipsIt() throws {

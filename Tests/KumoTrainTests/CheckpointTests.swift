@@ -78,7 +78,8 @@ final class CheckpointTests: XCTestCase {
                 { try CheckpointFixture.rewriteManifest($0) { $0.files[0].bytes = .max } }
             ),
             (
-                "huge flat count", .mismatch, "manifest.json",
+                // Not a valid checkpoint of another shape (its sections do not tile its count): damaged.
+                "huge flat count", .malformed, "manifest.json",
                 { try CheckpointFixture.rewriteManifest($0) { $0.flatCount = .max } }
             ),
             (
@@ -372,7 +373,7 @@ final class CheckpointTests: XCTestCase {
         try FileManager.default.removeItem(atPath: paths[3] + "/COMPLETE")
         let shard = try [UInt8](Data(contentsOf: url(paths[2])))
         try Data(flip(shard, at: shard.count - 1)).write(to: url(paths[2]))
-        let found = store.latestValid { try trainer.verifyCheckpoint($0) }
+        let found = try store.latestValid { try trainer.verifyCheckpoint($0) }
         XCTAssertEqual(found.checkpoint?.path, paths[1])
         XCTAssertEqual(found.skipped.count, 2, "\(found.skipped)")
         XCTAssertTrue(found.skipped[0].contains("step-0000004/COMPLETE"), found.skipped[0])

@@ -37,6 +37,14 @@ final class RunConfigTests: XCTestCase {
         XCTAssertEqual(again.values, c.values)
     }
 
+    func testTheDefaultDecayOfAResolvedConfigFollowsANewStepCount() throws {
+        let resolved = try load("[model]\npreset = \"tiny\"\n[data]\nsynthetic = true\n", ["train.steps=12"]).toml()
+        XCTAssertEqual(try load(resolved, ["train.steps=20"]).schedule.decaySteps, 20)
+        XCTAssertEqual(try load(resolved, ["train.steps=20", "optim.decay_steps=15"]).schedule.decaySteps, 15)
+        let explicit = try load(resolved, ["optim.decay_steps=8"]).toml()
+        XCTAssertEqual(try load(explicit, ["train.steps=20"]).schedule.decaySteps, 8)
+    }
+
     func testUnknownKeyIsRejectedNamingValidKeys() {
         let m = message("[train]\nstep = 3\n")
         XCTAssertTrue(m.contains("'train.step'"), m)

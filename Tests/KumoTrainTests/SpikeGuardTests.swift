@@ -12,7 +12,7 @@ final class SpikeGuardTests: XCTestCase {
     /// Runs a session in a fresh run directory; the trainer and the metrics lines, parsed and as text.
     private func session(_ c: RunConfig) throws -> (trainer: Trainer, lines: [[String: Any]], text: [Substring]) {
         let run = try CheckpointFixture.directory(for: self)
-        let dir = try RunDirectory(path: run, config: c)
+        let dir = try RunDirectory(lock: RunLock.claim(run, use: .new), config: c)
         let trainer = try CheckpointFixture.trainer(c)
         try TrainingSession(trainer: trainer, directory: dir, say: { _ in }).run(progress: { _ in })
         let text = try String(contentsOfFile: run + "/metrics.jsonl", encoding: .utf8)

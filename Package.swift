@@ -51,7 +51,7 @@ let package = Package(
         .target(
             name: "KumoTrain",
             dependencies: [
-                "KumoCore", "KumoModel", "KumoData", "KumoComm", "KumoParallel", "CZlib",
+                "KumoCore", "KumoModel", "KumoData", "KumoInterop", "KumoComm", "KumoParallel", "CZlib",
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: cpuFlags),

@@ -18,6 +18,7 @@ mkdir -p "$work"
 head -n "$n" "$jcqa" >"$work/jcommonsenseqa.jsonl"
 
 "$kumo" serve --model "$model" --port "$port" --slots 4 --context 1024 --weights "${WEIGHTS:-fp32}" \
+    --served-model-name kumo \
     --threads "${THREADS:-$(nproc)}" 2>"$work/serve.log" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM

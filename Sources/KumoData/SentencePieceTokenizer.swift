@@ -1,11 +1,11 @@
 import CSentencePiece
 import Foundation
 
-/// A sentencepiece model could not be loaded; the message names the file.
+/// A tokenizer could not be loaded; the message names the file.
 public enum TokenizerError: Error, Equatable, CustomStringConvertible {
     /// No file exists at `path`.
     case modelNotFound(path: String)
-    /// The file at `path` is not a model sentencepiece can load; `reason` is the library's message.
+    /// The file at `path` is not a tokenizer of its kind; `reason` says what is wrong.
     case invalidModel(path: String, reason: String)
 
     /// The file the error is about.
@@ -15,13 +15,17 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The kinds of tokenizer `loadTokenizer` reads, for messages.
+    public static let kinds =
+        "a sentencepiece .model, a Hugging Face tokenizer.json (or its directory), a GGUF file or `byte`"
+
     public var description: String {
         switch self {
         case .modelNotFound(let path):
-            return "\(path): no such tokenizer model; pass a sentencepiece .model file or `byte`"
+            return "\(path): no such tokenizer model; pass \(Self.kinds)"
         case .invalidModel(let path, let reason):
-            return "\(path): not a valid sentencepiece model (\(reason)); the file may be truncated or of another "
-                + "format: pass the .model file written by sentencepiece training"
+            return "\(path): not a tokenizer Kumo can read (\(reason)); the file may be truncated or of another "
+                + "format: pass \(Self.kinds)"
         }
     }
 }

@@ -20,15 +20,3 @@ extension ByteTokenizer: Tokenizer {
     public var bos: Int32? { nil }
     public var eos: Int32? { nil }
 }
-
-/// The tokenizer named by `model`: `byte` for `ByteTokenizer`; a Hugging Face `tokenizer.json`
-/// (or a directory holding one) for byte-level BPE; else a sentencepiece model file.
-public func loadTokenizer(model: String) throws -> any Tokenizer {
-    if model == "byte" { return ByteTokenizer() }
-    var isDirectory: ObjCBool = false
-    if FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory), isDirectory.boolValue {
-        return try ByteLevelBPETokenizer(tokenizerJSON: model + "/tokenizer.json")
-    }
-    if model.hasSuffix("tokenizer.json") { return try ByteLevelBPETokenizer(tokenizerJSON: model) }
-    return try SentencePieceTokenizer(path: model)
-}

@@ -57,14 +57,27 @@ public enum GGUFTokenizer {
     }
 }
 
-/// The tokenizer named by `model`: a GGUF file's own tokenizer, else what `KumoData.loadTokenizer` reads
-/// (`byte`, a sentencepiece `.model`, a Hugging Face `tokenizer.json` or its directory).
-public func loadAnyTokenizer(model: String) throws -> any Tokenizer {
+/// The tokenizer named by `model`, the one loader of every command that takes a tokenizer: `byte`
+/// (ids 0-255, EOD 256); a GGUF file's own tokenizer; a Hugging Face `tokenizer.json` or a directory
+/// holding one; else a sentencepiece `.model` file. Every failure is a `TokenizerError` naming the file.
+public func loadTokenizer(model: String) throws -> any Tokenizer {
+    if model == "byte" { return ByteTokenizer() }
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory) else {
+        throw TokenizerError.modelNotFound(path: model)
+    }
+    if isDirectory.boolValue { return try ByteLevelBPETokenizer(tokenizerJSON: model + "/tokenizer.json") }
+    if model.hasSuffix("tokenizer.json") { return try ByteLevelBPETokenizer(tokenizerJSON: model) }
     if let handle = FileHandle(forReadingAtPath: model) {
         defer { try? handle.close() }
         if handle.readData(ofLength: 4) == Data("GGUF".utf8) {
-            return try GGUFTokenizer.load(try GGUFFile(path: model))
+            do {
+                return try GGUFTokenizer.load(try GGUFFile(path: model))
+            } catch let error as InteropError {
+                throw TokenizerError.invalidModel(
+                    path: model, reason: (error.offset.map { "byte \($0): " } ?? "") + error.message)
+            }
         }
     }
-    return try loadTokenizer(model: model)
+    return try SentencePieceTokenizer(path: model)
 }

@@ -2,18 +2,28 @@ import Foundation
 
 /// A request the HTTP API refuses, with the status and the OpenAI-style error body to send.
 public struct APIError: Error, Sendable {
-    /// HTTP status code (400, 404, 413).
+    /// HTTP status code (400, 404, 405, 413).
     public var status: Int
     /// What is wrong and what to send instead.
     public var message: String
     /// The offending field, if any.
     public var param: String?
+    /// OpenAI's machine-readable code (`model_not_found`), if any.
+    public var code: String?
 
-    /// The JSON error body: {"error": {"message", "type", "param"}}.
+    /// An error with `status`, `message`, the offending field and OpenAI's code, if any.
+    public init(status: Int, message: String, param: String?, code: String? = nil) {
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+    }
+
+    /// The JSON error body, shaped as OpenAI's: {"error": {"message", "type", "param", "code"}}.
     public var body: Data {
         let error: [String: Any] = [
             "message": message, "type": status == 413 ? "request_too_large" : "invalid_request_error",
-            "param": param ?? NSNull(),
+            "param": param ?? NSNull(), "code": code ?? NSNull(),
         ]
         return (try? JSONSerialization.data(withJSONObject: ["error": error])) ?? Data()
     }
@@ -83,8 +93,9 @@ enum PromptInput {
     case text(String)
     case tokens([Int32])
 
-    /// `prompt`: a string, a list of strings, a list of token ids or a list of lists of token ids.
-    static func parse(_ fields: JSONFields, vocab: Int) throws -> [PromptInput] {
+    /// `prompt`: a string, a list of strings, a list of token ids or a list of lists of token ids; at
+    /// most `maxPrompts` prompts.
+    static func parse(_ fields: JSONFields, vocab: Int, maxPrompts: Int) throws -> [PromptInput] {
         let bad = APIError(
             status: 400, message: "'prompt' must be a string, a list of strings, or a list of (lists of) token ids",
             param: "prompt")
@@ -100,6 +111,13 @@ enum PromptInput {
         case let s as String: return [.text(s)]
         case let list as [Any] where !list.isEmpty:
             if let single = try ids(list) { return [.tokens(single)] }
+            guard list.count <= maxPrompts else {
+                throw APIError(
+                    status: 400,
+                    message: "'prompt' holds \(list.count) prompts; this server takes at most \(maxPrompts) per "
+                        + "request (kumo serve --max-prompts): send them in several requests",
+                    param: "prompt")
+            }
             if let strings = list as? [String] { return strings.map { .text($0) } }
             return try list.map { item in
                 guard let i = try ids(item) else { throw bad }

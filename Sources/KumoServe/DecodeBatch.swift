@@ -34,7 +34,7 @@ public final class DecodeBatch {
 
     /// Prefills `request` into a free slot and samples its first token. `onText` receives its text as
     /// it becomes final; `done` receives its result when it ends (within this call if the first token
-    /// ends it).
+    /// ends it, or if the request is already cancelled: then nothing is computed).
     public func admit(
         _ request: GenerationRequest, onText: @escaping (String) -> Void = { _ in },
         done: @escaping (GenerationResult) -> Void
@@ -48,6 +48,10 @@ public final class DecodeBatch {
             stream: TextStream(stopStrings: request.stopStrings, decodeBytes: generator.bytes),
             result: GenerationResult(tokens: [], text: "", finishReason: .length, prefillSeconds: 0, decodeSeconds: 0),
             history: prompt, onText: onText, done: done)
+        if request.cancellation?.isCancelled == true {
+            s.result.finishReason = .cancelled
+            return finish(s)
+        }
         let start = Date()
         let top = request.logprobs ?? 0
         var promptLogprobs: [TokenLogprob] = []
@@ -68,8 +72,16 @@ public final class DecodeBatch {
         if goesOn { active.append(s) } else { finish(s) }
     }
 
-    /// Advances every sequence in the batch by one token; those that end leave it.
+    /// Advances every sequence in the batch by one token; those that end leave it, and so do those
+    /// whose request was cancelled, before the step.
     public func step() {
+        active.removeAll { s in
+            guard s.request.cancellation?.isCancelled == true else { return false }
+            var s = s
+            s.result.finishReason = .cancelled
+            finish(s)
+            return true
+        }
         guard !active.isEmpty else { return }
         let vocab = engine.config.vocabSize
         let start = Date()

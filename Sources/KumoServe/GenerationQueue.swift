@@ -2,8 +2,8 @@ import Foundation
 
 /// Serialises generation for the server: requests wait in arrival order and a worker thread admits
 /// them into a `DecodeBatch` whenever a cache slot is free, between two decode steps, so concurrent
-/// requests are queued, never dropped, decoded together, and a new one need not wait for a running
-/// batch to end.
+/// requests are queued, never dropped (unless cancelled: see `GenerationCancellation`), decoded
+/// together, and a new one need not wait for a running batch to end.
 public final class GenerationQueue: @unchecked Sendable {
     struct Job {
         let request: GenerationRequest

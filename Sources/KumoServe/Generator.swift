@@ -17,14 +17,18 @@ public struct GenerationRequest: Sendable {
     public var logprobs: Int?
     /// Also report the log-probability of every prompt token after the first.
     public var echoLogprobs: Bool
+    /// Ends the generation early when cancelled (its client has gone); nil: it runs to its end.
+    public var cancellation: GenerationCancellation?
 
     /// Creates a request.
     public init(
         prompt: [Int32], maxNewTokens: Int, sampling: SamplingParameters = .init(), stopStrings: [String] = [],
-        stopTokens: Set<Int32> = [], logprobs: Int? = nil, echoLogprobs: Bool = false
+        stopTokens: Set<Int32> = [], logprobs: Int? = nil, echoLogprobs: Bool = false,
+        cancellation: GenerationCancellation? = nil
     ) {
         self.logprobs = logprobs
         self.echoLogprobs = echoLogprobs
+        self.cancellation = cancellation
         self.prompt = prompt
         self.maxNewTokens = maxNewTokens
         self.sampling = sampling
@@ -39,6 +43,25 @@ public enum FinishReason: String, Sendable {
     case stop
     /// The token limit (or the cache's capacity).
     case length
+    /// Its `cancellation` was set (the client went away) before it ended.
+    case cancelled
+}
+
+/// A flag that ends a generation early, set from any thread (when a client hangs up) and read
+/// between decode steps: a waiting request is dropped, a running one leaves the batch and frees its slot.
+public final class GenerationCancellation: @unchecked Sendable {
+    // @unchecked: `cancelled` is only read and written under `lock`.
+    private let lock = NSLock()
+    private var cancelled = false
+
+    /// A flag not yet set.
+    public init() {}
+
+    /// Sets the flag.
+    public func cancel() { lock.withLock { cancelled = true } }
+
+    /// Whether `cancel()` was called.
+    public var isCancelled: Bool { lock.withLock { cancelled } }
 }
 
 /// The outcome of one generation.

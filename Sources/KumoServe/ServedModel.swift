@@ -22,7 +22,7 @@ public struct ServedModel: @unchecked Sendable {
         guard let tokenizerSource = tokenizerPath ?? (format == .kumo ? nil : path) else {
             throw InteropError(path, "is a Kumo weights file without a tokenizer: pass --tokenizer")
         }
-        let tokenizer = try loadAnyTokenizer(model: tokenizerSource)
+        let tokenizer = try loadTokenizer(model: tokenizerSource)
         var template: ChatTemplate?
         switch format {
         case .gguf:

@@ -1,5 +1,6 @@
 import Foundation
 import KumoData
+import KumoInterop
 import KumoModel
 
 /// One prepared dataset a run trains on, as recorded in the run directory (`data_sources.json`).

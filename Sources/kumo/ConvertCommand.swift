@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KumoData
 import KumoInterop
 import KumoModel
 
@@ -76,13 +77,15 @@ struct ConvertCommand: ParsableCommand {
     }
 }
 
-/// Runs `body`, turning interop errors into command-line failures with their message.
+/// Runs `body`, turning interop and tokenizer errors into command-line failures with their message.
 func reportingInteropErrors<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let error as InteropError {
         throw ValidationFailure(error.description)
     } catch let error as SafeTensorsError {
+        throw ValidationFailure(error.description)
+    } catch let error as TokenizerError {
         throw ValidationFailure(error.description)
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KumoCore
 import KumoData
+import KumoInterop
 import KumoTrain
 
 /// `kumo data`: prepare, label, inspect, sample and search tokenized datasets.
@@ -42,7 +43,8 @@ struct DataPrepare: ParsableCommand {
     @Option(name: .long, parsing: .upToNextOption, help: "Input files or directories (JSONL, JSONL.gz, text).")
     var input: [String]
 
-    @Option(help: "A sentencepiece .model file, a Hugging Face tokenizer.json, or `byte`.")
+    @Option(
+        help: "A sentencepiece .model file, a Hugging Face tokenizer.json (or its directory), a GGUF file, or `byte`.")
     var tokenizer: String
 
     @Option(help: "Output prefix: writes PREFIX.bin, PREFIX.idx and PREFIX.meta.json.")

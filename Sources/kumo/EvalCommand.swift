@@ -17,7 +17,8 @@ struct EvalCommand: ParsableCommand {
 
     @OptionGroup var model: ModelOption
 
-    @Option(help: "Tokenizer: a sentencepiece .model or tokenizer.json (default: the GGUF's own).")
+    @Option(
+        help: "Tokenizer: a sentencepiece .model, a tokenizer.json, a GGUF file or `byte` (default: the GGUF's own).")
     var tokenizer: String?
 
     @Option(help: "Comma-separated tasks: \(EvalTask.allCases.map(\.rawValue).joined(separator: ",")).")
@@ -68,7 +69,7 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         let m = try model.load()
         let tokenizerPath = tokenizer ?? model.model
-        let tok = try reportingInteropErrors { try loadAnyTokenizer(model: tokenizerPath) }
+        let tok = try reportingInteropErrors { try loadTokenizer(model: tokenizerPath) }
         var options = EvalOptions()
         options.dataDir = dataDir
         options.numFewshot = numFewshot

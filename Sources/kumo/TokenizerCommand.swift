@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KumoData
+import KumoInterop
 
 /// `kumo tokenizer`: inspect tokenizers.
 struct TokenizerCommand: ParsableCommand {
@@ -14,7 +15,7 @@ struct TokenizerCommand: ParsableCommand {
 struct TokenizerModelOption: ParsableArguments {
     @Option(
         help:
-            "A sentencepiece .model file, a Hugging Face tokenizer.json (or its directory), or `byte` (ids 0-255, EOD 256)."
+            "A sentencepiece .model file, a Hugging Face tokenizer.json (or its directory), a GGUF file (its own tokenizer), or `byte` (ids 0-255, EOD 256)."
     )
     var model: String
 

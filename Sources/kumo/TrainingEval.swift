@@ -1,6 +1,7 @@
 import Foundation
 import KumoData
 import KumoEval
+import KumoInterop
 import KumoModel
 import KumoTrain
 

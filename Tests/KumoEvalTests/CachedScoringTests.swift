@@ -21,7 +21,7 @@ final class CachedScoringTests: XCTestCase {
     func testCachedChoiceScoresEqualFullForwardOnSmolLM2() throws {
         let gguf = AgreementTests.gguf
         let model = try loadModel(path: gguf)
-        let tokenizer = try loadAnyTokenizer(model: gguf)
+        let tokenizer = try loadTokenizer(model: gguf)
         let questions = try JGLUE.commonsenseQA(AgreementTests.jglue + "/jcommonsenseqa-v1.3/valid-v1.3.json")
         let scorer = LogLikelihoodScorer(model: model)
         var worst = 0.0

@@ -15,7 +15,32 @@ final class GGUFTokenizerTests: XCTestCase {
         XCTAssertEqual(tok.preTokenizer, .digitsThenGPT2)
         XCTAssertEqual(tok.eos, 2)
         XCTAssertEqual(tok.id(ofToken: "<|im_end|>"), 2)
-        XCTAssertTrue(try loadAnyTokenizer(model: Reference.smolLM2.path) is ByteLevelBPETokenizer)
+    }
+
+    /// `loadTokenizer`, the one loader of every command: byte, GGUF and sentencepiece; failures are
+    /// `TokenizerError`s naming the file, a broken GGUF's included.
+    func testOneLoaderReadsEveryKindAndNamesTheFileItCannotRead() throws {
+        XCTAssertTrue(try loadTokenizer(model: "byte") is ByteTokenizer)
+        let gguf = try loadTokenizer(model: Reference.smolLM2.path)
+        XCTAssertTrue(gguf is ByteLevelBPETokenizer)
+        XCTAssertEqual(gguf.encode("The capital of France is"), [504, 3575, 282, 4649, 314])
+        let spm = Reference.root.deletingLastPathComponent()
+            .appendingPathComponent("shared/data/tokenizers/llm-jp/llm-jp-tokenizer-100k.ver3.0b1.model").path
+        XCTAssertEqual(try loadTokenizer(model: spm).vocabSize, 99_574)
+
+        let dir = NSTemporaryDirectory() + "kumo-loader-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let truncated = dir + "/truncated.gguf"
+        try Data(try Data(contentsOf: Reference.smolLM2).prefix(4096)).write(to: URL(fileURLWithPath: truncated))
+        for path in [truncated, dir + "/absent.model"] {
+            XCTAssertThrowsError(try loadTokenizer(model: path)) { error in
+                let message = "\(error)"
+                print(message)
+                XCTAssertTrue(error is TokenizerError, message)
+                XCTAssertTrue(message.contains(path) && message.contains("GGUF file"), message)
+            }
+        }
     }
 
     /// Ids by llama.cpp (llama-cpp-python), written by scripts/bpe_reference.py.

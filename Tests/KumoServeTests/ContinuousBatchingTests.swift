@@ -48,4 +48,30 @@ final class ContinuousBatchingTests: XCTestCase {
         XCTAssertEqual(finished["again"], alone[1], "a request in a reused slot")
         XCTAssertEqual(batch.freeSlotCount, 2)
     }
+
+    /// A cancelled request leaves the batch before the next step and frees its slot; one cancelled
+    /// before it is admitted ends at once, with nothing computed, while the others decode on.
+    func testCancelledRequestsLeaveTheBatchAndFreeTheirSlots() throws {
+        let gen = try generator()
+        let cancellation = GenerationCancellation()
+        let cancelled = GenerationRequest(prompt: [5, 17], maxNewTokens: 40, cancellation: cancellation)
+        let other = GenerationRequest(prompt: [42, 7], maxNewTokens: 10)
+        let batch = DecodeBatch(generator: gen)
+        var results: [String: GenerationResult] = [:]
+        batch.admit(cancelled) { results["cancelled"] = $0 }
+        batch.admit(other) { results["other"] = $0 }
+        for _ in 0..<3 { batch.step() }
+        XCTAssertEqual(batch.freeSlotCount, 0)
+        cancellation.cancel()
+        batch.step()
+        XCTAssertEqual(results["cancelled"]?.finishReason, .cancelled)
+        XCTAssertEqual(results["cancelled"]?.tokens.count, 4, "the first token and three steps, none after")
+        XCTAssertEqual(batch.freeSlotCount, 1, "the cancelled request's slot is free")
+        batch.admit(cancelled) { results["late"] = $0 }
+        XCTAssertEqual(results["late"]?.finishReason, .cancelled)
+        XCTAssertEqual(results["late"]?.tokens, [])
+        XCTAssertEqual(batch.freeSlotCount, 1)
+        while !batch.isEmpty { batch.step() }
+        XCTAssertEqual(results["other"]?.tokens, gen.generate([other])[0].tokens)
+    }
 }

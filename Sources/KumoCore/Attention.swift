@@ -22,170 +22,249 @@ public struct AttentionShape: Sendable {
     var qWidth: Int { heads * headDim }
     var kvWidth: Int { kvHeads * headDim }
     var groupSize: Int { heads / kvHeads }
-    /// Floats needed to keep the attention probabilities for the backward pass (entries
-    /// above the diagonal beyond each query block's key range stay unused).
-    public var probsCount: Int { batch * heads * seqLen * seqLen }
+    /// Floats of the per-row logsumexp that forward saves for backward ([B, H, T]).
+    public var logsumexpCount: Int { batch * heads * seqLen }
 }
 
-/// Causal softmax attention, out = softmax(q·kᵀ/√d + mask)·v, per head, through BLAS.
-/// Rows are tokens (batch-major); q is [B·T, H·d], k and v are [B·T, Hkv·d]. Queries are
-/// processed in blocks of `AttentionKernel.block` rows, each against only the keys up to
-/// its last row, so the masked upper triangle is mostly never computed.
+/// Causal softmax attention, out = softmax(q·kᵀ/√d + mask)·v, per head, flash-style: each tile
+/// of `queryTile` query rows meets its keys in tiles of at most `keyTile` with an online
+/// softmax, so no T×T matrix is ever stored; forward saves each row's logsumexp and backward
+/// recomputes the probabilities tile by tile (FlashAttention-2). Rows are tokens (batch-major);
+/// q is [B·T, H·d], k and v are [B·T, Hkv·d].
 public enum AttentionKernel {
-    /// Query rows per block.
-    public static let block = 64
+    /// Query rows per tile.
+    public static let queryTile = 64
+    /// Keys per tile (a multiple of `queryTile`, so every key tile a query tile meets starts at or
+    /// before the tile's first row and each row has at least one key in it).
+    public static let keyTile = 256
 
-    /// Forward; keeps the probabilities in `probs` ([B, H, T, T]) for the backward pass.
-    /// Entries above the diagonal that fall outside a block's key range are left unwritten.
+    /// Forward: writes out and the logsumexp of each row's scaled scores into `lse` ([B, H, T]).
+    /// Parallel over (sequence, head, query tile), costliest tiles first.
     public static func forward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-        out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, shape: AttentionShape
+        out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>, shape: AttentionShape
     ) {
-        let t = shape.seqLen
-        let d = shape.headDim
-        let scale = 1 / Float(d).squareRoot()
-        parallelFor(shape.batch * shape.heads) { task in
-            let b = task / shape.heads
-            let h = task % shape.heads
-            let g = h / shape.groupSize
-            let qb = q + b * t * shape.qWidth + h * d
-            let kb = k + b * t * shape.kvWidth + g * d
-            let vb = v + b * t * shape.kvWidth + g * d
-            let ob = out + b * t * shape.qWidth + h * d
-            let p = probs + task * t * t
-            for i0 in stride(from: 0, to: t, by: block) {
-                let i1 = min(t, i0 + block)
-                gemm(
-                    .none, .transposed, m: i1 - i0, n: i1, k: d, alpha: scale, a: qb + i0 * shape.qWidth,
-                    lda: shape.qWidth, b: kb, ldb: shape.kvWidth, c: p + i0 * t, ldc: t)
-                for i in i0..<i1 { causalSoftmaxRow(p + i * t, valid: i + 1, width: i1) }
-                gemm(
-                    .none, .none, m: i1 - i0, n: d, k: i1, a: p + i0 * t, lda: t, b: vb, ldb: shape.kvWidth,
-                    c: ob + i0 * shape.qWidth, ldc: shape.qWidth)
+        let tiles = (shape.seqLen + queryTile - 1) / queryTile
+        let heads = shape.batch * shape.heads
+        parallelForEachDynamic(heads * tiles) { task in
+            let tile = tiles - 1 - task / heads
+            let (b, h) = (task % heads / shape.heads, task % shape.heads)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: queryTile * (keyTile + 2)) { buffer in
+                forwardTile(
+                    HeadView(q: q, k: k, v: v, out: out, lse: lse, b: b, h: h, shape: shape), i0: tile * queryTile,
+                    scores: buffer.baseAddress!)
             }
         }
     }
 
-    /// Floats of scratch `backward` needs.
-    public static func scratchCount(_ shape: AttentionShape) -> Int {
-        shape.batch * shape.kvHeads * block * shape.seqLen
-    }
-
-    /// Backward: writes dq, and dk, dv (each overwritten), given dout and the saved probs;
-    /// `scratch` holds `scratchCount(shape)` floats.
+    /// Backward: writes dq, dk and dv (each overwritten) given dout and forward's q, k, v, out and lse.
+    /// Parallel over (sequence, key/value head): each task owns its group's dk and dv rows.
     public static func backward(
-        dout: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>,
-        v: UnsafePointer<Float>, probs: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>,
-        dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
-        shape: AttentionShape
+        dout: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+        out: UnsafePointer<Float>, lse: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>,
+        dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>, shape: AttentionShape
     ) {
         let t = shape.seqLen
         let d = shape.headDim
-        let scale = 1 / Float(d).squareRoot()
-        // One task per (sequence, key/value head): it owns that group's dk and dv rows.
         parallelFor(shape.batch * shape.kvHeads) { task in
-            let b = task / shape.kvHeads
-            let g = task % shape.kvHeads
-            let kb = k + b * t * shape.kvWidth + g * d
-            let vb = v + b * t * shape.kvWidth + g * d
-            let dkb = dk + b * t * shape.kvWidth + g * d
-            let dvb = dv + b * t * shape.kvWidth + g * d
-            let ds = scratch + task * block * t
+            let (b, g) = (task / shape.kvHeads, task % shape.kvHeads)
+            let kv = b * t * shape.kvWidth + g * d
             for i in 0..<t {
-                (dkb + i * shape.kvWidth).update(repeating: 0, count: d)
-                (dvb + i * shape.kvWidth).update(repeating: 0, count: d)
+                (dk + kv + i * shape.kvWidth).update(repeating: 0, count: d)
+                (dv + kv + i * shape.kvWidth).update(repeating: 0, count: d)
             }
-            for h in g * shape.groupSize..<(g + 1) * shape.groupSize {
-                let p = probs + (b * shape.heads + h) * t * t
-                let dob = dout + b * t * shape.qWidth + h * d
-                let qb = q + b * t * shape.qWidth + h * d
-                let dqb = dq + b * t * shape.qWidth + h * d
-                for i0 in stride(from: 0, to: t, by: block) {
-                    let i1 = min(t, i0 + block)
-                    let rows = i1 - i0
-                    let pBlock = p + i0 * t
-                    // dv[0..<i1] += pᵀ·dout ; ds = dout·vᵀ
-                    gemm(
-                        .transposed, .none, m: i1, n: d, k: rows, a: pBlock, lda: t, b: dob + i0 * shape.qWidth,
-                        ldb: shape.qWidth, beta: 1, c: dvb, ldc: shape.kvWidth)
-                    gemm(
-                        .none, .transposed, m: rows, n: i1, k: d, a: dob + i0 * shape.qWidth, lda: shape.qWidth,
-                        b: vb, ldb: shape.kvWidth, c: ds, ldc: t)
-                    for i in i0..<i1 {
-                        softmaxBackwardRow(
-                            pBlock + (i - i0) * t, ds + (i - i0) * t, valid: i + 1, width: i1, scale: scale)
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: queryTile * (2 * keyTile + 1)) { buffer in
+                let work = buffer.baseAddress!
+                for h in g * shape.groupSize..<(g + 1) * shape.groupSize {
+                    // out and lse are only read here.
+                    let head = HeadView(
+                        q: q, k: k, v: v, out: UnsafeMutablePointer(mutating: out),
+                        lse: UnsafeMutablePointer(mutating: lse), b: b, h: h, shape: shape)
+                    let rows = b * t * shape.qWidth + h * d
+                    let grads = HeadGradients(dout: dout + rows, dq: dq + rows, dk: dk + kv, dv: dv + kv)
+                    for i0 in stride(from: 0, to: t, by: queryTile) {
+                        backwardTile(head, grads, i0: i0, work: work)
                     }
-                    // dq = ds·k ; dk[0..<i1] += dsᵀ·q
-                    gemm(
-                        .none, .none, m: rows, n: d, k: i1, a: ds, lda: t, b: kb, ldb: shape.kvWidth,
-                        c: dqb + i0 * shape.qWidth, ldc: shape.qWidth)
-                    gemm(
-                        .transposed, .none, m: i1, n: d, k: rows, a: ds, lda: t, b: qb + i0 * shape.qWidth,
-                        ldb: shape.qWidth, beta: 1, c: dkb, ldc: shape.kvWidth)
                 }
             }
         }
     }
 
-    /// Softmax over the first `valid` entries of a row; the rest of the row is zeroed.
+    /// One query head of one sequence: its q, out and lse and its group's k and v, with strides.
+    struct HeadView {
+        let q, k, v: UnsafePointer<Float>
+        let o, lse: UnsafeMutablePointer<Float>
+        let qWidth, kvWidth, seqLen, headDim: Int
+        let scale: Float
+
+        init(
+            q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+            out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>, b: Int, h: Int,
+            shape: AttentionShape
+        ) {
+            let (t, d) = (shape.seqLen, shape.headDim)
+            let g = h / shape.groupSize
+            self.q = q + b * t * shape.qWidth + h * d
+            self.k = k + b * t * shape.kvWidth + g * d
+            self.v = v + b * t * shape.kvWidth + g * d
+            o = out + b * t * shape.qWidth + h * d
+            self.lse = lse + (b * shape.heads + h) * t
+            (qWidth, kvWidth, seqLen, headDim) = (shape.qWidth, shape.kvWidth, t, d)
+            scale = 1 / Float(d).squareRoot()
+        }
+
+        /// scores[rows × w] = scale · q[i0..<i0+rows] · k[j0..<j0+w]ᵀ.
+        func scores(i0: Int, rows: Int, j0: Int, w: Int, into s: UnsafeMutablePointer<Float>) {
+            gemm(
+                .none, .transposed, m: rows, n: w, k: headDim, alpha: scale, a: q + i0 * qWidth, lda: qWidth,
+                b: k + j0 * kvWidth, ldb: kvWidth, c: s, ldc: w)
+        }
+    }
+
+    /// The gradient pointers matching a `HeadView` (dout and dq at the head's columns, dk and dv at its group's).
+    struct HeadGradients {
+        let dout: UnsafePointer<Float>
+        let dq, dk, dv: UnsafeMutablePointer<Float>
+    }
+
+    /// Out and lse of query rows i0..<i0+queryTile: online softmax over key tiles up to the last row.
+    /// `scores` holds queryTile·(keyTile + 2) floats.
+    static func forwardTile(_ head: HeadView, i0: Int, scores s: UnsafeMutablePointer<Float>) {
+        let i1 = min(head.seqLen, i0 + queryTile)
+        let rows = i1 - i0
+        let (rowMax, rowSum) = (s + queryTile * keyTile, s + queryTile * (keyTile + 1))
+        rowMax.update(repeating: -.infinity, count: rows)
+        rowSum.update(repeating: 0, count: rows)
+        let o = head.o + i0 * head.qWidth
+        for j0 in stride(from: 0, to: i1, by: keyTile) {
+            let w = min(i1, j0 + keyTile) - j0
+            head.scores(i0: i0, rows: rows, j0: j0, w: w, into: s)
+            for r in 0..<rows {
+                let row = s + r * w
+                let valid = min(w, i0 + r + 1 - j0)
+                let m = max(rowMax[r], maximum(row, valid))
+                let sum = exponentiate(row, valid: valid, width: w, minus: m)
+                let rescale = expf(rowMax[r] - m)
+                rowSum[r] = rowSum[r] * rescale + sum
+                rowMax[r] = m
+                if j0 > 0 { scale(o + r * head.qWidth, by: rescale, count: head.headDim) }
+            }
+            gemm(
+                .none, .none, m: rows, n: head.headDim, k: w, a: s, lda: w, b: head.v + j0 * head.kvWidth,
+                ldb: head.kvWidth, beta: j0 == 0 ? 0 : 1, c: o, ldc: head.qWidth)
+        }
+        for r in 0..<rows {
+            scale(o + r * head.qWidth, by: 1 / rowSum[r], count: head.headDim)
+            head.lse[i0 + r] = rowMax[r] + logf(rowSum[r])
+        }
+    }
+
+    /// Adds query rows i0..<i0+queryTile's share to dk and dv and writes their dq, recomputing the
+    /// probabilities from lse. `work` holds queryTile·(2·keyTile + 1) floats.
+    static func backwardTile(_ head: HeadView, _ grad: HeadGradients, i0: Int, work: UnsafeMutablePointer<Float>) {
+        let i1 = min(head.seqLen, i0 + queryTile)
+        let rows = i1 - i0
+        let (p, ds, delta) = (work, work + queryTile * keyTile, work + 2 * queryTile * keyTile)
+        let (qw, kvw, d) = (head.qWidth, head.kvWidth, head.headDim)
+        let (qi, doi, dqi) = (head.q + i0 * qw, grad.dout + i0 * qw, grad.dq + i0 * qw)
+        // δ = rowsum(dout ⊙ out) = Σ p·dp, the softmax backward's per-row constant.
+        for r in 0..<rows { delta[r] = dotProduct(doi + r * qw, head.o + (i0 + r) * qw, count: d) }
+        for j0 in stride(from: 0, to: i1, by: keyTile) {
+            let w = min(i1, j0 + keyTile) - j0
+            let (kj, vj) = (head.k + j0 * kvw, head.v + j0 * kvw)
+            head.scores(i0: i0, rows: rows, j0: j0, w: w, into: p)
+            for r in 0..<rows {
+                _ = exponentiate(p + r * w, valid: min(w, i0 + r + 1 - j0), width: w, minus: head.lse[i0 + r])
+            }
+            // dv_j += pᵀ·dout_i ; dp = dout_i·v_jᵀ ; ds = p ⊙ (dp − δ) · scale
+            gemm(
+                .transposed, .none, m: w, n: d, k: rows, a: p, lda: w, b: doi, ldb: qw, beta: 1, c: grad.dv + j0 * kvw,
+                ldc: kvw)
+            gemm(.none, .transposed, m: rows, n: w, k: d, a: doi, lda: qw, b: vj, ldb: kvw, c: ds, ldc: w)
+            for r in 0..<rows {
+                softmaxBackwardRow(p + r * w, ds + r * w, count: w, delta: delta[r], scale: head.scale)
+            }
+            // dq_i (+)= ds·k_j ; dk_j += dsᵀ·q_i
+            gemm(
+                .none, .none, m: rows, n: d, k: w, a: ds, lda: w, b: kj, ldb: kvw, beta: j0 == 0 ? 0 : 1, c: dqi,
+                ldc: qw)
+            gemm(
+                .transposed, .none, m: w, n: d, k: rows, a: ds, lda: w, b: qi, ldb: qw, beta: 1, c: grad.dk + j0 * kvw,
+                ldc: kvw)
+        }
+    }
+
+    /// The largest of the first `count` entries.
     @inline(__always)
-    static func causalSoftmaxRow(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int) {
-        var m = -Float.infinity
-        for j in 0..<valid { m = max(m, row[j]) }
+    static func maximum(_ row: UnsafePointer<Float>, _ count: Int) -> Float {
+        var acc = SIMD8<Float>(repeating: -.infinity)
+        var j = 0
+        while j + 8 <= count {
+            acc = pointwiseMax(acc, row.load8(j))
+            j += 8
+        }
+        var m = acc.max()
+        while j < count {
+            m = max(m, row[j])
+            j += 1
+        }
+        return m
+    }
+
+    /// row[j] = exp(row[j] − shift) for j < valid and 0 for valid ≤ j < width; returns the sum.
+    @inline(__always)
+    static func exponentiate(
+        _ row: UnsafeMutablePointer<Float>, valid: Int, width: Int, minus shift: Float
+    ) -> Float {
+        let shift8 = SIMD8<Float>(repeating: shift)
         var acc = SIMD8<Float>()
         var j = 0
         while j + 8 <= valid {
-            let e = exp8(row.load8(j) - m)
+            let e = exp8(row.load8(j) - shift8)
             row.store8(j, e)
             acc += e
             j += 8
         }
         var sum = hsum(acc)
         while j < valid {
-            let e = expf(row[j] - m)
+            let e = expf(row[j] - shift)
             row[j] = e
             sum += e
             j += 1
         }
-        let inv = 1 / sum
-        j = 0
-        while j + 8 <= valid {
-            row.store8(j, row.load8(j) * inv)
-            j += 8
-        }
-        while j < valid {
-            row[j] *= inv
-            j += 1
-        }
         if valid < width { (row + valid).update(repeating: 0, count: width - valid) }
+        return sum
     }
 
-    /// ds = p ⊙ (dp − Σ p·dp) · scale over the first `valid` entries; zero beyond them.
+    /// ds = p ⊙ (ds − delta) · scale over `count` entries (zeros of p give zeros of ds).
     @inline(__always)
     static func softmaxBackwardRow(
-        _ p: UnsafePointer<Float>, _ ds: UnsafeMutablePointer<Float>, valid: Int, width: Int,
-        scale: Float
+        _ p: UnsafePointer<Float>, _ ds: UnsafeMutablePointer<Float>, count: Int, delta: Float, scale: Float
     ) {
-        var acc = SIMD8<Float>()
+        let (delta8, scale8) = (SIMD8<Float>(repeating: delta), SIMD8<Float>(repeating: scale))
         var j = 0
-        while j + 8 <= valid {
-            acc.addProduct(p.load8(j), ds.load8(j))
+        while j + 8 <= count {
+            ds.store8(j, p.load8(j) * (ds.load8(j) - delta8) * scale8)
             j += 8
         }
-        var dot = hsum(acc)
-        while j < valid {
-            dot += p[j] * ds[j]
+        while j < count {
+            ds[j] = p[j] * (ds[j] - delta) * scale
             j += 1
         }
-        j = 0
-        while j + 8 <= valid {
-            ds.store8(j, p.load8(j) * (ds.load8(j) - dot) * scale)
+    }
+
+    /// x[0..<count] *= factor.
+    @inline(__always)
+    static func scale(_ x: UnsafeMutablePointer<Float>, by factor: Float, count: Int) {
+        let f = SIMD8<Float>(repeating: factor)
+        var j = 0
+        while j + 8 <= count {
+            x.store8(j, x.load8(j) * f)
             j += 8
         }
-        while j < valid {
-            ds[j] = p[j] * (ds[j] - dot) * scale
+        while j < count {
+            x[j] *= factor
             j += 1
         }
-        if valid < width { (ds + valid).update(repeating: 0, count: width - valid) }
     }
 }

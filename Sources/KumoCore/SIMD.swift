@@ -55,3 +55,20 @@ public func hsum(_ v: SIMD8<Float>) -> Float {
     let b = a.lowHalf + a.highHalf
     return b.x + b.y
 }
+
+/// Σ a[i]·b[i] over `count` floats, eight lanes at a time.
+@inline(__always)
+public func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+    var acc = SIMD8<Float>()
+    var i = 0
+    while i + 8 <= count {
+        acc.addProduct(a.load8(i), b.load8(i))
+        i += 8
+    }
+    var s = hsum(acc)
+    while i < count {
+        s += a[i] * b[i]
+        i += 1
+    }
+    return s
+}

@@ -8,7 +8,9 @@ public enum ActivationRecompute: String, Sendable, CaseIterable {
 
 /// The tensors one block keeps from forward for its backward pass, for `rows` = batch·seq.
 final class BlockActivations {
-    let n1, rstd1, q, k, v, probs, att: FloatBuffer
+    let n1, rstd1, q, k, v, att: FloatBuffer
+    /// Each attention row's logsumexp ([B, H, T]), from which backward recomputes the probabilities.
+    let lse: FloatBuffer
     /// Sequential blocks only: the residual after attention, its norm and 1/rms.
     let h1, n2, rstd2: FloatBuffer?
     let gate, up, act: FloatBuffer
@@ -21,7 +23,7 @@ final class BlockActivations {
         q = FloatBuffer(count: rows * shape.heads * shape.headDim)
         k = FloatBuffer(count: rows * shape.kvHeads * shape.headDim)
         v = FloatBuffer(count: rows * shape.kvHeads * shape.headDim)
-        probs = FloatBuffer(count: shape.probsCount)
+        lse = FloatBuffer(count: shape.logsumexpCount)
         att = FloatBuffer(count: rows * shape.heads * shape.headDim)
         if c.parallelLayers {
             (h1, n2, rstd2) = (nil, nil, nil)
@@ -37,14 +39,14 @@ final class BlockActivations {
 
     /// Floats allocated by these buffers.
     var floatCount: Int {
-        [n1, rstd1, q, k, v, probs, att, gate, up, act].reduce(0) { $0 + $1.count }
+        [n1, rstd1, q, k, v, lse, att, gate, up, act].reduce(0) { $0 + $1.count }
             + [h1, n2, rstd2].reduce(0) { $0 + ($1?.count ?? 0) }
     }
 }
 
 /// Scratch for the backward pass, shared by all blocks.
 final class BackwardScratch {
-    let dq, dk, dv, datt, dn, dgate, dup, attention: FloatBuffer
+    let dq, dk, dv, datt, dn, dgate, dup: FloatBuffer
     /// Tensor parallelism only: [rows, hidden] for partial row-parallel outputs and gathered
     /// gradients, and for the rank's own rows under sequence parallelism (forward uses them too).
     let allRows, ownRows: FloatBuffer
@@ -60,9 +62,8 @@ final class BackwardScratch {
         dn = FloatBuffer(count: rows * c.hiddenSize)
         dgate = FloatBuffer(count: rows * c.intermediateSize)
         dup = FloatBuffer(count: rows * c.intermediateSize)
-        attention = FloatBuffer(count: AttentionKernel.scratchCount(shape))
     }
 
     /// Floats allocated by these buffers.
-    var floatCount: Int { [dq, dk, dv, datt, dn, dgate, dup, attention].reduce(0) { $0 + $1.count } }
+    var floatCount: Int { [dq, dk, dv, datt, dn, dgate, dup].reduce(0) { $0 + $1.count } }
 }

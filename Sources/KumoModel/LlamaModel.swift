@@ -166,16 +166,10 @@ public final class LlamaModel {
         let h = c.hiddenSize
         let qw = c.numAttentionHeads * c.headDim
         let kvw = c.numKeyValueHeads * c.headDim
-        let probs = batch * c.numAttentionHeads * seqLen * seqLen
         let perBlock =
-            rows * (h + 1 + qw + 2 * kvw + qw + 3 * c.intermediateSize) + probs
+            rows * (h + 1 + qw + 2 * kvw + c.numAttentionHeads + qw + 3 * c.intermediateSize)
             + (c.parallelLayers ? 0 : rows * (2 * h + 1))
-        let scratch =
-            rows * (2 * qw + 2 * kvw + h + 2 * c.intermediateSize)
-            + AttentionKernel.scratchCount(
-                AttentionShape(
-                    batch: batch, seqLen: seqLen, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads,
-                    headDim: c.headDim))
+        let scratch = rows * (2 * qw + 2 * kvw + h + 2 * c.intermediateSize)
         let rest = (c.numHiddenLayers + 1) * rows * h + rows * (2 * h + 1) + rows * c.vocabSize
         let keptBlocks = recompute == .full ? 1 : c.numHiddenLayers
         return 4 * (keptBlocks * perBlock + scratch + rest)

@@ -39,7 +39,7 @@ struct SelfAttention {
         rope.apply(a.q.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.heads)
         rope.apply(a.k.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.kvHeads)
         AttentionKernel.forward(
-            q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, out: a.att.pointer, probs: a.probs.pointer, shape: shape)
+            q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, out: a.att.pointer, lse: a.lse.pointer, shape: shape)
         Linear.forward(
             x: a.att.pointer, weight: w.o, y: y, rows: rows, inFeatures: qw, outFeatures: h, accumulate: accumulate)
     }
@@ -58,8 +58,8 @@ struct SelfAttention {
             dy: dy, x: a.att.pointer, weight: w.o, dx: s.datt.pointer, dweight: g.o, rows: rows, inFeatures: qw,
             outFeatures: h)
         AttentionKernel.backward(
-            dout: s.datt.pointer, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, probs: a.probs.pointer,
-            dq: s.dq.pointer, dk: s.dk.pointer, dv: s.dv.pointer, scratch: s.attention.pointer, shape: shape)
+            dout: s.datt.pointer, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, out: a.att.pointer,
+            lse: a.lse.pointer, dq: s.dq.pointer, dk: s.dk.pointer, dv: s.dv.pointer, shape: shape)
         rope.apply(s.dq.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.heads, inverse: true)
         rope.apply(s.dk.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.kvHeads, inverse: true)
         Linear.backward(

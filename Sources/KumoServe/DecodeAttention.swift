@@ -26,7 +26,7 @@ enum DecodeAttention {
             let scores = scratch + task * cache.capacity
             var maxScore = -Float.infinity
             for j in 0..<n {
-                let s = dot(qh, keys + j * kvWidth, headDim) * scale
+                let s = dotProduct(qh, keys + j * kvWidth, count: headDim) * scale
                 scores[j] = s
                 maxScore = max(maxScore, s)
             }
@@ -41,22 +41,6 @@ enum DecodeAttention {
             let inv = 1 / total
             for j in 0..<n { axpy(scores[j] * inv, values + j * kvWidth, o, headDim) }
         }
-    }
-
-    @inline(__always)
-    private static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = SIMD8<Float>()
-        var i = 0
-        while i + 8 <= n {
-            acc.addProduct(a.load8(i), b.load8(i))
-            i += 8
-        }
-        var s = hsum(acc)
-        while i < n {
-            s += a[i] * b[i]
-            i += 1
-        }
-        return s
     }
 
     @inline(__always)

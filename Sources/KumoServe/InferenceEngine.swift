@@ -61,7 +61,7 @@ public final class InferenceEngine: @unchecked Sendable {
                 rope.apply(s.q.pointer, rows: t, seqLen: t, heads: shape.heads)
                 rope.apply(keys, rows: t, seqLen: t, heads: shape.kvHeads)
                 AttentionKernel.forward(
-                    q: s.q.pointer, k: keys, v: values, out: s.att.pointer, probs: s.probs.pointer, shape: shape)
+                    q: s.q.pointer, k: keys, v: values, out: s.att.pointer, lse: s.lse.pointer, shape: shape)
             }
         }
         let rowsWanted = eachRow == nil ? (t - 1)..<t : 0..<t

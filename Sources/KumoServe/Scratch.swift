@@ -12,7 +12,7 @@ final class Scratch {
     private(set) var q = FloatBuffer(count: 0), k = FloatBuffer(count: 0), v = FloatBuffer(count: 0)
     private(set) var att = FloatBuffer(count: 0), gate = FloatBuffer(count: 0), up = FloatBuffer(count: 0)
     private(set) var act = FloatBuffer(count: 0), logits = FloatBuffer(count: 0)
-    private(set) var scores = FloatBuffer(count: 0), probs = FloatBuffer(count: 0)
+    private(set) var scores = FloatBuffer(count: 0), lse = FloatBuffer(count: 0)
 
     /// Makes room for `rows` token rows and a prompt of `prefillLength` tokens; returns self.
     func ensure(_ c: ModelConfig, rows needed: Int, prefillLength t: Int, cache: KVCache) -> Scratch {
@@ -35,7 +35,7 @@ final class Scratch {
         }
         if t > prefillLength {
             prefillLength = t
-            probs = FloatBuffer(count: c.numAttentionHeads * t * t)
+            lse = FloatBuffer(count: c.numAttentionHeads * t)
         }
         return self
     }

@@ -66,7 +66,8 @@ final class RecomputeCLITests: XCTestCase {
             try XCTUnwrap(kept["memory.peak_rss_bytes"] as? Double)
             - XCTUnwrap(recomputed["memory.peak_rss_bytes"] as? Double)
         print("seq 1024 × 4: activation bytes saved \(Int(saved)), peak RSS saved \(Int(rssSaved))")
-        XCTAssertGreaterThan(saved, 300_000_000)
+        // Three of the four blocks' activations: 4,096 rows × 3,654 floats each (no T×T attention buffer).
+        XCTAssertGreaterThan(saved, 170_000_000)
         XCTAssertGreaterThan(rssSaved, saved / 2, "peak RSS fell by \(Int(rssSaved)) of \(Int(saved)) bytes")
     }
 }

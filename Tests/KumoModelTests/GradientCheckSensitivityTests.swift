@@ -108,10 +108,10 @@ final class GradientCheckSensitivityTests: XCTestCase {
             for h in [1, 3] { (partial.pointer + row * 4 * d + h * d).update(repeating: 0, count: d) }
         }
         let (dq, dk, dv) = (FloatBuffer(count: f.q.count), FloatBuffer(count: f.k.count), FloatBuffer(count: f.v.count))
-        _ = f.loss()  // probs of the unperturbed inputs
+        _ = f.loss()  // out and lse of the unperturbed inputs
         AttentionKernel.backward(
-            dout: partial.pointer, q: f.q.pointer, k: f.k.pointer, v: f.v.pointer, probs: f.probs.pointer,
-            dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, scratch: f.scratch.pointer, shape: f.shape)
+            dout: partial.pointer, q: f.q.pointer, k: f.k.pointer, v: f.v.pointer, out: f.out.pointer,
+            lse: f.lse.pointer, dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, shape: f.shape)
         assertRejected(
             "value gradient of one head per group",
             gc.measure(x: f.v.pointer, analytic: dv.array, indices: gc.indices("gqa v", count: f.v.count), loss: f.loss)

@@ -7,7 +7,7 @@ import XCTest
 /// L = Σ AttentionKernel(q, k, v) ⊙ R (dout = R).
 final class AttentionFixture {
     let shape: AttentionShape
-    let q, k, v, r, out, probs, dq, dk, dv, scratch: FloatBuffer
+    let q, k, v, r, out, lse, dq, dk, dv: FloatBuffer
 
     init(heads: Int, kvHeads: Int, batch: Int = 2, seq: Int, headDim: Int = 8, seed: UInt64 = 14) {
         shape = AttentionShape(batch: batch, seqLen: seq, heads: heads, kvHeads: kvHeads, headDim: headDim)
@@ -17,20 +17,19 @@ final class AttentionFixture {
         v = randomBuffer(rows * kvHeads * headDim, seed: seed + 2)
         r = randomBuffer(q.count, seed: seed + 3)
         out = FloatBuffer(count: q.count)
-        probs = FloatBuffer(count: shape.probsCount)
+        lse = FloatBuffer(count: shape.logsumexpCount)
         dq = FloatBuffer(count: q.count)
         dk = FloatBuffer(count: k.count)
         dv = FloatBuffer(count: v.count)
-        scratch = FloatBuffer(count: AttentionKernel.scratchCount(shape))
         _ = loss()
         AttentionKernel.backward(
-            dout: r.pointer, q: q.pointer, k: k.pointer, v: v.pointer, probs: probs.pointer, dq: dq.pointer,
-            dk: dk.pointer, dv: dv.pointer, scratch: scratch.pointer, shape: shape)
+            dout: r.pointer, q: q.pointer, k: k.pointer, v: v.pointer, out: out.pointer, lse: lse.pointer,
+            dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, shape: shape)
     }
 
     func loss() -> Double {
         AttentionKernel.forward(
-            q: q.pointer, k: k.pointer, v: v.pointer, out: out.pointer, probs: probs.pointer, shape: shape)
+            q: q.pointer, k: k.pointer, v: v.pointer, out: out.pointer, lse: lse.pointer, shape: shape)
         return dot(out.pointer, r.pointer, out.count)
     }
 
@@ -213,18 +212,22 @@ final class KernelGradientTests: XCTestCase {
         XCTAssertEqual(inPlace.array, dg.array)
     }
 
-    /// seq 70 spans two query blocks of 64 rows, so the block-wise causal path (and dk, dv
-    /// accumulating over blocks) is covered; extra coordinates sit in the second block.
-    private func checkAttention(heads: Int, kvHeads: Int) {
-        let f = AttentionFixture(heads: heads, kvHeads: kvHeads, seq: 70)
+    /// seq 70 spans two query tiles of 64 rows, so the tile-wise causal path (and dk, dv
+    /// accumulating over tiles) is covered; extra coordinates sit in the second tile. A longer
+    /// `seq` also spans several key tiles (online softmax rescaling, dq accumulating over them).
+    private func checkAttention(heads: Int, kvHeads: Int, seq: Int = 70) {
+        let f = AttentionFixture(heads: heads, kvHeads: kvHeads, seq: seq)
         let kvw = kvHeads * 8
-        let name = "attention \(heads)/\(kvHeads)"
+        let name = "attention \(heads)/\(kvHeads) T\(seq)"
+        let last = seq - 1
         gc.check(
             name + " q", x: f.q.pointer, count: f.q.count, analytic: f.dq.array,
-            extra: [f.qIndex(1, 66, 5), f.qIndex(0, 69, heads * 8 - 1), f.qIndex(1, 64, 9), f.qIndex(0, 0, 3)],
+            extra: [f.qIndex(1, 66, 5), f.qIndex(0, last, heads * 8 - 1), f.qIndex(1, 64, 9), f.qIndex(0, 0, 3)],
             loss: f.loss)
-        // Key/value rows early in the sequence get gradient from both query blocks, late ones from one.
-        let kvExtra = [f.kvIndex(0, 3, 1), f.kvIndex(1, 67, kvw - 1), f.kvIndex(1, 69, 0), f.kvIndex(0, 63, kvw / 2)]
+        // Key/value rows early in the sequence get gradient from every query tile, late ones from one.
+        let kvExtra = [
+            f.kvIndex(0, 3, 1), f.kvIndex(1, last - 2, kvw - 1), f.kvIndex(1, last, 0), f.kvIndex(0, 63, kvw / 2),
+        ]
         gc.check(name + " k", x: f.k.pointer, count: f.k.count, analytic: f.dk.array, extra: kvExtra, loss: f.loss)
         gc.check(name + " v", x: f.v.pointer, count: f.v.count, analytic: f.dv.array, extra: kvExtra, loss: f.loss)
     }
@@ -232,6 +235,9 @@ final class KernelGradientTests: XCTestCase {
     func testAttentionMHAGradientsMatchFiniteDifferences() { checkAttention(heads: 4, kvHeads: 4) }
     func testAttentionGQAGradientsMatchFiniteDifferences() { checkAttention(heads: 4, kvHeads: 2) }
     func testAttentionMQAGradientsMatchFiniteDifferences() { checkAttention(heads: 4, kvHeads: 1) }
+    func testAttentionGQAGradientsOverSeveralKeyTilesMatchFiniteDifferences() {
+        checkAttention(heads: 4, kvHeads: 2, seq: 2 * AttentionKernel.keyTile + 9)
+    }
 
     func testCrossEntropyLogitGradientsMatchFiniteDifferencesAndIgnoredRowsGetNothing() {
         let (rows, vocab) = (6, 21)  // two SIMD groups plus a tail

@@ -91,6 +91,15 @@ final class RecomputeTests: XCTestCase {
         }
     }
 
+    /// Attention keeps O(T) per head (its logsumexp), so doubling the sequence doubles activation memory.
+    func testActivationBytesGrowLinearlyWithSequenceLength() {
+        let c = config(parallel: false)
+        for mode in ActivationRecompute.allCases {
+            let short = LlamaModel.activationBytes(c, batch: 2, seqLen: 512, recompute: mode)
+            XCTAssertEqual(LlamaModel.activationBytes(c, batch: 2, seqLen: 1024, recompute: mode), 2 * short, "\(mode)")
+        }
+    }
+
     /// Under recompute the activations of one block are allocated instead of every block's.
     func testRecomputeFormulaKeepsOneBlockOfActivations() throws {
         let c = config(parallel: false)

@@ -94,7 +94,7 @@ public struct OpenAIServer: Sendable {
         let stops = try f.stopStrings()
         let prompts = try PromptInput.parse(f, vocab: served.model.config.vocabSize).map { p -> [Int32] in
             switch p {
-            case .text(let s): return served.encode(s)
+            case .text(let s): return try served.encode(s)
             case .tokens(let ids): return ids
             }
         }
@@ -160,7 +160,7 @@ public struct OpenAIServer: Sendable {
         }
         let maxTokens = try f.integer("max_tokens", default: 256, in: 1...limits.maxNewTokens)!
         let stream = try f.bool("stream", default: false)
-        let prompt = served.encode(template.render(messages))
+        let prompt = try served.encode(template.render(messages))
         try checkFits(prompt, maxTokens)
         let request = GenerationRequest(
             prompt: prompt, maxNewTokens: maxTokens, sampling: try sampling(f),

@@ -34,6 +34,8 @@ final class DatasetVocabularyTests: XCTestCase {
         XCTAssertEqual((0..<d.sequenceCount).map { d.document(ofSequence: $0) }, [0, 0, 2, 3, 3])
         XCTAssertEqual(d.tokenIdRange(), 1...15)
         XCTAssertNil(d.firstTokenOutside(vocabSize: 16).map { "\($0)" })
+        let labeled = try DatasetMetadata(labeling: d, level: .l1, tokenizer: ByteTokenizer(), tokenizerName: "byte")
+        XCTAssertEqual(labeled.maxTokenId, 15)
     }
 
     func testWindowsReadingAnIdOutsideTheVocabularyThrowNamingFileAndDocument() throws {
@@ -57,8 +59,12 @@ final class DatasetVocabularyTests: XCTestCase {
 
     func testRecordedMaxTokenIdIsCheckedWhenTheDatasetIsOpened() throws {
         let d = try dataset(bad: 500)
-        var meta = try DatasetMetadata(
-            labeling: d, level: .l1, tokenizer: ByteTokenizer(), tokenizerName: "byte")
+        XCTAssertThrowsError(
+            try DatasetMetadata(labeling: d, level: .l1, tokenizer: ByteTokenizer(), tokenizerName: "byte"),
+            "labeling checks every token")
+        var meta = DatasetMetadata(
+            level: .l1, tokenizer: "byte", vocabSize: 257, eod: 256, dtype: "int32", inputs: [], textField: "text",
+            documents: d.documentCount, tokens: d.tokenCount, skipped: [:], maxTokenId: d.tokenIdRange()?.upperBound)
         XCTAssertEqual(meta.maxTokenId, 500)
         XCTAssertThrowsError(try meta.checkTokens(of: d, vocabSize: 257)) {
             XCTAssertTrue(

@@ -10,6 +10,11 @@ public final class RoPETable: @unchecked Sendable {
     let cos: FloatBuffer
     let sin: FloatBuffer
 
+    /// Bytes of the table for `maxPositions` positions of heads of `headDim`: cos and sin, fp32.
+    public static func bytes(headDim: Int, maxPositions: Int) -> Double {
+        4 * Double(maxPositions) * Double(headDim)
+    }
+
     /// Builds the table for positions 0..<maxPositions with base `theta`.
     public init(headDim: Int, maxPositions: Int, theta: Double) {
         precondition(headDim % 2 == 0, "RoPE needs an even head dimension")

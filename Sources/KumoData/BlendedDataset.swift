@@ -69,8 +69,8 @@ public struct BlendedDataset: TokenStream, @unchecked Sendable {
     public func source(ofSample index: Int) -> Int { Int(source[index % numSamples]) }
 
     /// Fills `window` with blended sample `index` (modulo numSamples).
-    public func sample(_ index: Int, into window: UnsafeMutableBufferPointer<Int32>) {
+    public func sample(_ index: Int, into window: UnsafeMutableBufferPointer<Int32>) throws {
         let i = index % numSamples
-        sources[Int(source[i])].sample(Int(sourceSample[i]), into: window)
+        try sources[Int(source[i])].sample(Int(sourceSample[i]), into: window)
     }
 }

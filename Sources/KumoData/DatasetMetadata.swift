@@ -19,11 +19,14 @@ public struct DatasetMetadata: Codable, Equatable, Sendable {
     public var tokens: Int
     /// Records skipped while reading the inputs, by reason.
     public var skipped: [String: Int]
+    /// The largest token id in `.bin` (nil in metadata written before Kumo recorded it).
+    public var maxTokenId: Int32? = nil
 
     enum CodingKeys: String, CodingKey {
         case format, level, tokenizer, eod, dtype, inputs, documents, tokens, skipped
         case vocabSize = "vocab_size"
         case textField = "text_field"
+        case maxTokenId = "max_token_id"
     }
 
     /// The metadata file of a dataset prefix.
@@ -59,16 +62,29 @@ extension DatasetMetadata {
     public init(labeling dataset: IndexedDataset, level: ReleaseLevel, tokenizer: any Tokenizer, tokenizerName: String)
         throws
     {
-        for i in 0..<dataset.sequenceCount {
-            if let bad = dataset.tokens(sequence: i).first(where: { $0 < 0 || Int($0) >= tokenizer.vocabSize }) {
-                throw DatasetError(
-                    "\(dataset.prefix): sequence \(i) holds token \(bad), outside the tokenizer's vocabulary "
-                        + "0..<\(tokenizer.vocabSize): is it the tokenizer the dataset was made with?")
-            }
+        if let bad = dataset.firstTokenOutside(vocabSize: tokenizer.vocabSize) {
+            throw DatasetError(
+                "\(dataset.prefix): sequence \(bad.sequence) holds token \(bad.id), outside the tokenizer's "
+                    + "vocabulary 0..<\(tokenizer.vocabSize): is it the tokenizer the dataset was made with?")
         }
         self.init(
             level: level, tokenizer: tokenizerName == "byte" ? "byte" : absolutePath(tokenizerName),
             vocabSize: tokenizer.vocabSize, eod: tokenizer.eod, dtype: dataset.dtype.name, inputs: [], textField: "",
-            documents: dataset.documentCount, tokens: dataset.tokenCount, skipped: [:])
+            documents: dataset.documentCount, tokens: dataset.tokenCount, skipped: [:],
+            maxTokenId: dataset.tokenIdRange()?.upperBound)
+    }
+
+    /// Checks, when `dataset` is opened for training, that its ids lie in `0..<vocabSize`: from the
+    /// recorded max_token_id when there is one (the tokens are then read only to name the document),
+    /// else not at all here; `GPTDataset` checks every token it reads either way.
+    public func checkTokens(of dataset: IndexedDataset, vocabSize: Int) throws {
+        guard let maxTokenId, Int(maxTokenId) >= vocabSize else { return }
+        let first =
+            dataset.firstTokenOutside(vocabSize: vocabSize).map {
+                " (the first, \($0.id), in document \($0.document))"
+            } ?? ""
+        throw DatasetError(
+            "\(dataset.prefix).bin: holds token ids up to \(maxTokenId)\(first), outside the vocabulary "
+                + "0..<\(vocabSize); prepare the dataset again with the tokenizer of the model")
     }
 }

@@ -40,6 +40,7 @@ public struct DatasetPreparer {
         let total = reader.totalFileBytes
         var counts = CorpusSummary()
         var tokens = 0
+        var maxTokenId: Int32?
         let tokenizer = self.tokenizer
         let reader = self.reader
         var summary = try reader.forEachBatch(batchBytes: 4 << 20) { batch, bytesRead in
@@ -53,6 +54,7 @@ public struct DatasetPreparer {
                 guard let ids = try reader.account(result, in: &counts) else { continue }
                 try writer.add(document: ids)
                 tokens += ids.count
+                maxTokenId = max(maxTokenId ?? 0, ids.max() ?? 0)
             }
             progress?(
                 PrepareProgress(
@@ -60,13 +62,21 @@ public struct DatasetPreparer {
                     seconds: SystemInfo.now() - start))
         }
         summary.merge(counts)
+        guard summary.kept > 0 else {
+            // The writer's temporary files go with it: nothing is left at `prefix`.
+            let problems = summary.firstProblems.prefix(3).map { "\n  skipped \($0)" }.joined()
+            throw DatasetError(
+                "no document kept, nothing written to \(prefix): \(summary)\(problems)\ncheck the input files and "
+                    + "the field holding the text (now \"\(reader.textField)\")")
+        }
         try writer.finish()
         let metadata = DatasetMetadata(
             level: level, tokenizer: tokenizerName == "byte" ? "byte" : absolutePath(tokenizerName),
             vocabSize: tokenizer.vocabSize, eod: tokenizer.eod, dtype: dtype.name,
             inputs: reader.files.map(absolutePath), textField: reader.textField, documents: summary.kept,
             tokens: tokens,
-            skipped: Dictionary(uniqueKeysWithValues: summary.skipped.map { ($0.key.rawValue, $0.value) }))
+            skipped: Dictionary(uniqueKeysWithValues: summary.skipped.map { ($0.key.rawValue, $0.value) }),
+            maxTokenId: maxTokenId)
         try metadata.write(prefix: prefix)
         return (metadata, summary)
     }

@@ -75,8 +75,9 @@ public struct GPTDataset: TokenStream, Sendable {
         self.shuffle = shuffle
     }
 
-    /// Fills `window` (seqLength + 1 tokens) with sample `index` (modulo numSamples).
-    public func sample(_ index: Int, into window: UnsafeMutableBufferPointer<Int32>) {
+    /// Fills `window` (seqLength + 1 tokens) with sample `index` (modulo numSamples); throws if a token
+    /// read lies outside 0..<vocabSize (a corrupt `.bin`, or one made with another tokenizer).
+    public func sample(_ index: Int, into window: UnsafeMutableBufferPointer<Int32>) throws {
         precondition(window.count == seqLength + 1, "window of \(window.count) tokens, expected \(seqLength + 1)")
         precondition(numSamples > 0, "the dataset was built for no samples")
         let start = starts[Int(shuffle[index % numSamples])]
@@ -87,11 +88,23 @@ public struct GPTDataset: TokenStream, Sendable {
             let sequence = Int(order[position])
             let n = min(dataset.sequenceLength(sequence) - offset, window.count - filled)
             if n > 0 {
-                dataset.copyTokens(sequence: sequence, offset: offset, count: n, into: window.baseAddress! + filled)
+                let piece = window.baseAddress! + filled
+                dataset.copyTokens(sequence: sequence, offset: offset, count: n, into: piece)
+                try checkVocabulary(UnsafeBufferPointer(start: piece, count: n), sequence: sequence, offset: offset)
             }
             filled += n
             position += 1
             offset = 0
         }
+    }
+
+    /// Throws, naming the file, document and position, if `tokens` (read from `sequence` at `offset`)
+    /// hold an id outside 0..<vocabSize.
+    private func checkVocabulary(_ tokens: UnsafeBufferPointer<Int32>, sequence: Int, offset: Int) throws {
+        guard let k = tokens.firstIndex(where: { $0 < 0 || Int($0) >= vocabSize }) else { return }
+        throw DatasetError(
+            "\(dataset.prefix).bin: document \(dataset.document(ofSequence: sequence)) (sequence \(sequence)) holds "
+                + "token id \(tokens[k]) at token \(offset + k), outside the vocabulary 0..<\(vocabSize): the file "
+                + "is corrupt or was made with another tokenizer; prepare it again")
     }
 }

@@ -182,6 +182,39 @@ public final class IndexedDataset: @unchecked Sendable {
         return Int(index.load(documentsOffset + 8 * d) as Int64)..<Int(index.load(documentsOffset + 8 * d + 8) as Int64)
     }
 
+    /// The document holding sequence `i`.
+    public func document(ofSequence i: Int) -> Int {
+        precondition(i >= 0 && i < sequenceCount, "sequence \(i) outside 0..<\(sequenceCount)")
+        var (low, high) = (0, documentCount)  // the first document whose start lies after i, minus one
+        while low < high {
+            let mid = (low + high) / 2
+            if Int(index.load(documentsOffset + 8 * (mid + 1)) as Int64) <= i { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+
+    /// The largest and smallest token id in the dataset (nil if it holds no tokens), read from every
+    /// sequence: what `kumo data info` reports and a vocabulary check needs.
+    public func tokenIdRange() -> ClosedRange<Int32>? {
+        var range: ClosedRange<Int32>?
+        for i in 0..<sequenceCount {
+            let ids = tokens(sequence: i)
+            guard let low = ids.min(), let high = ids.max() else { continue }
+            range = range.map { min($0.lowerBound, low)...max($0.upperBound, high) } ?? low...high
+        }
+        return range
+    }
+
+    /// The first token outside `0..<vocabSize` (its sequence, its document and the id), if any.
+    public func firstTokenOutside(vocabSize: Int) -> (sequence: Int, document: Int, id: Int32)? {
+        for i in 0..<sequenceCount {
+            if let bad = tokens(sequence: i).first(where: { $0 < 0 || Int($0) >= vocabSize }) {
+                return (i, document(ofSequence: i), bad)
+            }
+        }
+        return nil
+    }
+
     /// The tokens of document `d` (its sequences concatenated).
     public func documentTokens(_ d: Int) -> [Int32] {
         sequences(ofDocument: d).flatMap { tokens(sequence: $0) }

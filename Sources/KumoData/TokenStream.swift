@@ -3,8 +3,9 @@
 public protocol TokenStream {
     /// Number of distinct token ids the stream produces.
     var vocabSize: Int { get }
-    /// Fills `window` (seqLen + 1 tokens) with sample `index` of the stream; deterministic.
-    func sample(_ index: Int, into window: UnsafeMutableBufferPointer<Int32>)
+    /// Fills `window` (seqLen + 1 tokens) with sample `index` of the stream; deterministic. Throws
+    /// when the stored data holds an id outside 0..<vocabSize, naming the file and the document.
+    func sample(_ index: Int, into window: UnsafeMutableBufferPointer<Int32>) throws
 }
 
 /// Seeded uniformly random tokens: for tests and benchmarks, no files needed.

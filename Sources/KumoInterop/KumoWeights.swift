@@ -19,13 +19,10 @@ public enum KumoWeights {
 
     /// Writes `model` with its configuration to `path`.
     public static func save(_ model: LlamaModel, to path: String) throws {
-        let config = String(decoding: try JSONEncoder().encode(model.config), as: UTF8.self)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys  // the same model gives the same bytes
+        let config = String(decoding: try encoder.encode(model.config), as: UTF8.self)
         try writeTensors(of: model, metadata: ["format": "kumo", configKey: config], to: path)
-    }
-
-    /// Whether `path` is a safetensors file carrying a Kumo configuration.
-    public static func isKumoFile(_ path: String) -> Bool {
-        (try? SafeTensorsFile(path: path))?.metadata[configKey] != nil
     }
 
     /// Loads a model written by `save`.

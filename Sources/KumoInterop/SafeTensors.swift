@@ -27,6 +27,11 @@ public struct SafeTensorsFile {
     /// The largest header accepted (the reference implementation's limit).
     static let maxHeaderBytes = 100 << 20
 
+    /// Whether the first bytes of a file (at least 9) look like safetensors: a header length, then `{`.
+    public static func looksLikeSafeTensors(_ start: Data) -> Bool {
+        start.count >= 9 && start[start.startIndex + 8] == UInt8(ascii: "{")
+    }
+
     /// Reads and validates `path`.
     public init(path: String) throws {
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else {
@@ -45,11 +50,17 @@ public struct SafeTensorsFile {
         let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) {
             $0 | UInt64($1.element) << (8 * UInt64($1.offset))
         }
-        guard headerLength <= UInt64(min(data.count - 8, Self.maxHeaderBytes)) else {
+        guard headerLength <= UInt64(Self.maxHeaderBytes) else {
             throw SafeTensorsError(
                 description:
-                    "\(path): header length \(headerLength) at byte 0 exceeds the file size \(data.count) "
-                    + "or the \(Self.maxHeaderBytes)-byte limit; the file is truncated or not safetensors")
+                    "\(path): header length \(headerLength) at byte 0 exceeds the \(Self.maxHeaderBytes)-byte limit; "
+                    + "the file is not safetensors")
+        }
+        guard headerLength <= UInt64(data.count - 8) else {
+            throw SafeTensorsError(
+                description:
+                    "\(path): truncated at byte \(data.count): its header alone needs \(8 + headerLength) bytes; "
+                    + "copy or download the file again")
         }
         dataStart = 8 + Int(headerLength)
         let headerBytes = data.subdata(in: (data.startIndex + 8)..<(data.startIndex + dataStart))
@@ -67,8 +78,14 @@ public struct SafeTensorsFile {
                 metadata = m
                 continue
             }
-            let entry = try Self.entry(name, value, payload: payload, path: path)
+            let entry = try Self.entry(name, value, path: path)
             entries[name] = entry
+        }
+        if let end = entries.values.map(\.range.upperBound).max(), end > payload {
+            throw SafeTensorsError(
+                description:
+                    "\(path): truncated at byte \(data.count): its tensors need \(dataStart + end) bytes; "
+                    + "copy or download the file again")
         }
         let sorted = entries.sorted { $0.value.range.lowerBound < $1.value.range.lowerBound }
         for (a, b) in zip(sorted, sorted.dropFirst()) where b.value.range.lowerBound < a.value.range.upperBound {
@@ -79,8 +96,10 @@ public struct SafeTensorsFile {
         self.metadata = metadata
     }
 
-    /// Validates one header entry against the `payload` bytes that follow the header.
-    private static func entry(_ name: String, _ value: Any, payload: Int, path: String) throws -> Entry {
+    /// Checks one header entry; its byte range is checked against the file's size by the caller
+    /// (a range past the end means a truncated file).
+    private static func entry(_ name: String, _ value: Any, path: String) throws -> Entry {
+        let maxBytes: Int64 = 1 << 50
         guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
             let shapeValues = info["shape"] as? [NSNumber], let offsetValues = info["data_offsets"] as? [NSNumber],
             offsetValues.count == 2
@@ -92,15 +111,14 @@ public struct SafeTensorsFile {
         }
         let shape = shapeValues.map(\.int64Value)
         let offsets = offsetValues.map(\.int64Value)
-        guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= payload
+        guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= maxBytes
         else {
-            throw SafeTensorsError(
-                description: "\(path): tensor \(name) byte range \(offsets) outside the \(payload)-byte data")
+            throw SafeTensorsError(description: "\(path): tensor \(name) has an invalid byte range \(offsets)")
         }
         var elements: Int64 = 1
         for d in shape {
             let (product, overflow) = elements.multipliedReportingOverflow(by: d)
-            guard !overflow, product <= Int64(payload) else {
+            guard !overflow, product <= maxBytes else {
                 throw SafeTensorsError(description: "\(path): tensor \(name) shape \(shape) is larger than the file")
             }
             elements = product

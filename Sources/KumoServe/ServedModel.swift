@@ -23,6 +23,13 @@ public struct ServedModel: @unchecked Sendable {
             throw InteropError(path, "is a Kumo weights file without a tokenizer: pass --tokenizer")
         }
         let tokenizer = try loadTokenizer(model: tokenizerSource)
+        guard tokenizer.vocabSize <= model.config.vocabSize else {
+            throw InteropError(
+                tokenizerSource,
+                "is a tokenizer of \(tokenizer.vocabSize) tokens but the model \(path) has a vocabulary of "
+                    + "\(model.config.vocabSize): its ids would fall outside the model; pass the tokenizer the model "
+                    + "was trained with")
+        }
         var template: ChatTemplate?
         switch format {
         case .gguf:
@@ -49,8 +56,25 @@ public struct ServedModel: @unchecked Sendable {
     }
 
     /// Prompt token ids of `text`; special tokens written in it (<|im_start|>) become their ids.
-    public func encode(_ text: String) -> [Int32] {
-        if let bpe = tokenizer as? ByteLevelBPETokenizer { return bpe.encode(text, parseSpecial: true) }
-        return tokenizer.encode(text)
+    /// Throws (400, `prompt`) if an id lies outside the model's vocabulary, as for a prompt of ids.
+    public func encode(_ text: String) throws -> [Int32] {
+        let ids =
+            (tokenizer as? ByteLevelBPETokenizer)?.encode(text, parseSpecial: true) ?? tokenizer.encode(text)
+        let vocab = model.config.vocabSize
+        if let bad = ids.first(where: { $0 < 0 || Int($0) >= vocab }) {
+            throw APIError(
+                status: 400,
+                message: "the text encodes to token id \(bad), outside the model's vocabulary 0..<\(vocab)",
+                param: "prompt")
+        }
+        return ids
+    }
+
+    /// A generator over `slots` key/value cache slots of `context` positions (at most
+    /// max_position_embeddings), refused with numbers when the context is empty or the caches do not fit.
+    public func generator(slots: Int, context: Int, format: WeightFormat) throws -> Generator {
+        let capacity = min(context, model.config.maxPositionEmbeddings)
+        let engine = try InferenceEngine.checked(model: model, slots: slots, capacity: capacity, format: format)
+        return Generator(engine: engine, tokenizer: tokenizer)
     }
 }

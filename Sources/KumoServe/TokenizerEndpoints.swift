@@ -14,7 +14,7 @@ extension OpenAIServer {
         } else {
             text = served.tokenizer.decode([id])
         }
-        return served.encode(text) == [id] ? text : nil
+        return (try? served.encode(text)) == [id] ? text : nil
     }
 
     /// {eos_token, bos_token, pad_token, model_max_length, vocab_size}; tokens that do not encode back
@@ -33,7 +33,7 @@ extension OpenAIServer {
         guard let text = f.object["prompt"] as? String else {
             throw APIError(status: 400, message: "'prompt' must be a string", param: "prompt")
         }
-        let ids = served.encode(text)
+        let ids = try served.encode(text)
         return ["tokens": ids.map(Int.init), "count": ids.count, "max_model_len": generator.engine.cache.capacity]
     }
 

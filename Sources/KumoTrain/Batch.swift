@@ -17,10 +17,10 @@ public final class Batch {
         window = Array(repeating: 0, count: seqLen + 1)
     }
 
-    /// Loads samples first..<first+batch of `stream`.
-    public func load(from stream: TokenStream, firstSample first: Int) {
+    /// Loads samples first..<first+batch of `stream`; throws as the stream does for ids outside its vocabulary.
+    public func load(from stream: TokenStream, firstSample first: Int) throws {
         for b in 0..<batch {
-            window.withUnsafeMutableBufferPointer { stream.sample(first + b, into: $0) }
+            try window.withUnsafeMutableBufferPointer { try stream.sample(first + b, into: $0) }
             for t in 0..<seqLen {
                 inputs[b * seqLen + t] = window[t]
                 targets[b * seqLen + t] = window[t + 1]

@@ -82,8 +82,10 @@ public struct TrainingData {
                         + "\(specs[0].prefix) with \(first.tokenizer) (vocab \(first.vocabSize)); prepare every source "
                         + "with the same tokenizer")
             }
+            let dataset = try IndexedDataset(prefix: spec.prefix)
+            try meta.checkTokens(of: dataset, vocabSize: min(meta.vocabSize, config.model.vocabSize))
             metadata.append(meta)
-            datasets.append(try IndexedDataset(prefix: spec.prefix))
+            datasets.append(dataset)
         }
         try checkVocabulary(metadata[0].vocabSize, config, "the tokenizer of data.sources (\(metadata[0].tokenizer))")
         let weights =

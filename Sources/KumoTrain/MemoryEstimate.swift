@@ -9,7 +9,9 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
     public let stateBytes: Int
     /// Activations and scratch of one micro-batch (fewer under full recompute).
     public let activationBytes: Int
-    public var totalBytes: Int { stateBytes + activationBytes }
+    /// The RoPE table: cos and sin for every one of max_position_embeddings positions.
+    public let ropeBytes: Int
+    public var totalBytes: Int { stateBytes + activationBytes + ropeBytes }
 
     /// Estimates a rank of a run of `model` that holds `parameters` floats (the whole model by
     /// default) with micro-batches of `batch` × `seqLen` tokens.
@@ -18,6 +20,8 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
     ) {
         stateBytes = 16 * (parameters ?? ParameterLayout(model).count)
         activationBytes = LlamaModel.activationBytes(model, batch: batch, seqLen: seqLen, recompute: recompute)
+        let rope = RoPETable.bytes(headDim: model.headDim, maxPositions: model.maxPositionEmbeddings)
+        ropeBytes = rope < Double(Int.max / 4) ? Int(rope) : Int.max / 4
     }
 
     /// Estimates the largest rank of the run `config` describes: the parameters of its biggest
@@ -43,7 +47,7 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
 
     public var description: String {
         "\(gib(totalBytes)) (weights+grads+AdamW \(gib(stateBytes)), activations \(gib(activationBytes)) = "
-            + "\(activationBytes) bytes)"
+            + "\(activationBytes) bytes, RoPE table \(gib(ropeBytes)))"
     }
 
     /// Throws when the run would not fit in `available` bytes (by default 90% of physical memory).
@@ -51,7 +55,8 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
         if totalBytes > available {
             throw ConfigError(
                 "this run needs about \(self) but the machine has \(gib(available)) usable; "
-                    + "choose a smaller model.preset, or lower train.micro_batch_size or train.seq_length")
+                    + "choose a smaller model.preset, or lower train.micro_batch_size, train.seq_length or "
+                    + "model.max_position_embeddings")
         }
     }
 }

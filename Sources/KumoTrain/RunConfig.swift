@@ -157,6 +157,9 @@ public struct RunConfig: Sendable {
             if !kind.accepts(value) {
                 throw ConfigError("\(key) = \(value): expected a value of type \(kind.rawValue)")
             }
+            if case .double(let d) = value, !d.isFinite {
+                throw ConfigError("\(key) = \(d): expected a finite number (inf and nan are refused)")
+            }
         }
         var v = raw
         for key in ConfigSchema.keys where v[key.name] == nil {

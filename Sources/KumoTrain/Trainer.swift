@@ -188,7 +188,7 @@ public final class Trainer {
         // This rank's contiguous slice of the global batch: the samples a one-rank run would see, split.
         let first = dataPosition + group.rank * perStep / group.size
         for (i, mb) in microBatches.enumerated() {
-            mb.load(from: stream, firstSample: first + i * config.microBatchSize)
+            try mb.load(from: stream, firstSample: first + i * config.microBatchSize)
         }
         var scoredTotal = [Double(microBatches.reduce(0) { $0 + $1.scoredTokens })]
         group.allReduce(&scoredTotal, op: .sum)

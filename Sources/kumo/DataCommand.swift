@@ -165,6 +165,7 @@ struct DataInfo: ParsableCommand {
                 "documents: \(dataset.documentCount), sequences: \(dataset.sequenceCount), tokens: \(dataset.tokenCount)"
             )
             print("dtype: \(dataset.dtype.name)")
+            print(tokenIdLine(dataset, metadata))
             if !metadata.skipped.isEmpty {
                 print(
                     "skipped when prepared: "
@@ -173,6 +174,22 @@ struct DataInfo: ParsableCommand {
             }
         }
     }
+}
+
+/// "token ids: LOW...HIGH", read from the `.bin`, with a warning when they leave the tokenizer's vocabulary
+/// or differ from the max_token_id recorded when the dataset was prepared.
+private func tokenIdLine(_ dataset: IndexedDataset, _ metadata: DatasetMetadata) -> String {
+    guard let range = dataset.tokenIdRange() else { return "token ids: none (no tokens)" }
+    var line = "token ids: \(range.lowerBound)...\(range.upperBound) (max token id \(range.upperBound))"
+    if let bad = dataset.firstTokenOutside(vocabSize: metadata.vocabSize) {
+        line +=
+            "; WARNING: document \(bad.document) holds token \(bad.id), outside the vocabulary 0..<\(metadata.vocabSize) "
+            + "of the tokenizer: training on it is refused; prepare the dataset again"
+    }
+    if let recorded = metadata.maxTokenId, recorded != range.upperBound {
+        line += "; WARNING: the metadata records max token id \(recorded): the .bin changed after it was prepared"
+    }
+    return line
 }
 
 /// Opens a dataset whose text may be shown: its level must allow search (L1, L2).

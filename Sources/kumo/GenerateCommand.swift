@@ -28,9 +28,11 @@ struct ServingOptions: ParsableArguments {
         guard threads >= 1 else { throw ValidationFailure("--threads must be at least 1") }
         Threads.set(threads)
         let served = try reportingInteropErrors { try ServedModel.load(path: model, tokenizerPath: tokenizer) }
-        let capacity = min(context, served.model.config.maxPositionEmbeddings)
-        let engine = InferenceEngine(model: served.model, slots: slots, capacity: capacity, format: format)
-        return (served, Generator(engine: engine, tokenizer: served.tokenizer))
+        do {
+            return (served, try served.generator(slots: slots, context: context, format: format))
+        } catch let error as EngineSizeError {
+            throw ValidationFailure("--context \(context), --slots \(slots): \(error.description)")
+        }
     }
 }
 
@@ -104,7 +106,15 @@ struct GenerateCommand: ParsableCommand {
             text = chosen.render([ChatMessage(role: "user", content: prompt)])
             stops += chosen.stopStrings
         }
-        let ids = served.encode(text)
+        let ids: [Int32]
+        do {
+            ids = try served.encode(text)
+        } catch let error as APIError {
+            throw ValidationFailure("--prompt: \(error.message)")
+        }
+        guard !ids.isEmpty else {
+            throw ValidationFailure("--prompt is empty (it encodes to no tokens): give the text to continue")
+        }
         guard ids.count < generator.engine.cache.capacity else {
             throw ValidationFailure(
                 "the prompt has \(ids.count) tokens; --context is \(generator.engine.cache.capacity)")

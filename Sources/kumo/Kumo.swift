@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KumoTrain
 
 /// The `kumo` command line.
 @main
@@ -32,7 +33,8 @@ struct Kumo: ParsableCommand {
 
 /// Options shared by commands that read a run configuration.
 struct ConfigOptions: ParsableArguments {
-    @Option(help: "TOML configuration file ([model] [data] [train] [optim] [parallel] [checkpoint] [log]).")
+    @Option(
+        help: "TOML configuration file (\(ConfigSchema.sections.map { "[\($0)]" }.joined(separator: " "))).")
     var config: String?
 
     @Option(name: .customLong("set"), help: "Override a key, e.g. --set train.steps=10 (repeatable).")

@@ -22,10 +22,10 @@ final class SampleDatasetTests: XCTestCase {
         return try IndexedDataset(prefix: prefix)
     }
 
-    private func windows(_ stream: TokenStream, count: Int, length: Int, from start: Int = 0) -> [[Int32]] {
-        (start..<start + count).map { i in
+    private func windows(_ stream: TokenStream, count: Int, length: Int, from start: Int = 0) throws -> [[Int32]] {
+        try (start..<start + count).map { i in
             var w = [Int32](repeating: -1, count: length)
-            w.withUnsafeMutableBufferPointer { stream.sample(i, into: $0) }
+            try w.withUnsafeMutableBufferPointer { try stream.sample(i, into: $0) }
             return w
         }
     }
@@ -35,7 +35,7 @@ final class SampleDatasetTests: XCTestCase {
         let data = try dataset(lengths: lengths)
         let seq = 8
         let gpt = try GPTDataset(dataset: data, seqLength: seq, numSamples: 20, seed: 42, vocabSize: 100_000)
-        let all = windows(gpt, count: 20, length: seq + 1)
+        let all = try windows(gpt, count: 20, length: seq + 1)
         // Each window is contiguous text: inside a sequence tokens step by one; across a boundary the
         // next token starts a sequence.
         for w in all {
@@ -62,7 +62,7 @@ final class SampleDatasetTests: XCTestCase {
     func testSameSeedSameSamplesAndOtherSeedsOtherOrders() throws {
         let data = try dataset(lengths: (0..<40).map { 5 + $0 % 13 })
         func run(_ seed: UInt64) throws -> [[Int32]] {
-            windows(
+            try windows(
                 try GPTDataset(dataset: data, seqLength: 16, numSamples: 30, seed: seed, vocabSize: 100_000), count: 30,
                 length: 17)
         }
@@ -76,7 +76,7 @@ final class SampleDatasetTests: XCTestCase {
         // 100 tokens per epoch; 30 windows of 8 need 241 tokens: 3 epochs.
         let gpt = try GPTDataset(dataset: data, seqLength: 8, numSamples: 30, seed: 1, vocabSize: 100_000)
         XCTAssertEqual(gpt.epochs, 3)
-        let tokens = windows(gpt, count: 30, length: 9).flatMap { $0 }
+        let tokens = try windows(gpt, count: 30, length: 9).flatMap { $0 }
         XCTAssertEqual(Set(tokens).count, 100, "every token of the dataset is served")
         XCTAssertThrowsError(
             try GPTDataset(dataset: try dataset(lengths: [0, 0]), seqLength: 4, numSamples: 1, seed: 0, vocabSize: 10)
@@ -99,7 +99,7 @@ final class SampleDatasetTests: XCTestCase {
         let weights = [0.7, 0.2, 0.1]
         let blend = try BlendedDataset(
             sources: (0..<3).map { Marked(id: Int32($0)) }, weights: weights, numSamples: 10_000)
-        let samples = windows(blend, count: 10_000, length: 3)
+        let samples = try windows(blend, count: 10_000, length: 3)
         var next = [0, 0, 0]
         for (i, s) in samples.enumerated() {
             let source = Int(s[0])
@@ -130,8 +130,8 @@ final class SampleDatasetTests: XCTestCase {
                     try GPTDataset(dataset: other, seqLength: 6, numSamples: counts[1], seed: 6, vocabSize: 100_000),
                 ], weights: [3, 1], numSamples: 200)
         }
-        let uninterrupted = windows(try make(), count: 200, length: 7)
-        let resumed = windows(try make(), count: 63, length: 7, from: 137)
+        let uninterrupted = try windows(try make(), count: 200, length: 7)
+        let resumed = try windows(try make(), count: 63, length: 7, from: 137)
         XCTAssertEqual(Array(uninterrupted[137...]), resumed)
     }
 

@@ -22,7 +22,7 @@ final class Int8AccuracyTests: XCTestCase {
         var worstRange: Float = 0
         var positions = 0
         for text in Self.texts {
-            let ids = served.encode(text)
+            let ids = try served.encode(text)
             XCTAssertGreaterThan(ids.count, promptLength + 8, "too few tokens in \(text.debugDescription)")
             fp32.prefill(slot: 0, tokens: Array(ids.prefix(promptLength)))
             int8.prefill(slot: 0, tokens: Array(ids.prefix(promptLength)))

@@ -45,7 +45,7 @@ final class SmolLM2GreedyTests: XCTestCase {
         for c in golden.cases {
             let text = c.messages.map { served.chatTemplate!.render($0) } ?? c.prompt!
             XCTAssertEqual(text, c.rendered)
-            XCTAssertEqual(served.encode(text), c.promptIds, "prompt ids of \(text.debugDescription)")
+            XCTAssertEqual(try served.encode(text), c.promptIds, "prompt ids of \(text.debugDescription)")
         }
     }
 

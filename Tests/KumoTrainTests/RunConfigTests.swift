@@ -117,6 +117,29 @@ final class RunConfigTests: XCTestCase {
         XCTAssertThrowsError(try Trainer(config: c, stream: SyntheticTokenStream(vocabSize: 10, seed: 1)))
     }
 
+    /// max_position_embeddings = 2e9 asked for a 256 GB RoPE table the estimate did not count.
+    func testMemoryEstimateCountsTheRoPETableAndRefusesAHugeOne() throws {
+        let toml = "[model]\npreset = \"tiny\"\n[data]\nsynthetic = true\n"
+        let huge = try load(toml, ["model.max_position_embeddings=2000000000"])
+        let estimate = MemoryEstimate(huge)
+        XCTAssertEqual(estimate.ropeBytes, 4 * 2_000_000_000 * huge.model.headDim)
+        XCTAssertEqual(estimate.totalBytes, estimate.stateBytes + estimate.activationBytes + estimate.ropeBytes)
+        XCTAssertThrowsError(try Trainer(config: huge, stream: SyntheticTokenStream(vocabSize: 10, seed: 1))) {
+            XCTAssertTrue("\($0)".contains("RoPE table 476.84 GiB"), "\($0)")
+        }
+        XCTAssertEqual(MemoryEstimate(try load(toml)).ropeBytes, 4 * 1024 * 64)
+    }
+
+    func testNonFiniteFloatsAreRefusedNamingTheKey() {
+        let toml = "[model]\npreset = \"tiny\"\n[data]\nsynthetic = true\n"
+        for value in ["inf", "-inf", "nan"] {
+            let m = message(toml, ["optim.lr=\(value)"])
+            XCTAssertTrue(m.contains("optim.lr") && m.contains("finite"), m)
+        }
+        let inFile = message(toml + "[optim]\nweight_decay = inf\n")
+        XCTAssertTrue(inFile.contains("optim.weight_decay = inf: expected a finite number"), inFile)
+    }
+
     func testLRScheduleWarmsUpLinearlyThenDecaysByCosineToTheMinimum() {
         let s = LRSchedule(maxLR: 1e-3, minLR: 1e-4, warmupSteps: 4, decaySteps: 14)
         XCTAssertEqual(s.lr(at: 0), 2.5e-4, accuracy: 1e-15)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KumoCore
 import KumoTrain
 
 /// The `kumo` command line.
@@ -16,6 +17,7 @@ struct Kumo: ParsableCommand {
     /// Runs the command; help and errors are each written in one `write`, so that the messages of
     /// several ranks under mpirun arrive whole instead of interleaved.
     static func main() {
+        BLASKernels.reexecWithFasterKernelsIfNeeded()
         do {
             var command = try parseAsRoot()
             try command.run()

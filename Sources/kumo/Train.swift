@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KumoComm
+import KumoCore
 import KumoData
 import KumoInterop
 import KumoModel
@@ -170,7 +171,7 @@ struct Train: ParsableCommand {
             "memory: about \(MemoryEstimate(config)); activation recompute \(config.recompute.rawValue)",
             String(
                 format: "measured sgemm peak: %.1f GFLOP/s on %d threads × %d ranks", trainer.peakGFLOPs,
-                config.threads, ranks),
+                config.threads, ranks) + " (OpenBLAS kernels: \(BLASKernels.coreName))",
         ]
     }
 

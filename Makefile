@@ -11,7 +11,7 @@ KUMO := .build/release/kumo
 CORPUS ?=
 DEMO_STEPS ?= 300
 
-.PHONY: all deps pydeps demo-deps build test lint format demo bench bench-prepare bench-comm bench-generate clean
+.PHONY: all deps pydeps demo-deps build test lint format demo bench bench-threads bench-prepare bench-comm bench-generate clean
 
 all: build
 
@@ -78,6 +78,10 @@ endif
 bench: build
 	python3 bench/bench_train.py --config bench/configs/tiny.toml --threads 1
 	python3 bench/bench_train.py --config bench/configs/small.toml --threads 1
+
+# Kumo and PyTorch at 1 and 2 threads, with and without a busy neighbour core (needs torch, taskset).
+bench-threads: build
+	python3 bench/bench_threads.py --config bench/configs/small.toml --rounds 3
 
 # Side-by-side data preparation of the 49 MB Japanese Wikipedia corpus against Python sentencepiece
 # (PyPI's, and Debian's build of the library Kumo links) + numpy; needs ../shared/data.

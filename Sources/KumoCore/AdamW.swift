@@ -58,14 +58,16 @@ public enum AdamWKernel {
         }
     }
 
-    /// Sum of squares of `count` floats, accumulated in Double in a fixed order.
+    /// Sum of squares of `count` floats, accumulated in Double in a fixed order: the sums of
+    /// 4096-float pieces (computed in parallel) added in order.
     public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
-        var total = 0.0
-        var i = 0
-        while i < count {
-            let end = min(count, i + 4096)
+        let pieces = (count + 4095) / 4096
+        let sums = UnsafeMutablePointer<Double>.allocate(capacity: pieces)
+        defer { sums.deallocate() }
+        parallelFor(pieces) { p in
+            let end = min(count, p * 4096 + 4096)
             var acc = SIMD8<Float>()
-            var j = i
+            var j = p * 4096
             while j + 8 <= end {
                 let v = x.load8(j)
                 acc.addProduct(v, v)
@@ -76,9 +78,8 @@ public enum AdamWKernel {
                 s += Double(x[j] * x[j])
                 j += 1
             }
-            total += s
-            i = end
+            sums[p] = s
         }
-        return total
+        return (0..<pieces).reduce(0) { $0 + sums[$1] }
     }
 }

@@ -41,19 +41,22 @@ public enum RMSNormKernel {
         rstd: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
         dweight: UnsafeMutablePointer<Float>, rows: Int, dim: Int, accumulate: Bool
     ) {
-        // dweight is a reduction over rows: done serially for determinism.
-        for r in 0..<rows {
-            let s = rstd[r]
-            let xr = x + r * dim
-            let dyr = dy + r * dim
-            var i = 0
-            while i + 8 <= dim {
-                dweight.store8(i, dweight.load8(i) + dyr.load8(i) * xr.load8(i) * s)
-                i += 8
-            }
-            while i < dim {
-                dweight[i] += dyr[i] * xr[i] * s
-                i += 1
+        // dweight is a reduction over rows: each task owns a slice of its columns and adds the
+        // rows in order, so the sums do not depend on the thread count.
+        parallelColumns(dim) { lo, hi in
+            for r in 0..<rows {
+                let s = rstd[r]
+                let xr = x + r * dim
+                let dyr = dy + r * dim
+                var i = lo
+                while i + 8 <= hi {
+                    dweight.store8(i, dweight.load8(i) + dyr.load8(i) * xr.load8(i) * s)
+                    i += 8
+                }
+                while i < hi {
+                    dweight[i] += dyr[i] * xr[i] * s
+                    i += 1
+                }
             }
         }
         parallelFor(rows) { r in

@@ -51,12 +51,7 @@ public enum SwiGLUKernel {
     }
 }
 
-/// Splits 0..<count into `Threads.current` SIMD-aligned ranges and runs them in parallel.
+/// Runs `body(lo, hi)` over SIMD-aligned ranges of 0..<count of at least 4096 elements each, in parallel.
 func chunked(_ count: Int, _ body: (Int, Int) -> Void) {
-    let parts = max(1, min(Threads.current, count / 4096))
-    parallelFor(parts) { p in
-        let lo = (count * p / parts) & ~7
-        let hi = p == parts - 1 ? count : (count * (p + 1) / parts) & ~7
-        body(lo, hi)
-    }
+    parallelChunks(count, tasks: min(Threads.current * tasksPerThread, count / 4096), align: 8, body)
 }

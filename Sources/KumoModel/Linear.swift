@@ -38,7 +38,7 @@ public enum Embedding {
         dim: Int, vocab: Int, held: Range<Int>? = nil
     ) {
         let held = held ?? 0..<vocab
-        for r in 0..<rows {
+        parallelFor(rows) { r in
             let id = Int(ids[r])
             precondition(id >= 0 && id < vocab, "token id \(id) outside the vocabulary of \(vocab)")
             if held.contains(id) {
@@ -50,17 +50,20 @@ public enum Embedding {
     }
 
     /// dtable[ids[r] - held.lowerBound] += dout[r] for the ids the table holds (all of them
-    /// unless `held` is given), serially so repeated ids add up deterministically.
+    /// unless `held` is given); threads split the columns and add the rows in order, so repeated
+    /// ids add up the same on any number of threads.
     public static func backward(
         ids: UnsafePointer<Int32>, dout: UnsafePointer<Float>, dtable: UnsafeMutablePointer<Float>, rows: Int,
         dim: Int, held: Range<Int>? = nil
     ) {
-        for r in 0..<rows {
-            let id = Int(ids[r])
-            if let held, !held.contains(id) { continue }
-            let dst = dtable + (id - (held?.lowerBound ?? 0)) * dim
-            let src = dout + r * dim
-            for j in 0..<dim { dst[j] += src[j] }
+        parallelColumns(dim) { lo, hi in
+            for r in 0..<rows {
+                let id = Int(ids[r])
+                if let held, !held.contains(id) { continue }
+                let dst = dtable + (id - (held?.lowerBound ?? 0)) * dim
+                let src = dout + r * dim
+                for j in lo..<hi { dst[j] += src[j] }
+            }
         }
     }
 }

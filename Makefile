@@ -1,17 +1,17 @@
 # Kumo: `make demo` trains and samples a small model; `make test` runs every test.
-# Both install what is missing first (Debian packages, as root or through sudo).
+# Both install what is missing first (Debian packages, as root or through sudo) and build the
+# sentencepiece library Kumo links (`make sentencepiece`).
 
 SWIFT ?= swift
-APT_PACKAGES := libopenblas-dev libsentencepiece-dev zlib1g-dev libopenmpi-dev openmpi-bin
-# spm_train: tokenizer-training parity tests run sentencepiece's own trainer (the library Kumo links).
-TEST_PACKAGES := sentencepiece
+APT_PACKAGES := libopenblas-dev zlib1g-dev libopenmpi-dev openmpi-bin cmake
 DEMO_PACKAGES := debian-reference-ja debian-reference-en debian-faq debian-faq-ja
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 KUMO := .build/release/kumo
 CORPUS ?=
 DEMO_STEPS ?= 300
 
-.PHONY: all deps pydeps demo-deps build test lint format demo bench bench-threads bench-prepare bench-comm bench-generate clean
+.PHONY: all deps pydeps demo-deps sentencepiece build test lint format demo bench bench-threads bench-prepare \
+	bench-comm bench-generate clean
 
 all: build
 
@@ -39,7 +39,13 @@ pydeps:
 demo-deps:
 	$(call apt_install,$(DEMO_PACKAGES))
 
-build: deps
+# The sentencepiece library Kumo links (0.2.2, which encodes as PyPI's current 0.2.3 does; Debian's
+# 0.1.97 does not, see README), built once from the source PyPI ships into .build/sentencepiece,
+# with its spm_train for the tokenizer-training parity tests. JOBS=N compiles N files at a time (2).
+sentencepiece: deps
+	scripts/build_sentencepiece.sh .build/sentencepiece
+
+build: deps sentencepiece
 	$(SWIFT) build -c release
 
 lint:
@@ -49,8 +55,7 @@ format:
 	$(SWIFT) format --in-place --recursive Package.swift Sources Tests
 
 # Numeric tests run on a release build: debug builds are many times slower.
-test: deps pydeps lint
-	$(call apt_install,$(TEST_PACKAGES))
+test: deps pydeps lint sentencepiece
 	$(SWIFT) build -c release
 	$(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
 
@@ -83,12 +88,11 @@ bench: build
 bench-threads: build
 	python3 bench/bench_threads.py --config bench/configs/small.toml --rounds 3
 
-# Side-by-side data preparation of the 49 MB Japanese Wikipedia corpus against Python sentencepiece
-# (PyPI's, and Debian's build of the library Kumo links) + numpy; needs ../shared/data.
+# Side-by-side data preparation of the 49 MB Japanese Wikipedia corpus against Python + PyPI's
+# sentencepiece + numpy; needs ../shared/data.
 BENCH_CORPUS ?= ../shared/data/corpus/ja/kyoto_wiki_ja.jsonl.gz
 BENCH_TOKENIZER ?= ../shared/data/tokenizers/llm-jp/llm-jp-tokenizer-100k.ver3.0b1.model
 bench-prepare: build
-	$(call apt_install,python3-sentencepiece python3-numpy)
 	@python3 -c "import sentencepiece, numpy" 2>/dev/null || python3 -m pip install -q sentencepiece numpy
 	python3 bench/bench_prepare.py --input $(BENCH_CORPUS) --tokenizer $(BENCH_TOKENIZER)
 # Collective bandwidth (Kumo vs plain Open MPI C calls, 2 ranks) and tokens/s on 1 vs 2 ranks.

@@ -98,10 +98,6 @@ def main():
         print(json.dumps({"tokens": tokens, "peak_mib": peak, "version": version}))
         return
     peers = [("python", sys.executable)]
-    # Debian's python3-sentencepiece wraps the same libsentencepiece (0.1.97) that Kumo links.
-    debian = "/usr/bin/python3"
-    if os.path.exists(debian) and subprocess.run([debian, "-c", "import sentencepiece, numpy"]).returncode == 0:
-        peers.append(("python-deb", debian))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         kumo_s, kumo_out = run_child(
@@ -109,7 +105,7 @@ def main():
              "--output", os.path.join(tmp, "kumo"), "--level", "L2", "--threads", str(args.threads)])
         meta = json.load(open(os.path.join(tmp, "kumo.meta.json")))
         kumo_peak = re.search(r"peak memory (\d+) MiB", kumo_out).group(1)
-        rows.append(("kumo", kumo_s, meta["tokens"], kumo_peak, "libsentencepiece " + library_version()))
+        rows.append(("kumo", kumo_s, meta["tokens"], kumo_peak, "sentencepiece " + library_version()))
         kumo_lengths = sequence_lengths(os.path.join(tmp, "kumo"))
         for name, python in peers:
             seconds, out = run_child(
@@ -130,9 +126,9 @@ def main():
 
 
 def library_version():
-    """The version of Debian's libsentencepiece, which Kumo links against."""
-    done = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libsentencepiece0"], capture_output=True, text=True)
-    return done.stdout.strip() or "unknown"
+    """The version of the sentencepiece library Kumo links (built by scripts/build_sentencepiece.sh)."""
+    path = os.path.join(os.path.dirname(__file__), "..", ".build", "sentencepiece", "VERSION")
+    return open(path).read().strip() if os.path.exists(path) else "unknown"
 
 
 def sequence_lengths(prefix):

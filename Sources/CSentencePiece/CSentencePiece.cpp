@@ -3,8 +3,7 @@
 
 #include "CSentencePiece.h"
 #include "Message.h"
-
-#include <sentencepiece_processor.h>
+#include "SentencePieceLibrary.h"
 
 #include <cstdlib>
 #include <cstring>
@@ -108,7 +107,7 @@ int kumo_spm_decode_ids(
             input[i] = ids[i];
         }
         std::string text;
-        const auto status = processor->processor.Decode(input, &text);
+        const auto status = processor->processor.Decode(absl::MakeConstSpan(input), &text);
         if (!status.ok()) {
             kumoSetError(error, status.ToString());
             return -1;

@@ -3,19 +3,11 @@
 
 #include "CSentencePiece.h"
 #include "Message.h"
-
-#include <sentencepiece_trainer.h>
+#include "SentencePieceLibrary.h"
 
 #include <exception>
 #include <string>
 #include <unordered_map>
-
-namespace sentencepiece {
-namespace logging {
-// Exported by libsentencepiece but declared only in a header Debian does not install.
-void SetMinLogLevel(int level);
-}  // namespace logging
-}  // namespace sentencepiece
 
 namespace {
 
@@ -35,7 +27,7 @@ class CallbackSentences : public sentencepiece::SentenceIterator {
         }
     }
     const std::string &value() const override { return value_; }
-    sentencepiece::util::Status status() const override { return sentencepiece::util::Status(); }
+    absl::Status status() const override { return absl::Status(); }
 
    private:
     kumo_spm_next_sentence next_;
@@ -75,6 +67,6 @@ int kumo_spm_train(
     return -1;
 }
 
-void kumo_spm_set_log_level(int level) { sentencepiece::logging::SetMinLogLevel(level); }
+void kumo_spm_set_log_level(int level) { sentencepiece::SetMinLogLevel(level); }
 
 }  // extern "C"

@@ -35,14 +35,19 @@ final class SentencePieceTrainingTests: XCTestCase {
         return path
     }
 
-    /// Runs Debian's `spm_train` (the same libsentencepiece Kumo links) on `sentences` with `options`.
+    /// The `spm_train` that scripts/build_sentencepiece.sh builds with the sentencepiece library Kumo links.
+    private static let spmTrainPath = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(".build/sentencepiece/bin/spm_train").path
+
+    /// Runs that `spm_train` (the same sentencepiece release Kumo links) on `sentences` with `options`.
     private func spmTrain(_ sentences: [String], _ options: SentencePieceTrainingOptions, in dir: String) throws
         -> String
     {
         let input = dir + "/sentences.txt"
         try (sentences.joined(separator: "\n") + "\n").write(toFile: input, atomically: true, encoding: .utf8)
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/spm_train")
+        p.executableURL = URL(fileURLWithPath: Self.spmTrainPath)
         p.arguments =
             ["--input=\(input)", "--model_prefix=\(dir)/reference"] + options.flags.map { "--\($0.0)=\($0.1)" }
         p.standardError = FileHandle.nullDevice

@@ -1,7 +1,7 @@
-// A C interface to the sentencepiece library (libsentencepiece), so that Swift can use it
-// without C++ interoperability. Every function is safe to call with any input: errors are
-// returned, never thrown or aborted on. A loaded processor is immutable; the encode and decode
-// functions may be called from several threads at once.
+// A C interface to the sentencepiece library (the release scripts/build_sentencepiece.sh builds), so
+// that Swift can use it without C++ interoperability. Every function is safe to call with any
+// input: errors are returned, never thrown or aborted on. A loaded processor is immutable; the
+// encode and decode functions may be called from several threads at once.
 
 #ifndef KUMO_CSENTENCEPIECE_H
 #define KUMO_CSENTENCEPIECE_H

@@ -30,7 +30,11 @@ let package = Package(
         .target(
             name: "CSentencePiece",
             linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("sentencepiece_train")]),
-        .target(name: "KumoCore", dependencies: ["CBLAS"], swiftSettings: cpuFlags),
+        // bf16 products and conversions; oneDNN is loaded at run time (dlopen), so it is no build dependency.
+        .target(
+            name: "CKumoBF16",
+            linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("dl")]),
+        .target(name: "KumoCore", dependencies: ["CBLAS", "CKumoBF16"], swiftSettings: cpuFlags),
         .target(name: "KumoModel", dependencies: ["KumoCore"], swiftSettings: cpuFlags),
         .target(name: "KumoData", dependencies: ["KumoCore", "CSentencePiece", "CZlib"], swiftSettings: cpuFlags),
         .target(name: "KumoComm", dependencies: ["CMPI"], swiftSettings: cpuFlags),

@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <dlfcn.h>
 #include <immintrin.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,19 +21,23 @@ typedef void (*omp_set_threads_fn)(int);
 
 static dnnl_gemm_bf16_fn dnnl_gemm_bf16;
 static omp_set_threads_fn omp_set_threads;
-static int onednn_state; /* 0: not tried, 1: loaded, -1: missing */
+static pthread_once_t onednn_once = PTHREAD_ONCE_INIT;
 static int bf16_threads = 1;
 
-int kumo_onednn_available(void) {
-    if (onednn_state == 0) {
-        void *lib = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
-        if (lib) {
-            dnnl_gemm_bf16 = (dnnl_gemm_bf16_fn)dlsym(lib, "dnnl_gemm_bf16bf16f32");
-            omp_set_threads = (omp_set_threads_fn)dlsym(lib, "omp_set_num_threads");
-        }
-        onednn_state = dnnl_gemm_bf16 ? 1 : -1;
+static void load_onednn(void) {
+    /* oneDNN's OpenMP threads would otherwise spin between products, taking cores from
+       OpenBLAS and Kumo's own workers; a user's setting wins. */
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+    void *lib = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (lib) {
+        dnnl_gemm_bf16 = (dnnl_gemm_bf16_fn)dlsym(lib, "dnnl_gemm_bf16bf16f32");
+        omp_set_threads = (omp_set_threads_fn)dlsym(lib, "omp_set_num_threads");
     }
-    return onednn_state == 1;
+}
+
+int kumo_onednn_available(void) {
+    pthread_once(&onednn_once, load_onednn);
+    return dnnl_gemm_bf16 != NULL;
 }
 
 void kumo_bf16_set_threads(int n) { bf16_threads = n > 0 ? n : 1; }

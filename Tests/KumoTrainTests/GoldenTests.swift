@@ -14,6 +14,8 @@ final class GoldenTests: XCTestCase {
         .appendingPathComponent("Golden")
     /// Norm-wise relative error bound: ‖kumo − torch‖ / ‖torch‖ (set per check).
     private var tolerance = 1e-4
+    /// The largest relative error a check measured (printed at its end).
+    private var worst = 0.0
 
     private func relativeError(_ a: [Float], _ b: [Float]) -> Double {
         precondition(a.count == b.count)
@@ -30,6 +32,7 @@ final class GoldenTests: XCTestCase {
         _ a: [Float], _ b: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line
     ) {
         let err = relativeError(a, b)
+        worst = max(worst, err)
         XCTAssertLessThan(err, tolerance, "\(what): relative error \(err)", file: file, line: line)
     }
 
@@ -41,6 +44,8 @@ final class GoldenTests: XCTestCase {
     /// Compares a model in `precision` with golden-`variant`.safetensors within `tolerance`.
     private func check(variant: String, precision: Precision = .fp32, tolerance: Double = 1e-4) throws {
         self.tolerance = tolerance
+        worst = 0
+        defer { print("golden \(variant): largest relative error \(worst) (bound \(tolerance))") }
         let f = try SafeTensorsFile(path: Self.directory.appendingPathComponent("golden-\(variant).safetensors").path)
         let config = ModelConfig(
             vocabSize: try metadata(f, "vocab_size", Int.self), hiddenSize: try metadata(f, "hidden_size", Int.self),

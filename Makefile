@@ -2,7 +2,8 @@
 # Both install what is missing first (Debian packages, as root or through sudo).
 
 SWIFT ?= swift
-APT_PACKAGES := libopenblas-dev libsentencepiece-dev zlib1g-dev libopenmpi-dev openmpi-bin
+APT_PACKAGES := libopenblas-dev libsentencepiece-dev zlib1g-dev libopenmpi-dev openmpi-bin libdnnl2
+# libdnnl2: oneDNN 2.6, loaded at run time (dlopen) for train.precision = "bf16" on CPUs with bf16 units.
 # spm_train: tokenizer-training parity tests run sentencepiece's own trainer (the library Kumo links).
 TEST_PACKAGES := sentencepiece
 DEMO_PACKAGES := debian-reference-ja debian-reference-en debian-faq debian-faq-ja

@@ -102,7 +102,7 @@ public enum BF16GEMM {
         guard oneDNNAvailable else {
             return (
                 .widened,
-                "libdnnl.so.2 not found (apt install libdnnl-dev): bf16 products run as fp32 sgemm on "
+                "libdnnl.so.2 not found (apt install libdnnl2): bf16 products run as fp32 sgemm on "
                     + "bf16-rounded operands (the same results, no speed-up)"
             )
         }

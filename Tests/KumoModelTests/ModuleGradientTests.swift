@@ -185,8 +185,10 @@ final class ModuleGradientTests: XCTestCase {
         XCTAssertEqual(result.lossSum / Double(scored), expectedLoss, accuracy: 1e-5 * expectedLoss)
         let grads = model.grads.array
         model.precision = .fp32
-        // bf16 gradients carry about 2⁻⁸ relative error per rounded operand.
-        let gc = precision == .bf16 ? GradientCheck(tolerance: 5e-2, coordinateTolerance: 0.15) : self.gc
+        // bf16 gradients carry about 2⁻⁸ relative error per rounded operand, compounded over the
+        // products a gradient passes through (measured: up to 3e-2 norm-wise, 0.15 of rms at one
+        // coordinate); a wrong transpose or a missing term misses by O(1).
+        let gc = precision == .bf16 ? GradientCheck(tolerance: 8e-2, coordinateTolerance: 0.3) : self.gc
         XCTAssertEqual(model.layout.tensor(named: "lm_head.weight") == nil, tied)
         XCTAssertEqual(model.layout.tensors.count, tied ? 20 : 21)
         // Embedding rows of a token that is an input and of one that is not (which, when tied,

@@ -151,12 +151,13 @@ final class GoldenTests: XCTestCase {
     func testTiedEmbeddingModelMatchesPyTorch() throws { try check(variant: "tied") }
 
     /// bf16 products against PyTorch rounding the same operands: only fp32 against float64
-    /// accumulation differs (and, rarely, a value on a rounding tie), so 2e-3 holds; an operand
-    /// left in fp32 or a product's output rounded would miss by about 1e-2 (bf16's 2⁻⁸).
+    /// accumulation differs (and, rarely, a value on a rounding tie). Measured up to 3e-5;
+    /// an fp32 model misses these goldens by 1.7e-3 to 7e-3 (logits and gradients), so 2e-4
+    /// tells the two apart.
     func testBF16GroupedQueryAttentionModelMatchesPyTorchBF16Products() throws {
-        try check(variant: "bf16-gqa", precision: .bf16, tolerance: 2e-3)
+        try check(variant: "bf16-gqa", precision: .bf16, tolerance: 2e-4)
     }
     func testBF16TiedEmbeddingModelMatchesPyTorchBF16Products() throws {
-        try check(variant: "bf16-tied", precision: .bf16, tolerance: 2e-3)
+        try check(variant: "bf16-tied", precision: .bf16, tolerance: 2e-4)
     }
 }

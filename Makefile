@@ -3,7 +3,8 @@
 # sentencepiece library Kumo links (`make sentencepiece`).
 
 SWIFT ?= swift
-APT_PACKAGES := libopenblas-dev zlib1g-dev libopenmpi-dev openmpi-bin cmake
+APT_PACKAGES := libopenblas-dev zlib1g-dev libopenmpi-dev openmpi-bin cmake libdnnl2
+# libdnnl2: oneDNN 2.6, loaded at run time (dlopen) for train.precision = "bf16" on CPUs with bf16 units.
 DEMO_PACKAGES := debian-reference-ja debian-reference-en debian-faq debian-faq-ja
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 KUMO := .build/release/kumo

@@ -36,7 +36,11 @@ let package = Package(
                 .unsafeFlags(["-L", Context.packageDirectory + "/.build/sentencepiece/lib"]),
                 .linkedLibrary("kumo_sentencepiece"),
             ]),
-        .target(name: "KumoCore", dependencies: ["CBLAS"], swiftSettings: cpuFlags),
+        // bf16 products and conversions; oneDNN is loaded at run time (dlopen), so it is no build dependency.
+        .target(
+            name: "CKumoBF16",
+            linkerSettings: [.linkedLibrary("openblas"), .linkedLibrary("dl")]),
+        .target(name: "KumoCore", dependencies: ["CBLAS", "CKumoBF16"], swiftSettings: cpuFlags),
         .target(name: "KumoModel", dependencies: ["KumoCore"], swiftSettings: cpuFlags),
         .target(name: "KumoData", dependencies: ["KumoCore", "CSentencePiece", "CZlib"], swiftSettings: cpuFlags),
         .target(name: "KumoComm", dependencies: ["CMPI"], swiftSettings: cpuFlags),

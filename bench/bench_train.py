@@ -1,11 +1,13 @@
-"""Training throughput of Kumo and PyTorch eager on the same model, side by side.
+"""Training throughput of Kumo and PyTorch eager on the same model, side by side, in fp32 and bf16.
 
-Reads a Kumo TOML config, builds the identical LLaMA-family model in PyTorch (fp32, eager,
+Reads a Kumo TOML config, builds the identical LLaMA-family model in PyTorch (eager,
 F.scaled_dot_product_attention as Hugging Face uses, AdamW with the config's settings and
-gradient clipping), times training steps on random tokens with the same number of threads,
-then runs `kumo bench train` on the same config in the same invocation and prints both and
-the ratio of tokens/s. MFU for both is against one sgemm peak measured here with PyTorch on
-the same threads (the best of those and the peaks Kumo measured).
+gradient clipping) and times training steps on random tokens with the same number of threads:
+PyTorch fp32, PyTorch under `torch.autocast("cpu", dtype=torch.bfloat16)` (fp32 weights, bf16
+matrix products), and `kumo bench train` with `train.precision = "fp32"` and `"bf16"`, in
+alternating rounds of one invocation. Each PyTorch mode runs in its own process, so each has
+its own peak RSS. MFU for each is against the peak of its precision: the best of the sgemm
+(or bf16 matmul) rates PyTorch measured here and the peaks Kumo measured.
 
 Run: python3 bench/bench_train.py --config bench/configs/tiny.toml --threads 1
 """
@@ -118,8 +120,8 @@ def flops_per_token(c, seq):
     return 6 * n + 12 * c["layers"] * c["hidden"] * seq
 
 
-def sgemm_peak(n=1536, repeats=5):
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(dtype, n=1536, repeats=5):
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
     best = math.inf
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -131,7 +133,8 @@ def sgemm_peak(n=1536, repeats=5):
 class TorchTrainer:
     """The PyTorch side: model, optimizer and one timed training step."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, precision):
+        self.autocast = precision == "bf16"
         self.c = c = model_config(cfg)
         tr, opt_cfg = cfg["train"], cfg.get("optim", {})
         self.seq, self.mb = tr["seq_length"], tr["micro_batch_size"]
@@ -150,8 +153,9 @@ class TorchTrainer:
         ids = torch.randint(0, self.c["vocab"], (self.mb, self.seq + 1))
         t0 = time.perf_counter()
         self.opt.zero_grad(set_to_none=True)
-        logits = self.model(ids[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, self.c["vocab"]), ids[:, 1:].reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+            logits = self.model(ids[:, :-1])
+        loss = F.cross_entropy(logits.float().reshape(-1, self.c["vocab"]), ids[:, 1:].reshape(-1))
         loss.backward()
         if self.clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
@@ -168,11 +172,26 @@ class TorchTrainer:
                     peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
-def bench_kumo(binary, config, steps, warmup, threads):
+def bench_kumo(binary, config, steps, warmup, threads, precision):
     cmd = [binary, "bench", "train", "--config", config, "--steps", str(steps), "--warmup", str(warmup),
-           "--set", f"train.threads={threads}", "--json"]
+           "--set", f"train.threads={threads}", "--set", f"train.precision={precision}", "--json"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
+
+
+def bench_torch(config, steps, warmup, threads, precision):
+    """One PyTorch measurement in a fresh process (its own peak RSS), with its matmul peak."""
+    cmd = [sys.executable, __file__, "--config", config, "--steps", str(steps), "--warmup", str(warmup),
+           "--threads", str(threads), "--torch-worker", precision]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def torch_worker(args, cfg):
+    torch.set_num_threads(args.threads)
+    r = TorchTrainer(cfg, args.torch_worker).run(args.steps, args.warmup)
+    r["peak_gflops"] = matmul_peak(torch.bfloat16 if args.torch_worker == "bf16" else torch.float32)
+    print(json.dumps(r))
 
 
 def median_round(rs):
@@ -182,50 +201,67 @@ def median_round(rs):
                 tokens_per_s_rounds=[r["tokens_per_s"] for r in rs])
 
 
+CONTESTANTS = [("pytorch", "fp32"), ("kumo", "fp32"), ("pytorch", "bf16"), ("kumo", "bf16")]
+
+
+def report(args, results):
+    print(f"{os.path.basename(args.config)}: {args.threads} thread(s), torch {torch.__version__}; "
+          f"MFU against the peak of each precision: fp32 {results['peak_gflops']['fp32']:.1f}, "
+          f"bf16 {results['peak_gflops']['bf16']:.1f} GFLOP/s")
+    print(f"{'run':<14} {'tokens/s':>10} {'step s':>8} {'GFLOP/s':>8} {'MFU':>6} {'peak RSS MiB':>13}")
+    for name, r in results["runs"].items():
+        print(f"{name:<14} {r['tokens_per_s']:>10.1f} {r['step_s_median']:>8.3f} {r['achieved_gflops']:>8.1f} "
+              f"{100 * r['mfu']:>5.1f}% {r['peak_rss_bytes'] / 2**20:>13.0f}")
+    for name, ratio in results["ratios"].items():
+        print(f"{name}: {ratio:.2f}x")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per framework")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds per contestant")
     ap.add_argument("--kumo", default=".build/release/kumo")
     ap.add_argument("--no-kumo", action="store_true", help="measure PyTorch only")
-    ap.add_argument("--json-out", help="write both results and the ratio to this file")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both")
+    ap.add_argument("--json-out", help="write every result and the ratios to this file")
+    ap.add_argument("--torch-worker", choices=["fp32", "bf16"], help=argparse.SUPPRESS)
     args = ap.parse_args()
-
+    with open(args.config, "rb") as f:
+        cfg = tomllib.load(f)
+    if args.torch_worker:
+        return torch_worker(args, cfg)
     if not args.no_kumo and not os.access(args.kumo, os.X_OK):
         print(f"error: {args.kumo} not found; build it with `swift build -c release`", file=sys.stderr)
         sys.exit(2)
-    with open(args.config, "rb") as f:
-        cfg = tomllib.load(f)
     torch.set_num_threads(args.threads)
-    peak = sgemm_peak()
-    # Alternate the two frameworks over several rounds so that both see the same share of a
-    # noisy machine; each reports the median over rounds of its median step time.
-    torch_trainer, rounds = TorchTrainer(cfg), {"pytorch": [], "kumo": []}
-    for r in range(args.rounds):
-        rounds["pytorch"].append(torch_trainer.run(args.steps, args.warmup if r == 0 else 0))
-        if not args.no_kumo:
-            rounds["kumo"].append(bench_kumo(args.kumo, args.config, args.steps, args.warmup, args.threads))
-    results = {fw: median_round(rs) for fw, rs in rounds.items() if rs}
-    # MFU against the best sgemm rate seen on this machine during the run (a noisy machine
-    # only ever makes a measured peak lower than the real one).
-    peak = max([peak, sgemm_peak()] + [r["peak_gflops"] for r in rounds["kumo"]])
-    for r in results.values():
-        r["mfu"] = r["achieved_gflops"] / peak
-
-    name = os.path.basename(args.config)
-    print(f"{name}: {args.threads} thread(s), torch {torch.__version__}, best sgemm peak seen {peak:.1f} GFLOP/s")
-    print(f"{'framework':<10} {'tokens/s':>10} {'step s':>8} {'GFLOP/s':>8} {'MFU':>6} {'peak RSS MiB':>13}")
-    for fw, r in results.items():
-        print(f"{fw:<10} {r['tokens_per_s']:>10.1f} {r['step_s_median']:>8.3f} {r['achieved_gflops']:>8.1f} "
-              f"{100 * r['mfu']:>5.1f}% {r['peak_rss_bytes'] / 2**20:>13.0f}")
-    if "kumo" in results:
-        ratio = results["kumo"]["tokens_per_s"] / results["pytorch"]["tokens_per_s"]
-        results["ratio_tokens_per_s"] = ratio
-        print(f"kumo / pytorch tokens/s: {ratio:.2f}x")
-    results.update(config=args.config, threads=args.threads, peak_gflops=peak, torch=torch.__version__)
+    contestants = [(fw, p) for fw, p in CONTESTANTS
+                   if args.precision in (p, "both") and not (fw == "kumo" and args.no_kumo)]
+    # Alternate the contestants over several rounds so that all see the same share of a noisy
+    # machine; each reports the median over rounds of its median step time.
+    rounds = {c: [] for c in contestants}
+    for _ in range(args.rounds):
+        for fw, p in contestants:
+            run = bench_kumo if fw == "kumo" else lambda *a: bench_torch(*a[1:])
+            rounds[(fw, p)].append(run(args.kumo, args.config, args.steps, args.warmup, args.threads, p))
+    # MFU against the best rate of each precision seen during the run (a noisy machine only
+    # ever makes a measured peak lower than the real one).
+    peaks = {p: max(r["peak_gflops"] for (_, q), rs in rounds.items() if q == p for r in rs)
+             for p in {p for _, p in contestants}}
+    runs = {}
+    for (fw, p), rs in rounds.items():
+        runs[f"{fw} {p}"] = r = median_round(rs)
+        r["mfu"] = r["achieved_gflops"] / peaks[p]
+    ratios = {}
+    for a, b in [("kumo fp32", "pytorch fp32"), ("kumo bf16", "pytorch bf16"), ("kumo bf16", "kumo fp32"),
+                 ("pytorch bf16", "pytorch fp32")]:
+        if a in runs and b in runs:
+            ratios[f"{a} / {b} tokens/s"] = runs[a]["tokens_per_s"] / runs[b]["tokens_per_s"]
+    results = dict(runs=runs, ratios=ratios, peak_gflops=peaks, config=args.config, threads=args.threads,
+                   torch=torch.__version__)
+    report(args, results)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(results, f, indent=2)

@@ -1,4 +1,5 @@
 import CBLAS
+import CKumoBF16
 
 /// Whether a GEMM operand is used as stored or transposed.
 public enum Transpose: Sendable {
@@ -45,6 +46,7 @@ public enum Threads {
         precondition(n >= 1)
         current = n
         openblas_set_num_threads(1)
+        kumo_bf16_set_threads(Int32(n))
     }
     /// The thread count in force.
     nonisolated(unsafe) public private(set) static var current = 1

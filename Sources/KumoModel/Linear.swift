@@ -1,29 +1,48 @@
 import KumoCore
 
-/// A bias-free linear layer y = x·Wᵀ with W stored [out, in] as in PyTorch.
+/// A bias-free linear layer y = x·Wᵀ with W stored [out, in] as in PyTorch. Given the weight's
+/// bf16 copy, its products run in bf16 with fp32 accumulation (activations rounded to bf16 as
+/// they enter a product); outputs and weight gradients stay fp32.
 public enum Linear {
     /// y (+)= x·Wᵀ for `rows` rows; `accumulate` adds into y (residual connections).
     public static func forward(
-        x: UnsafePointer<Float>, weight: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Int,
-        inFeatures: Int, outFeatures: Int, accumulate: Bool = false
+        x: UnsafePointer<Float>, weight: UnsafePointer<Float>, weightBF16: UnsafePointer<UInt16>? = nil,
+        y: UnsafeMutablePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool = false
     ) {
+        let beta: Float = accumulate ? 1 : 0
+        if let weightBF16 {
+            gemmBF16(
+                .none, .transposed, m: rows, n: outFeatures, k: inFeatures, a: .fp32(x), lda: inFeatures,
+                b: .bf16(weightBF16), ldb: inFeatures, beta: beta, c: y, ldc: outFeatures)
+            return
+        }
         gemm(
             .none, .transposed, m: rows, n: outFeatures, k: inFeatures, a: x, lda: inFeatures, b: weight,
-            ldb: inFeatures, beta: accumulate ? 1 : 0, c: y, ldc: outFeatures)
+            ldb: inFeatures, beta: beta, c: y, ldc: outFeatures)
     }
 
     /// dW += dyᵀ·x and dx (+)= dy·W.
     public static func backward(
         dy: UnsafePointer<Float>, x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-        dx: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>, rows: Int, inFeatures: Int,
-        outFeatures: Int, accumulateDx: Bool = false
+        weightBF16: UnsafePointer<UInt16>? = nil, dx: UnsafeMutablePointer<Float>,
+        dweight: UnsafeMutablePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int, accumulateDx: Bool = false
     ) {
+        let beta: Float = accumulateDx ? 1 : 0
+        if let weightBF16 {
+            gemmBF16(
+                .transposed, .none, m: outFeatures, n: inFeatures, k: rows, a: .fp32(dy), lda: outFeatures,
+                b: .fp32(x), ldb: inFeatures, beta: 1, c: dweight, ldc: inFeatures)
+            gemmBF16(
+                .none, .none, m: rows, n: inFeatures, k: outFeatures, a: .fp32(dy), lda: outFeatures,
+                b: .bf16(weightBF16), ldb: inFeatures, beta: beta, c: dx, ldc: inFeatures)
+            return
+        }
         gemm(
             .transposed, .none, m: outFeatures, n: inFeatures, k: rows, a: dy, lda: outFeatures, b: x,
             ldb: inFeatures, beta: 1, c: dweight, ldc: inFeatures)
         gemm(
             .none, .none, m: rows, n: inFeatures, k: outFeatures, a: dy, lda: outFeatures, b: weight,
-            ldb: inFeatures, beta: accumulateDx ? 1 : 0, c: dx, ldc: inFeatures)
+            ldb: inFeatures, beta: beta, c: dx, ldc: inFeatures)
     }
 }
 

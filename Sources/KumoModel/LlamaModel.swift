@@ -44,6 +44,15 @@ public final class LlamaModel {
     /// Whether blocks keep their activations for backward or recompute them there (read when
     /// a forward pass allocates its buffers).
     public var recompute: ActivationRecompute = .none
+    /// The precision of the matrix products: under bf16 each stage's weights are rounded into a
+    /// bf16 copy as forward reaches them (after any gather), which that forward and the backward
+    /// use; master weights, gradients, norms, softmax and the loss stay fp32.
+    public var precision: Precision = .fp32 {
+        didSet { paramsBF16 = precision == .bf16 ? BF16Buffer(count: layout.count) : nil }
+    }
+    /// The bf16 copy of `params` (same layout; only the matrices that enter products are
+    /// filled), under bf16 precision.
+    private var paramsBF16: BF16Buffer?
 
     /// Buffers of one micro-batch slot, sized for one (batch, seqLen): the residual stream
     /// (the stage's input first), per-block activations (one set for all blocks under
@@ -201,8 +210,19 @@ public final class LlamaModel {
     /// The vocabulary rows of the embedding and head this rank holds.
     private var heldVocabulary: Range<Int> { shard.vocabStart(config)..<shard.vocabStart(config) + local.vocabSize }
 
-    private func blockWeights(_ buffer: FloatBuffer, _ i: Int) -> BlockWeights {
-        BlockWeights(base: buffer.pointer + layout.blockStart(i), layout: layout.block)
+    private func blockWeights(_ i: Int) -> BlockWeights {
+        BlockWeights(
+            base: params.pointer + layout.blockStart(i), layout: layout.block,
+            baseBF16: paramsBF16.map { $0.pointer + layout.blockStart(i) })
+    }
+
+    /// The output projection's weight rows this rank holds.
+    private var headRange: Range<Int> { layout.head..<layout.head + local.vocabSize * config.hiddenSize }
+
+    /// Under bf16, rounds the parameters in `range` into their bf16 copy.
+    private func roundToBF16(_ range: Range<Int>) {
+        guard let paramsBF16 else { return }
+        BF16.round(params.pointer + range.lowerBound, into: paramsBF16.pointer + range.lowerBound, count: range.count)
     }
 
     /// Where backward adds the gradients of `range`.
@@ -251,18 +271,21 @@ public final class LlamaModel {
         let layers = shard.layers.count
         for i in 0..<layers {
             beforeForward?(.block(i))
+            roundToBF16(layout.blockStart(i)..<layout.blockStart(i) + layout.block.count)
             block.forward(
-                s.residual[i].pointer, out: s.residual[i + 1].pointer, blockWeights(params, i), s.activations(i),
-                scratch, s.shape)
+                s.residual[i].pointer, out: s.residual[i + 1].pointer, blockWeights(i), s.activations(i), scratch,
+                s.shape)
         }
         guard shard.hasHead else { return s.residual[layers].pointer }
         beforeForward?(.head)
+        roundToBF16(headRange)
         sharding.norm(
             s.residual[layers].pointer, weight: params.pointer + layout.finalNorm, y: s.finalNormed.pointer,
             rstd: s.finalRstd.pointer, rows: rows, dim: h, eps: Float(config.rmsNormEps), local: scratch.ownRows.pointer
         )
         Linear.forward(
-            x: s.finalNormed.pointer, weight: params.pointer + layout.head, y: s.logits.pointer, rows: rows,
+            x: s.finalNormed.pointer, weight: params.pointer + layout.head,
+            weightBF16: paramsBF16.map { UnsafePointer($0.pointer + layout.head) }, y: s.logits.pointer, rows: rows,
             inFeatures: h, outFeatures: local.vocabSize)
         return s.logits.pointer
     }
@@ -285,7 +308,8 @@ public final class LlamaModel {
             beforeBackward?(.head)
             Linear.backward(
                 dy: s.logits.pointer, x: s.finalNormed.pointer, weight: params.pointer + layout.head,
-                dx: scratch.dn.pointer, dweight: gradients(layout.head..<layout.head + local.vocabSize * h),
+                weightBF16: paramsBF16.map { UnsafePointer($0.pointer + layout.head) }, dx: scratch.dn.pointer,
+                dweight: gradients(headRange),
                 rows: rows, inFeatures: h, outFeatures: local.vocabSize)
             RMSNormKernel.backward(
                 dy: sharding.reduce(scratch.dn.pointer, rows: rows, dim: h, into: scratch.ownRows.pointer),
@@ -303,11 +327,11 @@ public final class LlamaModel {
                 // Refills the shared activations from the kept block input; the output goes to
                 // scratch.dn, which the block's backward overwrites before reading.
                 block.forward(
-                    s.residual[i].pointer, out: scratch.dn.pointer, blockWeights(params, i), s.activations(i),
-                    scratch, s.shape)
+                    s.residual[i].pointer, out: scratch.dn.pointer, blockWeights(i), s.activations(i), scratch,
+                    s.shape)
             }
             block.backward(
-                s.dx.pointer, s.residual[i].pointer, blockWeights(params, i), g, s.activations(i), scratch, s.shape)
+                s.dx.pointer, s.residual[i].pointer, blockWeights(i), g, s.activations(i), scratch, s.shape)
             gradientsReady?(range)
         }
         if shard.hasEmbedding {

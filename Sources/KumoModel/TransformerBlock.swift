@@ -1,13 +1,19 @@
 import KumoCore
 
-/// Pointers to one block's tensors inside a flat parameter (or gradient) buffer.
+/// Pointers to one block's tensors inside a flat parameter (or gradient) buffer, and to their
+/// bf16 copies where products run in bf16.
 public struct BlockWeights {
     public let inputNorm, q, k, v, o: UnsafeMutablePointer<Float>
     public let postNorm: UnsafeMutablePointer<Float>?
     public let gate, up, down: UnsafeMutablePointer<Float>
+    private let base: UnsafeMutablePointer<Float>
+    private let baseBF16: UnsafeMutablePointer<UInt16>?
 
-    /// Views the block that starts at `base`.
-    public init(base: UnsafeMutablePointer<Float>, layout l: BlockLayout) {
+    /// Views the block that starts at `base` (and its bf16 copy, laid out alike, at `baseBF16`).
+    public init(base: UnsafeMutablePointer<Float>, layout l: BlockLayout, baseBF16: UnsafeMutablePointer<UInt16>? = nil)
+    {
+        self.base = base
+        self.baseBF16 = baseBF16
         inputNorm = base + l.inputNorm
         q = base + l.q
         k = base + l.k
@@ -17,6 +23,11 @@ public struct BlockWeights {
         gate = base + l.gate
         up = base + l.up
         down = base + l.down
+    }
+
+    /// The bf16 copy of the tensor at `tensor` (one of this block's pointers), if products run in bf16.
+    func bf16(_ tensor: UnsafeMutablePointer<Float>) -> UnsafePointer<UInt16>? {
+        baseBF16.map { UnsafePointer($0 + (tensor - base)) }
     }
 }
 
@@ -33,15 +44,19 @@ struct SelfAttention {
         let h = config.hiddenSize
         let qw = shape.heads * shape.headDim
         let kvw = shape.kvHeads * shape.headDim
-        Linear.forward(x: n, weight: w.q, y: a.q.pointer, rows: rows, inFeatures: h, outFeatures: qw)
-        Linear.forward(x: n, weight: w.k, y: a.k.pointer, rows: rows, inFeatures: h, outFeatures: kvw)
-        Linear.forward(x: n, weight: w.v, y: a.v.pointer, rows: rows, inFeatures: h, outFeatures: kvw)
+        Linear.forward(
+            x: n, weight: w.q, weightBF16: w.bf16(w.q), y: a.q.pointer, rows: rows, inFeatures: h, outFeatures: qw)
+        Linear.forward(
+            x: n, weight: w.k, weightBF16: w.bf16(w.k), y: a.k.pointer, rows: rows, inFeatures: h, outFeatures: kvw)
+        Linear.forward(
+            x: n, weight: w.v, weightBF16: w.bf16(w.v), y: a.v.pointer, rows: rows, inFeatures: h, outFeatures: kvw)
         rope.apply(a.q.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.heads)
         rope.apply(a.k.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.kvHeads)
         AttentionKernel.forward(
             q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, out: a.att.pointer, lse: a.lse.pointer, shape: shape)
         Linear.forward(
-            x: a.att.pointer, weight: w.o, y: y, rows: rows, inFeatures: qw, outFeatures: h, accumulate: accumulate)
+            x: a.att.pointer, weight: w.o, weightBF16: w.bf16(w.o), y: y, rows: rows, inFeatures: qw, outFeatures: h,
+            accumulate: accumulate)
     }
 
     /// Accumulates weight gradients into `g` and writes (or adds) ∂L/∂n into `dn`.
@@ -55,7 +70,8 @@ struct SelfAttention {
         let qw = shape.heads * shape.headDim
         let kvw = shape.kvHeads * shape.headDim
         Linear.backward(
-            dy: dy, x: a.att.pointer, weight: w.o, dx: s.datt.pointer, dweight: g.o, rows: rows, inFeatures: qw,
+            dy: dy, x: a.att.pointer, weight: w.o, weightBF16: w.bf16(w.o), dx: s.datt.pointer, dweight: g.o,
+            rows: rows, inFeatures: qw,
             outFeatures: h)
         AttentionKernel.backward(
             dout: s.datt.pointer, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, out: a.att.pointer,
@@ -63,13 +79,16 @@ struct SelfAttention {
         rope.apply(s.dq.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.heads, inverse: true)
         rope.apply(s.dk.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.kvHeads, inverse: true)
         Linear.backward(
-            dy: s.dq.pointer, x: n, weight: w.q, dx: dn, dweight: g.q, rows: rows, inFeatures: h, outFeatures: qw,
+            dy: s.dq.pointer, x: n, weight: w.q, weightBF16: w.bf16(w.q), dx: dn, dweight: g.q, rows: rows,
+            inFeatures: h, outFeatures: qw,
             accumulateDx: accumulate)
         Linear.backward(
-            dy: s.dk.pointer, x: n, weight: w.k, dx: dn, dweight: g.k, rows: rows, inFeatures: h, outFeatures: kvw,
+            dy: s.dk.pointer, x: n, weight: w.k, weightBF16: w.bf16(w.k), dx: dn, dweight: g.k, rows: rows,
+            inFeatures: h, outFeatures: kvw,
             accumulateDx: true)
         Linear.backward(
-            dy: s.dv.pointer, x: n, weight: w.v, dx: dn, dweight: g.v, rows: rows, inFeatures: h, outFeatures: kvw,
+            dy: s.dv.pointer, x: n, weight: w.v, weightBF16: w.bf16(w.v), dx: dn, dweight: g.v, rows: rows,
+            inFeatures: h, outFeatures: kvw,
             accumulateDx: true)
     }
 }
@@ -84,11 +103,15 @@ struct SwiGLUMLP {
     ) {
         let h = config.hiddenSize
         let f = config.intermediateSize
-        Linear.forward(x: n, weight: w.gate, y: a.gate.pointer, rows: rows, inFeatures: h, outFeatures: f)
-        Linear.forward(x: n, weight: w.up, y: a.up.pointer, rows: rows, inFeatures: h, outFeatures: f)
+        Linear.forward(
+            x: n, weight: w.gate, weightBF16: w.bf16(w.gate), y: a.gate.pointer, rows: rows, inFeatures: h,
+            outFeatures: f)
+        Linear.forward(
+            x: n, weight: w.up, weightBF16: w.bf16(w.up), y: a.up.pointer, rows: rows, inFeatures: h, outFeatures: f)
         SwiGLUKernel.forward(gate: a.gate.pointer, up: a.up.pointer, out: a.act.pointer, count: rows * f)
         Linear.forward(
-            x: a.act.pointer, weight: w.down, y: y, rows: rows, inFeatures: f, outFeatures: h, accumulate: accumulate)
+            x: a.act.pointer, weight: w.down, weightBF16: w.bf16(w.down), y: y, rows: rows, inFeatures: f,
+            outFeatures: h, accumulate: accumulate)
     }
 
     /// Accumulates weight gradients into `g` and writes (or adds) ∂L/∂n into `dn`.
@@ -99,16 +122,19 @@ struct SwiGLUMLP {
         let h = config.hiddenSize
         let f = config.intermediateSize
         Linear.backward(
-            dy: dy, x: a.act.pointer, weight: w.down, dx: s.dgate.pointer, dweight: g.down, rows: rows,
+            dy: dy, x: a.act.pointer, weight: w.down, weightBF16: w.bf16(w.down), dx: s.dgate.pointer, dweight: g.down,
+            rows: rows,
             inFeatures: f, outFeatures: h)
         SwiGLUKernel.backward(
             ds: s.dgate.pointer, gate: a.gate.pointer, up: a.up.pointer, dgate: s.dgate.pointer, dup: s.dup.pointer,
             count: rows * f)
         Linear.backward(
-            dy: s.dgate.pointer, x: n, weight: w.gate, dx: dn, dweight: g.gate, rows: rows, inFeatures: h,
+            dy: s.dgate.pointer, x: n, weight: w.gate, weightBF16: w.bf16(w.gate), dx: dn, dweight: g.gate, rows: rows,
+            inFeatures: h,
             outFeatures: f, accumulateDx: accumulate)
         Linear.backward(
-            dy: s.dup.pointer, x: n, weight: w.up, dx: dn, dweight: g.up, rows: rows, inFeatures: h, outFeatures: f,
+            dy: s.dup.pointer, x: n, weight: w.up, weightBF16: w.bf16(w.up), dx: dn, dweight: g.up, rows: rows,
+            inFeatures: h, outFeatures: f,
             accumulateDx: true)
     }
 }

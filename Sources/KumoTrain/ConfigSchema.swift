@@ -58,6 +58,9 @@ public enum ConfigSchema {
         Key(
             name: "train.recompute", kind: .string, defaultValue: .string("none"),
             help: "none|full: full drops each block's activations after forward and recomputes them in backward"),
+        Key(
+            name: "train.precision", kind: .string, defaultValue: .string("fp32"),
+            help: "fp32|bf16: bf16 runs matrix products with bf16 operands and fp32 accumulation (fp32 master weights)"),
         Key(name: "train.spike.enabled", kind: .bool, defaultValue: .bool(false), help: "loss-spike guard on"),
         Key(name: "train.spike.window", kind: .int, defaultValue: .int(50), help: "steps in the running medians"),
         Key(name: "train.spike.min_history", kind: .int, defaultValue: .int(10), help: "steps before ratio tests"),

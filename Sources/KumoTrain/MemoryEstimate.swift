@@ -5,7 +5,7 @@ import KumoParallel
 
 /// Bytes one rank of a training run needs, estimated before anything is allocated.
 public struct MemoryEstimate: Sendable, CustomStringConvertible {
-    /// Parameters, gradients and two AdamW moments, fp32.
+    /// Parameters, gradients and two AdamW moments, fp32 (and under bf16 the parameters' bf16 copy).
     public let stateBytes: Int
     /// Activations and scratch of one micro-batch (fewer under full recompute).
     public let activationBytes: Int
@@ -14,11 +14,12 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
     public var totalBytes: Int { stateBytes + activationBytes + ropeBytes }
 
     /// Estimates a rank of a run of `model` that holds `parameters` floats (the whole model by
-    /// default) with micro-batches of `batch` × `seqLen` tokens.
+    /// default) with micro-batches of `batch` × `seqLen` tokens, its products in `precision`.
     public init(
-        model: ModelConfig, batch: Int, seqLen: Int, recompute: ActivationRecompute = .none, parameters: Int? = nil
+        model: ModelConfig, batch: Int, seqLen: Int, recompute: ActivationRecompute = .none, parameters: Int? = nil,
+        precision: Precision = .fp32
     ) {
-        stateBytes = 16 * (parameters ?? ParameterLayout(model).count)
+        stateBytes = (precision == .bf16 ? 18 : 16) * (parameters ?? ParameterLayout(model).count)
         activationBytes = LlamaModel.activationBytes(model, batch: batch, seqLen: seqLen, recompute: recompute)
         let rope = RoPETable.bytes(headDim: model.headDim, maxPositions: model.maxPositionEmbeddings)
         ropeBytes = rope < Double(Int.max / 4) ? Int(rope) : Int.max / 4
@@ -42,7 +43,7 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
         }
         self.init(
             model: c, batch: config.microBatchSize, seqLen: config.seqLength, recompute: config.recompute,
-            parameters: held.max())
+            parameters: held.max(), precision: config.precision)
     }
 
     public var description: String {

@@ -1,4 +1,5 @@
 import Foundation
+import KumoCore
 import KumoModel
 import KumoParallel
 import TOMLKit
@@ -19,6 +20,8 @@ public struct RunConfig: Sendable {
     public var seed: UInt64 { UInt64(int("train.seed")) }
     /// Activation recomputation of `train.recompute` (checked when the config is loaded).
     public var recompute: ActivationRecompute { ActivationRecompute(rawValue: string("train.recompute")) ?? .none }
+    /// The precision of matrix products, `train.precision` (checked when the config is loaded).
+    public var precision: Precision { Precision(rawValue: string("train.precision")) ?? .fp32 }
     /// Threads to use: `train.threads`, or every core when 0.
     public var threads: Int {
         int("train.threads") > 0 ? int("train.threads") : ProcessInfo.processInfo.activeProcessorCount
@@ -260,6 +263,11 @@ public struct RunConfig: Sendable {
             throw ConfigError(
                 "train.recompute = \"\(string("train.recompute"))\": valid are \"none\" (keep every block's activations) "
                     + "and \"full\" (recompute them in backward, to save memory)")
+        }
+        if Precision(rawValue: string("train.precision")) == nil {
+            throw ConfigError(
+                "train.precision = \"\(string("train.precision"))\": valid are \"fp32\" and \"bf16\" (bf16 matrix "
+                    + "products with fp32 accumulation and fp32 master weights)")
         }
         if globalBatchSize % microBatchSize != 0 {
             throw ConfigError(

@@ -64,7 +64,8 @@ public final class Trainer {
     public let pipeline: PipelineRunner?
     /// The blocks of each pipeline stage (one stage of all blocks without pipeline parallelism).
     public let pipelinePlan: PipelinePlan
-    /// Measured sgemm peak of the threads in use on all ranks together, GFLOP/s (the MFU denominator).
+    /// Measured matrix-product peak of the precision in use (sgemm, or the bf16 GEMM) on the threads
+    /// in use on all ranks together, GFLOP/s (the MFU denominator).
     public let peakGFLOPs: Double
     public let flopsPerToken: Double
     /// Micro-batches this rank accumulates per optimizer step.
@@ -132,6 +133,7 @@ public final class Trainer {
                 model: model, group: $0, schedule: PipelineSchedule(rawValue: config.string("parallel.schedule"))!)
         }
         model.recompute = config.recompute
+        model.precision = config.precision
         let layout = model.layout
         tensorGradients = tensorGroup.map {
             TensorParallelGradients(layout: layout, group: $0, sequenceParallel: config.bool("parallel.sequence"))
@@ -170,7 +172,7 @@ public final class Trainer {
         } else {
             shardedParameters = nil
         }
-        var peak = [peakGFLOPs ?? SgemmPeak.measure()]
+        var peak = [peakGFLOPs ?? (config.precision == .bf16 ? BF16GEMM.measure() : SgemmPeak.measure())]
         world.allReduce(&peak, op: .sum)
         self.peakGFLOPs = peak[0]
         flopsPerToken = config.model.flopsPerToken(seqLen: config.seqLength)

@@ -64,6 +64,8 @@ struct BenchTrain: ParsableCommand {
                 ("tokens_per_s", "\(tps)"), ("step_s_median", "\(median)"), ("mfu", "\(gflops / trainer.peakGFLOPs)"),
                 ("achieved_gflops", "\(gflops)"), ("peak_gflops", "\(trainer.peakGFLOPs)"),
                 ("peak_rss_bytes", "\(SystemInfo.peakRSSBytes)"), ("threads", "\(config.threads)"),
+                ("precision", "\"\(config.precision.rawValue)\""),
+                ("bf16_gemm", config.precision == .bf16 ? "\"\(BF16GEMM.backend.rawValue)\"" : "null"),
                 ("parameters", "\(trainer.model.layout.count)"), ("flops_per_token", "\(trainer.flopsPerToken)"),
                 ("tokens_per_step", "\(trainer.tokensPerStep)"), ("steps", "\(steps)"), ("ranks", "\(world.size)"),
             ]

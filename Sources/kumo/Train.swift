@@ -169,9 +169,11 @@ struct Train: ParsableCommand {
                 + "\(trainer.accumulationSteps) accumulation steps per rank), \(config.steps) steps, "
                 + "\(config.threads) threads per rank",
             "memory: about \(MemoryEstimate(config)); activation recompute \(config.recompute.rawValue)",
+            "precision: " + (config.precision == .bf16 ? "bf16; " + BF16GEMM.selection.reason : "fp32"),
             String(
-                format: "measured sgemm peak: %.1f GFLOP/s on %d threads × %d ranks", trainer.peakGFLOPs,
-                config.threads, ranks) + " (OpenBLAS kernels: \(BLASKernels.coreName))",
+                format: "measured %@ peak: %.1f GFLOP/s on %d threads × %d ranks",
+                config.precision == .bf16 ? "bf16 GEMM" : "sgemm", trainer.peakGFLOPs, config.threads, ranks)
+                + " (OpenBLAS kernels: \(BLASKernels.coreName))",
         ]
     }
 

@@ -61,6 +61,26 @@ final class KumoCLITests: XCTestCase {
             let value = try XCTUnwrap(object[key] as? Double, "missing \(key)")
             XCTAssertGreaterThan(value, 0, key)
         }
+        XCTAssertEqual(object["precision"] as? String, "fp32")
+    }
+
+    func testBenchTrainReportsThePrecisionAndTrainNamesTheBF16GEMM() throws {
+        let short = tinyArgs + ["--set", "train.precision=bf16"]
+        let bench = try KumoProcess.run(["bench", "train"] + short + ["--steps", "1", "--warmup", "0", "--json"])
+        XCTAssertEqual(bench.status, 0, bench.err)
+        let object = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(bench.out.utf8)) as? [String: Any], "stdout: \(bench.out)")
+        XCTAssertEqual(object["precision"] as? String, "bf16")
+        XCTAssertTrue(["onednn", "widened"].contains(object["bf16_gemm"] as? String ?? ""), bench.out)
+        let train = try KumoProcess.run(
+            ["train"] + short + ["--set", "train.steps=1", "--run-dir", temporaryDirectory()])
+        XCTAssertEqual(train.status, 0, train.err)
+        // The measured choice or, without bf16 units or oneDNN, why the fallback runs.
+        XCTAssertTrue(
+            ["precision: bf16; bf16 GEMM", "no bf16 units", "libdnnl.so.2 not found"].contains {
+                train.err.contains($0)
+            }, train.err)
+        XCTAssertTrue(train.err.contains("measured bf16 GEMM peak"), train.err)
     }
 
     func testEveryCommandHasHelp() throws {

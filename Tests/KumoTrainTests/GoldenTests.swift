@@ -6,13 +6,16 @@ import XCTest
 
 @testable import KumoTrain
 
-/// Kumo against PyTorch (float64) on the files written by scripts/golden/make_golden.py:
-/// logits, loss, every gradient, and 5 AdamW steps with warmup, cosine decay and clipping.
+/// Kumo against PyTorch (float64) on the files written by scripts/golden/make_golden.py
+/// (fp32) and make_golden_bf16.py (bf16 products): logits, loss, every gradient, and 5 AdamW
+/// steps with warmup, cosine decay and clipping.
 final class GoldenTests: XCTestCase {
     private static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Golden")
-    /// Norm-wise relative error bound: ‖kumo − torch‖ / ‖torch‖.
-    private let tolerance = 1e-4
+    /// Norm-wise relative error bound: ‖kumo − torch‖ / ‖torch‖ (set per check).
+    private var tolerance = 1e-4
+    /// The largest relative error a check measured (printed at its end).
+    private var worst = 0.0
 
     private func relativeError(_ a: [Float], _ b: [Float]) -> Double {
         precondition(a.count == b.count)
@@ -29,6 +32,7 @@ final class GoldenTests: XCTestCase {
         _ a: [Float], _ b: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line
     ) {
         let err = relativeError(a, b)
+        worst = max(worst, err)
         XCTAssertLessThan(err, tolerance, "\(what): relative error \(err)", file: file, line: line)
     }
 
@@ -37,7 +41,11 @@ final class GoldenTests: XCTestCase {
         return try JSONDecoder().decode(T.self, from: Data(text.utf8))
     }
 
-    private func check(variant: String) throws {
+    /// Compares a model in `precision` with golden-`variant`.safetensors within `tolerance`.
+    private func check(variant: String, precision: Precision = .fp32, tolerance: Double = 1e-4) throws {
+        self.tolerance = tolerance
+        worst = 0
+        defer { print("golden \(variant): largest relative error \(worst) (bound \(tolerance))") }
         let f = try SafeTensorsFile(path: Self.directory.appendingPathComponent("golden-\(variant).safetensors").path)
         let config = ModelConfig(
             vocabSize: try metadata(f, "vocab_size", Int.self), hiddenSize: try metadata(f, "hidden_size", Int.self),
@@ -53,6 +61,7 @@ final class GoldenTests: XCTestCase {
         let seq = try metadata(f, "seq_length", Int.self)
         Threads.set(1)
         let model = try LlamaModel(config: config)
+        model.precision = precision
         XCTAssertEqual(
             Set(model.layout.tensors.map(\.name)),
             Set(f.entries.keys.filter { $0.hasPrefix("step5.") }.map { String($0.dropFirst(6)) }))
@@ -131,7 +140,7 @@ final class GoldenTests: XCTestCase {
             assertClose(p, expected, "\(variant) after 5 steps \(t.name)")
             // The update moved the parameter: the comparison is not trivially about the initial values.
             XCTAssertGreaterThan(
-                relativeError(try f.floats(t.name), expected), 10 * tolerance, "\(variant) \(t.name) barely moved")
+                relativeError(try f.floats(t.name), expected), 1e-3, "\(variant) \(t.name) barely moved")
         }
     }
 
@@ -140,4 +149,15 @@ final class GoldenTests: XCTestCase {
     func testMultiQueryAttentionModelMatchesPyTorch() throws { try check(variant: "mqa") }
     func testParallelLayersModelMatchesPyTorch() throws { try check(variant: "parallel") }
     func testTiedEmbeddingModelMatchesPyTorch() throws { try check(variant: "tied") }
+
+    /// bf16 products against PyTorch rounding the same operands: only fp32 against float64
+    /// accumulation differs (and, rarely, a value on a rounding tie). Measured up to 3e-5;
+    /// an fp32 model misses these goldens by 1.7e-3 to 7e-3 (logits and gradients), so 2e-4
+    /// tells the two apart.
+    func testBF16GroupedQueryAttentionModelMatchesPyTorchBF16Products() throws {
+        try check(variant: "bf16-gqa", precision: .bf16, tolerance: 2e-4)
+    }
+    func testBF16TiedEmbeddingModelMatchesPyTorchBF16Products() throws {
+        try check(variant: "bf16-tied", precision: .bf16, tolerance: 2e-4)
+    }
 }

@@ -86,7 +86,12 @@ def rope(x, theta):
     return x * cos + torch.cat([-x2, x1], -1) * sin
 
 
-def forward(c, p, ids):
+def matmul_t(x, w):
+    """x @ w.T: every matrix product of the model goes through here (make_golden_bf16.py swaps it)."""
+    return x @ w.T
+
+
+def forward(c, p, ids, linear=matmul_t):
     h, nh, kv = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"]
     hd, eps = h // nh, c["rms_norm_eps"]
     b, t = ids.shape
@@ -95,18 +100,18 @@ def forward(c, p, ids):
     for i in range(c["num_hidden_layers"]):
         pre = f"model.layers.{i}."
         n = rms_norm(x, p[pre + "input_layernorm.weight"], eps)
-        q = (n @ p[pre + "self_attn.q_proj.weight"].T).view(b, t, nh, hd).transpose(1, 2)
-        k = (n @ p[pre + "self_attn.k_proj.weight"].T).view(b, t, kv, hd).transpose(1, 2)
-        v = (n @ p[pre + "self_attn.v_proj.weight"].T).view(b, t, kv, hd).transpose(1, 2)
+        q = linear(n, p[pre + "self_attn.q_proj.weight"]).view(b, t, nh, hd).transpose(1, 2)
+        k = linear(n, p[pre + "self_attn.k_proj.weight"]).view(b, t, kv, hd).transpose(1, 2)
+        v = linear(n, p[pre + "self_attn.v_proj.weight"]).view(b, t, kv, hd).transpose(1, 2)
         q, k = rope(q, c["rope_theta"]), rope(k, c["rope_theta"])
         k, v = k.repeat_interleave(nh // kv, 1), v.repeat_interleave(nh // kv, 1)
         att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd) + mask, -1) @ v
-        a = att.transpose(1, 2).reshape(b, t, nh * hd) @ p[pre + "self_attn.o_proj.weight"].T
+        a = linear(att.transpose(1, 2).reshape(b, t, nh * hd), p[pre + "self_attn.o_proj.weight"])
 
         def mlp(m):
-            g = m @ p[pre + "mlp.gate_proj.weight"].T
-            u = m @ p[pre + "mlp.up_proj.weight"].T
-            return (torch.nn.functional.silu(g) * u) @ p[pre + "mlp.down_proj.weight"].T
+            g = linear(m, p[pre + "mlp.gate_proj.weight"])
+            u = linear(m, p[pre + "mlp.up_proj.weight"])
+            return linear(torch.nn.functional.silu(g) * u, p[pre + "mlp.down_proj.weight"])
 
         if c["parallel_layers"]:
             x = x + a + mlp(n)
@@ -115,7 +120,7 @@ def forward(c, p, ids):
             x = x + mlp(rms_norm(x, p[pre + "post_attention_layernorm.weight"], eps))
     x = rms_norm(x, p["model.norm.weight"], eps)
     head = p["model.embed_tokens.weight"] if c["tie_word_embeddings"] else p["lm_head.weight"]
-    return x @ head.T
+    return linear(x, head)
 
 
 def loss_fn(logits, targets):
@@ -130,7 +135,7 @@ def lr_at(s):
     return OPT["min_lr"] + 0.5 * (OPT["lr"] - OPT["min_lr"]) * (1 + math.cos(math.pi * progress))
 
 
-def make_variant(name, overrides, seed):
+def make_variant(name, overrides, seed, linear=matmul_t, prefix="golden"):
     c = dict(BASE, **overrides)
     gen = torch.Generator().manual_seed(seed)
     init = init_params(c, gen)
@@ -139,7 +144,7 @@ def make_variant(name, overrides, seed):
     targets[0, 2] = targets[1, 0] = targets[1, 7] = -100
 
     params = {k: v.double().clone().requires_grad_(True) for k, v in init.items()}
-    logits = forward(c, params, ids)
+    logits = forward(c, params, ids, linear)
     loss = loss_fn(logits, targets)
     loss.backward()
     tensors = {"input_ids": ids.int(), "targets": targets.int(), "loss": loss.detach().reshape(1),
@@ -156,7 +161,7 @@ def make_variant(name, overrides, seed):
     losses, norms, lrs = [], [], []
     for s in range(OPT["steps"]):
         opt.zero_grad()
-        step_loss = loss_fn(forward(c, params, ids), targets)
+        step_loss = loss_fn(forward(c, params, ids, linear), targets)
         step_loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(list(params.values()), OPT["grad_clip"])
         for group in opt.param_groups:
@@ -173,7 +178,7 @@ def make_variant(name, overrides, seed):
     meta = {k: json.dumps(v) for k, v in c.items()}
     meta.update({"optim." + k: json.dumps(v) for k, v in OPT.items()})
     meta["batch"], meta["seq_length"] = json.dumps(BATCH), json.dumps(SEQ)
-    path = os.path.join(OUT, f"golden-{name}.safetensors")
+    path = os.path.join(OUT, f"{prefix}-{name}.safetensors")
     write_safetensors(path, tensors, meta)
     check_round_trip(path, tensors)
     clipped = sum(n > OPT["grad_clip"] for n in norms)

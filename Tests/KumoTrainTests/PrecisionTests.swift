@@ -1,0 +1,64 @@
+import KumoCore
+import KumoData
+import KumoModel
+import XCTest
+
+@testable import KumoTrain
+
+/// `train.precision`: its default, the values refused, the memory it adds, and training in bf16
+/// against fp32.
+final class PrecisionTests: XCTestCase {
+    private func config(_ overrides: [String]) throws -> RunConfig {
+        try RunConfig.load(
+            path: nil,
+            overrides: [
+                "model.vocab_size=97", "model.hidden_size=32", "model.intermediate_size=48",
+                "model.num_hidden_layers=2", "model.num_attention_heads=4", "model.num_key_value_heads=2",
+                "model.max_position_embeddings=64", "data.synthetic=true", "train.seq_length=16", "train.threads=1",
+                "optim.warmup_steps=2", "optim.lr=3e-3", "train.steps=5", "train.micro_batch_size=2",
+                "train.global_batch_size=4",
+            ] + overrides)
+    }
+
+    private func losses(_ c: RunConfig) throws -> [Double] {
+        let trainer = try Trainer(config: c, stream: try TrainingData.make(c).stream, peakGFLOPs: 50)
+        XCTAssertEqual(trainer.model.precision, c.precision)
+        return try (0..<c.steps).map { _ in try trainer.trainStep().loss }
+    }
+
+    func testPrecisionDefaultsToFP32AndAcceptsBF16() throws {
+        XCTAssertEqual(try config([]).precision, .fp32)
+        XCTAssertEqual(try config(["train.precision=bf16"]).precision, .bf16)
+    }
+
+    func testUnknownPrecisionIsRefusedNamingTheKeyAndTheValidValues() {
+        XCTAssertThrowsError(try config(["train.precision=fp16"])) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("train.precision = \"fp16\""), message)
+            XCTAssertTrue(message.contains("\"fp32\"") && message.contains("\"bf16\""), message)
+        }
+    }
+
+    func testMemoryEstimateAddsTheBF16CopyOfTheParameters() throws {
+        let fp32 = MemoryEstimate(try config([]))
+        let bf16 = MemoryEstimate(try config(["train.precision=bf16"]))
+        let parameters = ParameterLayout(try config([]).model).count
+        XCTAssertEqual(bf16.stateBytes - fp32.stateBytes, 2 * parameters)
+        XCTAssertEqual(bf16.activationBytes, fp32.activationBytes)
+    }
+
+    func testBF16TrainingFollowsFP32WithinBF16Rounding() throws {
+        let fp32 = try losses(try config([]))
+        let bf16 = try losses(try config(["train.precision=bf16"]))
+        let worst = zip(fp32, bf16).map { abs($0 - $1) / $0 }.max() ?? 0
+        print("bf16 vs fp32 losses over 5 steps: worst relative difference \(worst)")
+        XCTAssertLessThan(worst, 1e-2, "fp32 \(fp32), bf16 \(bf16)")
+        XCTAssertGreaterThan(worst, 1e-7, "bf16 gave fp32's losses: its products did not run in bf16")
+    }
+
+    func testBF16WithFullRecomputeGivesTheSameLosses() throws {
+        let kept = try losses(try config(["train.precision=bf16"]))
+        let recomputed = try losses(try config(["train.precision=bf16", "train.recompute=full"]))
+        XCTAssertEqual(kept, recomputed)
+    }
+}

@@ -13,12 +13,17 @@ enum KumoProcess {
     static let binary = root.appendingPathComponent(".build/release/kumo").path
 
     /// Runs `kumo args` with `stdin` as its input; its exit status, standard output and standard error.
-    static func run(_ args: [String], stdin: String = "") throws -> (status: Int32, out: String, err: String) {
+    /// With a `timeout` in seconds, a process still running then is terminated (its status is then
+    /// SIGTERM's), so a command that should have exited fails its test instead of hanging it.
+    static func run(_ args: [String], stdin: String = "", timeout: Double? = nil) throws -> (
+        status: Int32, out: String, err: String
+    ) {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             XCTFail("\(binary) is missing: run `swift build -c release` first (make test does)")
             return (-1, "", "")
         }
         let p = try Launched(executable: binary, args, stdin: stdin)
+        if let timeout { p.terminate(after: timeout) }
         return p.finish()
     }
 
@@ -103,6 +108,13 @@ enum KumoProcess {
                 Thread.sleep(forTimeInterval: 0.05)
             }
             return nil
+        }
+
+        /// Terminates the process if it is still running `seconds` from now.
+        func terminate(after seconds: Double) {
+            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [process] in
+                if process.isRunning { process.terminate() }
+            }
         }
 
         /// Waits for exit; the exit status, standard output and standard error.

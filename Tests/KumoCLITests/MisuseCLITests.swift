@@ -23,7 +23,8 @@ final class MisuseCLITests: XCTestCase {
     private func refused(_ args: [String], saying parts: [String], file: StaticString = #filePath, line: UInt = #line)
         throws
     {
-        let r = try KumoProcess.run(args)
+        // A refusal comes at start-up; a server that started instead is stopped after a minute.
+        let r = try KumoProcess.run(args, timeout: 60)
         XCTAssertEqual(r.status, 1, "kumo \(args.joined(separator: " ")): \(r.err)", file: file, line: line)
         for part in parts {
             XCTAssertTrue(r.err.contains(part), "expected '\(part)' in: \(r.err)", file: file, line: line)

@@ -9,15 +9,7 @@ import XCTest
 /// against fp32.
 final class PrecisionTests: XCTestCase {
     private func config(_ overrides: [String]) throws -> RunConfig {
-        try RunConfig.load(
-            path: nil,
-            overrides: [
-                "model.vocab_size=97", "model.hidden_size=32", "model.intermediate_size=48",
-                "model.num_hidden_layers=2", "model.num_attention_heads=4", "model.num_key_value_heads=2",
-                "model.max_position_embeddings=64", "data.synthetic=true", "train.seq_length=16", "train.threads=1",
-                "optim.warmup_steps=2", "optim.lr=3e-3", "train.steps=5", "train.micro_batch_size=2",
-                "train.global_batch_size=4",
-            ] + overrides)
+        try CheckpointFixture.config(["train.steps=5", "train.global_batch_size=4"] + overrides)
     }
 
     private func losses(_ c: RunConfig) throws -> [Double] {

@@ -51,7 +51,8 @@ def one_round(args, trainer, spin_core):
             key = f"{condition}{threads}"
             torch.set_num_threads(threads)
             result["pytorch"][key] = trainer.run(args.steps, args.warmup)["tokens_per_s"]
-            result["kumo"][key] = bench_kumo(args.kumo, args.config, args.steps, args.warmup, threads)["tokens_per_s"]
+            kumo = bench_kumo(args.kumo, args.config, args.steps, args.warmup, threads, "fp32")
+            result["kumo"][key] = kumo["tokens_per_s"]
         finally:
             if spinner:
                 stop(spinner)
@@ -82,7 +83,7 @@ def main():
     os.sched_setaffinity(0, cores)  # Kumo's processes inherit it.
     with open(args.config, "rb") as f:
         cfg = tomllib.load(f)
-    trainer = TorchTrainer(cfg)
+    trainer = TorchTrainer(cfg, "fp32")
     trainer.run(1, args.warmup)
 
     rounds = []

@@ -73,7 +73,7 @@ let package = Package(
             ],
             swiftSettings: cpuFlags),
         .testTarget(name: "KumoCoreTests", dependencies: ["KumoCore"], swiftSettings: cpuFlags),
-        .testTarget(name: "KumoCommTests", dependencies: ["KumoComm"], swiftSettings: cpuFlags),
+        .testTarget(name: "KumoCommTests", dependencies: ["KumoComm", "KumoCore"], swiftSettings: cpuFlags),
         .testTarget(
             name: "KumoParallelTests", dependencies: ["KumoParallel", "KumoModel", "KumoComm"], swiftSettings: cpuFlags),
         .testTarget(name: "KumoDataTests", dependencies: ["KumoData"], exclude: ["Golden"], swiftSettings: cpuFlags),

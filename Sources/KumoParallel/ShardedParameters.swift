@@ -1,7 +1,12 @@
-import Glibc
 import KumoComm
 import KumoCore
 import KumoModel
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// ZeRO-3's parameters: each rank keeps only its partition range of the flat buffer resident.
 /// Just before forward or backward reads a stage (the embedding, a block, the head) its

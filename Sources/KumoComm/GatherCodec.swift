@@ -1,5 +1,3 @@
-import KumoComm
-
 /// How ZeRO-3 encodes the parameter pieces it all-gathers (`parallel.quantized_allgather`):
 /// fp32 as they are, or bf16 / int8 (`Int8Blocks`) to cut the bytes sent. A rank keeps its own
 /// piece exact; the pieces it receives are decoded into the parameter buffer.
@@ -17,8 +15,9 @@ public enum GatherCodec: String, Sendable, CaseIterable {
         }
     }
 
-    /// Starts gathering `pieces` (rank r's piece of `params`, in rank order, contiguous) onto every rank.
-    func startGather(
+    /// Starts gathering `pieces` (rank r's piece of `params`, in rank order, contiguous) onto every
+    /// rank of `group`, whose rank `rank` sends its own piece.
+    public func startGather(
         _ params: UnsafeMutablePointer<Float>, pieces: [Range<Int>], rank: Int, group: any Communicator
     ) -> PendingGather {
         let first = pieces[0].lowerBound
@@ -48,7 +47,7 @@ public enum GatherCodec: String, Sendable, CaseIterable {
 }
 
 /// A parameter gather in flight: `finish` waits for it and decodes what the other ranks sent.
-final class PendingGather {
+public final class PendingGather {
     private let request: CommRequest
     private let staging: UnsafeMutableRawPointer?
     private let decode: () -> Void
@@ -60,7 +59,7 @@ final class PendingGather {
     }
 
     /// Waits for the gather and writes the other ranks' pieces into the parameters.
-    func finish(_ group: any Communicator) {
+    public func finish(_ group: any Communicator) {
         group.wait(request)
         decode()
     }

@@ -1,7 +1,7 @@
 import KumoCore
 import XCTest
 
-@testable import KumoParallel
+@testable import KumoComm
 
 final class BlockQuantizationTests: XCTestCase {
     /// Weights like a model's: mostly N(0, 0.02²), a stretch of norm weights at 1, zeros, and

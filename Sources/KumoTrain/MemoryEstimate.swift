@@ -26,20 +26,14 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
     }
 
     /// Estimates the largest rank of the run `config` describes: the parameters of its biggest
-    /// pipeline stage's tensor slice (ZeRO's partitions are not subtracted, and the activations
-    /// are the whole model's: both bound a rank from above).
+    /// pipeline stage's tensor slice as `ParallelConfig.stageShards` cuts them (ZeRO's partitions
+    /// are not subtracted, and the activations are the whole model's: both bound a rank from above).
     public init(_ config: RunConfig) {
         let c = config.model
-        let plan = try? PipelinePlan(c, stages: config.int("parallel.pipeline"), seqLen: config.seqLength)
-        let held = (plan?.stages.indices ?? 0..<1).map { stage in
-            var shard = plan?.shard(stage) ?? .whole(c)
-            shard.tensorSize = config.int("parallel.tensor")
-            do {
-                try shard.validate(c)
-            } catch {
-                return ParameterLayout(c).count  // refused with its message when the trainer starts
-            }
-            return ParameterLayout(c, shard: shard).count
+        let shards = (try? config.parallel.stageShards(c, seqLen: config.seqLength)) ?? [.whole(c)]
+        let held = shards.map { shard in
+            // A shard the model cannot be cut into is refused with its message when the config is loaded.
+            (try? shard.validate(c)) == nil ? ParameterLayout(c).count : ParameterLayout(c, shard: shard).count
         }
         self.init(
             model: c, batch: config.microBatchSize, seqLen: config.seqLength, recompute: config.recompute,

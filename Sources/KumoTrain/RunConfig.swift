@@ -301,28 +301,7 @@ public struct RunConfig: Sendable {
                     + "in memory) or data.synthetic = true")
         }
 
-        let stage = int("parallel.zero_stage")
-        try validateTensorParallel(zeroStage: stage)
-        if !(0...3).contains(stage) {
-            throw ConfigError(
-                "parallel.zero_stage = \(stage): valid are 0 (plain data parallelism), 1 (optimizer state sharded), "
-                    + "2 (gradients sharded too) and 3 (parameters sharded too)")
-        }
-        try validatePipeline(zeroStage: stage)
-        if int("parallel.shard_group_size") < 0 || (int("parallel.shard_group_size") > 0 && stage != 3) {
-            throw ConfigError(
-                "parallel.shard_group_size = \(int("parallel.shard_group_size")): hybrid sharding needs "
-                    + "parallel.zero_stage = 3 and a size > 0 that divides the data-parallel size (0: shard over all)")
-        }
-        let quantized = string("parallel.quantized_allgather")
-        if !["none", "bf16", "int8"].contains(quantized) || (quantized != "none" && stage != 3) {
-            throw ConfigError(
-                "parallel.quantized_allgather = \"\(quantized)\": valid are \"none\", \"bf16\" and \"int8\", "
-                    + "and a quantized gather needs parallel.zero_stage = 3 (it encodes ZeRO-3's parameter gathers)")
-        }
-        for key in ["parallel.comm_timeout_s", "parallel.bucket_mib"] where !(double(key) > 0) {
-            throw ConfigError("\(key) = \(double(key)): must be positive")
-        }
+        try validateParallel()
         try atLeast("checkpoint.every", 0)
         try atLeast("checkpoint.keep", 0)
         try atLeast("eval.interval", 0)
@@ -333,36 +312,6 @@ public struct RunConfig: Sendable {
             throw ConfigError("eval.interval = \(int("eval.interval")) needs eval.tasks, e.g. [\"jcommonsenseqa\"]")
         }
         _ = try SpikeSettings(self)
-    }
-
-    /// Checks `parallel.pipeline` and `parallel.schedule` against the model and the other settings.
-    private func validatePipeline(zeroStage: Int) throws {
-        let schedules = PipelineSchedule.allCases.map { "\"\($0.rawValue)\"" }
-        if PipelineSchedule(rawValue: string("parallel.schedule")) == nil {
-            throw ConfigError(
-                "parallel.schedule = \"\(string("parallel.schedule"))\": valid are \(schedules.joined(separator: " and "))"
-            )
-        }
-        let p = int("parallel.pipeline")
-        do {
-            _ = try PipelinePlan(model, stages: p, seqLen: seqLength)
-        } catch {
-            throw ConfigError(error.description)
-        }
-        guard p > 1 else { return }
-        if zeroStage >= 2 {
-            throw ConfigError(
-                "parallel.zero_stage = \(zeroStage) with parallel.pipeline = \(p) is refused: ZeRO-2 would reduce-scatter "
-                    + "the gradients after every micro-batch's backward and ZeRO-3 gather every stage's parameters for "
-                    + "every micro-batch in flight, multiplying the traffic by the micro-batches; use "
-                    + "parallel.zero_stage = 0 or 1 (ZeRO-1 across the data-parallel ranks, as Megatron-DeepSpeed does)"
-            )
-        }
-        if model.tieWordEmbeddings {
-            throw ConfigError(
-                "model.tie_word_embeddings = true with parallel.pipeline = \(p) is refused: the tied embedding would "
-                    + "have to live on the first stage and the head on the last; untie it or use parallel.pipeline = 1")
-        }
     }
 
     /// The configuration as TOML, every key resolved (written to the run directory).

@@ -7,11 +7,11 @@ extension Trainer {
     /// rank's own model when it holds all of it, else the tensor and pipeline shards or ZeRO-3
     /// partitions gathered into a new model.
     public func wholeModel() throws -> LlamaModel? {
-        let partitioned = shardedParameters != nil && !parametersGathered
+        let partitioned = plan.shardedParameters != nil && !parametersGathered
         if model.layout.shard.isWhole(config.model) && !partitioned { return world.rank == 0 ? model : nil }
         guard
             let params = WholeModel.gather(
-                model.params.pointer, layout: model.layout, held: ownedParameters, world: world)
+                model.params.pointer, layout: model.layout, held: plan.ownedParameters, world: world)
         else {
             return nil
         }

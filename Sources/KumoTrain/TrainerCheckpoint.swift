@@ -31,9 +31,9 @@ extension Trainer {
     /// The layout this trainer's ranks form, as a manifest records it.
     public var parallelLayout: ParallelLayout {
         ParallelLayout(
-            worldSize: world.size, dataParallel: mesh.data, tensorParallel: mesh.tensor,
-            pipelineParallel: mesh.pipeline,
-            zeroStage: config.int("parallel.zero_stage"), shardGroupSize: config.int("parallel.shard_group_size"))
+            worldSize: world.size, dataParallel: plan.mesh.data, tensorParallel: plan.mesh.tensor,
+            pipelineParallel: plan.mesh.pipeline, zeroStage: plan.config.zeroStage.rawValue,
+            shardGroupSize: plan.config.shardGroupSize)
     }
 
     /// The runs between `range` of this rank's flat buffer and the whole model's, local offsets
@@ -45,21 +45,18 @@ extension Trainer {
         }
     }
 
-    /// What this rank writes: the ranges of the whole model it alone holds. Data replicated over
-    /// the data-parallel group (the parameters below ZeRO-3, the moments without ZeRO) is written by
-    /// its first rank only, with hybrid sharding each shard by the first shard group only, and data
-    /// replicated over the tensor group (norm weights, shared key/value heads) by its first holder.
-    /// A rank with nothing to write writes no file.
+    /// What this rank writes: the ranges of the whole model it alone holds. Of data replicated
+    /// over the data-parallel group the plan names the rank that writes it (`writesParameters`,
+    /// `writesOptimizerState`); data replicated over the tensor group (norm weights, shared
+    /// key/value heads) is written by its first holder. A rank with nothing to write writes no file.
     private var shardContents: [ShardContent] {
-        let firstReplica = (replicaGroup?.rank ?? 0) == 0
-        let firstDataRank = mesh.coordinate(of: world.rank).data == 0
         var contents: [ShardContent] = []
-        if shardedParameters == nil ? firstDataRank : firstReplica {
-            let p = ownedParameters
+        if plan.writesParameters {
+            let p = plan.ownedParameters
             contents += ShardContent.merging(
                 wholeRuns(p, firstReplicaOnly: true), of: "params", at: model.params.pointer + p.lowerBound)
         }
-        if zero.ranks > 1 ? firstReplica : firstDataRank {
+        if plan.writesOptimizerState {
             let runs = wholeRuns(optimizer.shard, firstReplicaOnly: true)
             for (name, buffer) in [("adam.m", optimizer.m), ("adam.v", optimizer.v)] {
                 contents += ShardContent.merging(runs, of: name, at: buffer.pointer)
@@ -135,7 +132,7 @@ extension Trainer {
     /// Loads this rank's parameters, moments and the state from a verified checkpoint of any
     /// layout: each of its runs of the whole model is read from whichever files hold it.
     public func restore(from checkpoint: VerifiedCheckpoint) throws {
-        let p = ownedParameters
+        let p = plan.ownedParameters
         try checkpoint.read("params", wholeRuns(p), into: model.params.pointer + p.lowerBound)
         let moments = wholeRuns(optimizer.shard)
         try checkpoint.read("adam.m", moments, into: optimizer.m.pointer)

@@ -41,7 +41,7 @@ struct BenchTrain: ParsableCommand {
             config = try RunConfig.load(
                 path: options.config,
                 overrides: options.overrides + ["data.synthetic=true", "train.steps=\(steps + warmup)"])
-            let world = CommWorld.start(timeoutSeconds: config.double("parallel.comm_timeout_s"))
+            let world = CommWorld.start(timeoutSeconds: config.parallel.commTimeoutSeconds)
             try RankAgreement.check(world: world, config: config)
             let trainer = try Trainer(config: config, stream: try TrainingData.make(config).stream, world: world)
             var times: [Double] = []

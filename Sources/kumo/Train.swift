@@ -67,7 +67,7 @@ struct Train: ParsableCommand {
         let config = try RunConfig.load(
             path: options.config ?? resume.flatMap { _ in requested.map { $0 + "/config.toml" } },
             overrides: options.overrides)
-        let world = CommWorld.start(timeoutSeconds: config.double("parallel.comm_timeout_s"))
+        let world = CommWorld.start(timeoutSeconds: config.parallel.commTimeoutSeconds)
         if world.size > 1 {
             printErr(
                 "kumo: rank \(world.rank) of \(world.size), pid \(getpid()), host \(ProcessInfo.processInfo.hostName)")
@@ -127,7 +127,8 @@ struct Train: ParsableCommand {
     ) throws {
         trainer.gatherParameters()
         try trainer.checkReplicasAgree()
-        dir.note("finished \(config.steps) steps; the parameters of all \(trainer.mesh.data) data-parallel ranks agree")
+        dir.note(
+            "finished \(config.steps) steps; the parameters of all \(trainer.plan.mesh.data) data-parallel ranks agree")
         guard let model = try trainer.wholeModel() else { preconditionFailure("rank 0 gathers the whole model") }
         let weights = dir.path + "/model.safetensors"
         try KumoWeights.save(model, to: weights)
@@ -150,20 +151,21 @@ struct Train: ParsableCommand {
     /// The lines that open train.log: the run's directory, ranks, model, data, batch and memory.
     private func header(dir: RunDirectory, config: RunConfig, trainer: Trainer, data: TrainingData) -> [String] {
         let c = config.model
-        let ranks = trainer.mesh.data * trainer.mesh.tensor * trainer.mesh.pipeline
+        let plan = trainer.plan
+        let ranks = plan.mesh.world
         return [
             "run directory \(dir.path)",
-            "ranks: \(ranks) (data-parallel "
-                + "\(trainer.mesh.data), tensor \(trainer.mesh.tensor), pipeline \(trainer.mesh.pipeline)); gradient "
-                + "buckets: \(trainer.dataParallel.buckets.ranges.count); ZeRO stage \(config.int("parallel.zero_stage")): "
+            "ranks: \(ranks) (data-parallel \(plan.mesh.data), tensor \(plan.mesh.tensor), pipeline "
+                + "\(plan.mesh.pipeline)); gradient buckets: \(plan.dataParallel.buckets.ranges.count); ZeRO stage "
+                + "\(plan.config.zeroStage.rawValue): "
                 + String(format: "optimizer state %.1f MiB per rank", Double(trainer.optimizer.stateBytes) / 1_048_576),
             "model: \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads "
                 + "(\(c.numKeyValueHeads) KV), FFN \(c.intermediateSize), vocab \(c.vocabSize), "
                 + "\(ParameterLayout(c).count) parameters"
                 + (c.parallelLayers ? ", parallel layers" : "") + (c.tieWordEmbeddings ? ", tied embeddings" : ""),
             "pipeline: "
-                + trainer.pipelinePlan.stages.map { "blocks \($0.lowerBound)..<\($0.upperBound)" }
-                .joined(separator: " | ") + " (schedule \(config.string("parallel.schedule")))",
+                + plan.stages.stages.map { "blocks \($0.lowerBound)..<\($0.upperBound)" }
+                .joined(separator: " | ") + " (schedule \(plan.config.schedule.rawValue))",
             "data: " + data.summary,
             "batch: \(config.globalBatchSize) × \(config.seqLength) tokens (micro-batch \(config.microBatchSize), "
                 + "\(trainer.accumulationSteps) accumulation steps per rank), \(config.steps) steps, "

@@ -138,8 +138,8 @@ public final class Trainer {
         tensorGradients = tensorGroup.map {
             TensorParallelGradients(layout: layout, group: $0, sequenceParallel: config.bool("parallel.sequence"))
         }
-        model.initializeWeights(seed: config.seed, std: config.double("model.init_std"))
-        spikeGuard = SpikeGuard(settings: try SpikeSettings(config))
+        model.initializeWeights(seed: config.seed, std: config.modelSection.initStd)
+        spikeGuard = SpikeGuard(settings: config.train.spike)
         microBatches = (0..<accumulationSteps).map { _ in
             Batch(batch: config.microBatchSize, seqLen: config.seqLength)
         }

@@ -35,12 +35,19 @@ struct Train: ParsableCommand {
     @Option(help: "After training, write the flat fp32 parameter buffer (little-endian) to this file (rank 0).")
     var dumpParams: String?
 
+    @Flag(help: "Print every configuration key with its type, default and meaning, then exit.")
+    var helpConfig = false
+
     func validate() throws {
         if overwrite && resume != nil { throw ValidationError("--overwrite starts a new run; it excludes --resume") }
         if overwrite && runDir == nil { throw ValidationError("--overwrite needs --run-dir DIR") }
     }
 
     func run() throws {
+        if helpConfig {
+            print(ConfigSchema.reference(), terminator: "")
+            return
+        }
         do {
             try train()
         } catch let error as NonFiniteError {
@@ -228,17 +235,17 @@ struct Train: ParsableCommand {
     }
 
     private func printSamples(config: RunConfig, model: LlamaModel, tokenizer: (any Tokenizer)?, dir: RunDirectory) {
-        let prompts = config.strings("log.samples")
+        let prompts = config.log.samples
         guard !prompts.isEmpty else { return }
         guard let tokenizer else {
             printErr("log.samples ignored: synthetic data has no text")
             return
         }
-        print("Samples (temperature \(config.double("log.temperature"))):")
+        print("Samples (temperature \(config.log.temperature)):")
         for (i, prompt) in prompts.enumerated() {
             let out = model.generate(
-                prompt: tokenizer.encode(prompt), maxNewTokens: config.int("log.sample_tokens"),
-                temperature: config.double("log.temperature"), context: config.seqLength, seed: config.seed &+ UInt64(i)
+                prompt: tokenizer.encode(prompt), maxNewTokens: config.log.sampleTokens,
+                temperature: config.log.temperature, context: config.seqLength, seed: config.seed &+ UInt64(i)
             )
             let text = prompt + tokenizer.decode(out.prefix { $0 != tokenizer.eod })
             print("--- \(text)")

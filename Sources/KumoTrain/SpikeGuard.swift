@@ -85,7 +85,7 @@ public struct SpikeEvent: Sendable, Equatable {
 }
 
 /// The guard stopped the run: too many spikes in a row, or too many rollbacks.
-public struct SpikeGuardError: Error, CustomStringConvertible {
+public struct SpikeGuardError: UserFacingError {
     public var description: String
 }
 

@@ -25,7 +25,7 @@ public struct StepMetrics: Sendable, Equatable {
 }
 
 /// Training stopped because a value became NaN or infinite.
-public struct NonFiniteError: Error, CustomStringConvertible {
+public struct NonFiniteError: UserFacingError {
     public var step: Int
     public var loss: Double
     public var gradNorm: Double

@@ -48,25 +48,7 @@ struct Train: ParsableCommand {
             print(ConfigSchema.reference(), terminator: "")
             return
         }
-        do {
-            try train()
-        } catch let error as NonFiniteError {
-            throw ValidationFailure(error.description)
-        } catch let error as SpikeGuardError {
-            throw ValidationFailure(error.description)
-        } catch let error as CheckpointError {
-            throw ValidationFailure(error.description)
-        } catch let error as ConfigError {
-            throw ValidationFailure(error.description)
-        } catch let error as CorpusError {
-            throw ValidationFailure(error.description)
-        } catch let error as DatasetError {
-            throw ValidationFailure(error.description)
-        } catch let error as TokenizerError {
-            throw ValidationFailure(error.description)
-        } catch let error as IndexedDatasetError {
-            throw ValidationFailure(error.description)
-        }
+        try train()
     }
 
     private func train() throws {

@@ -1,7 +1,8 @@
 import Foundation
+import KumoCore
 
 /// A corpus could not be read; the message names the file (and line where known).
-public struct CorpusError: Error, CustomStringConvertible {
+public struct CorpusError: UserFacingError {
     public var description: String
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import KumoCore
 
 /// Token storage types of Megatron-LM's indexed dataset, with their codes in the `.idx` header.
 public enum IndexedDType: UInt8, CaseIterable, Sendable {
@@ -38,7 +39,7 @@ public enum IndexedDType: UInt8, CaseIterable, Sendable {
 }
 
 /// An indexed dataset file is malformed; the message names the file and the byte offset.
-public struct IndexedDatasetError: Error, CustomStringConvertible {
+public struct IndexedDatasetError: UserFacingError {
     public var file: String
     public var offset: Int
     public var reason: String

@@ -1,3 +1,5 @@
+import KumoCore
+
 /// LLM-jp's release levels of a corpus source: what the data may be used for.
 public enum ReleaseLevel: String, CaseIterable, Codable, Sendable {
     /// Train, search and distribute.
@@ -43,7 +45,7 @@ public enum ReleaseLevel: String, CaseIterable, Codable, Sendable {
 }
 
 /// A prepared dataset cannot be used as asked; the message says why and what to do.
-public struct DatasetError: Error, CustomStringConvertible {
+public struct DatasetError: UserFacingError {
     public var description: String
     public init(_ description: String) { self.description = description }
 }

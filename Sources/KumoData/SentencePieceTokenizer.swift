@@ -1,8 +1,9 @@
 import CSentencePiece
 import Foundation
+import KumoCore
 
 /// A tokenizer could not be loaded; the message names the file.
-public enum TokenizerError: Error, Equatable, CustomStringConvertible {
+public enum TokenizerError: UserFacingError, Equatable {
     /// No file exists at `path`.
     case modelNotFound(path: String)
     /// The file at `path` is not a tokenizer of its kind; `reason` says what is wrong.

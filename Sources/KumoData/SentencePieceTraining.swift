@@ -169,7 +169,7 @@ public enum SentencePieceTrainer {
 }
 
 /// Tokenizer training was refused or failed; the message says why.
-public struct TokenizerTrainingError: Error, CustomStringConvertible {
+public struct TokenizerTrainingError: UserFacingError {
     public var description: String
 }
 

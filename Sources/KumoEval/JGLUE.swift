@@ -1,7 +1,8 @@
 import Foundation
+import KumoCore
 
 /// An error reading an evaluation file: names the file and what to do.
-public struct EvalDataError: Error, CustomStringConvertible {
+public struct EvalDataError: UserFacingError {
     /// The message.
     public var description: String
 

@@ -1,7 +1,8 @@
 import Foundation
+import KumoCore
 
 /// A file that does not parse; names the file, the byte offset and what is wrong.
-public struct InteropError: Error, CustomStringConvertible {
+public struct InteropError: UserFacingError {
     /// The file (or directory) at fault.
     public var path: String
     /// Byte offset of the problem, when it lies at one place in the file.

@@ -1,7 +1,8 @@
 import Foundation
+import KumoCore
 
 /// A malformed safetensors file; the message names the file and what is wrong.
-public struct SafeTensorsError: Error, CustomStringConvertible {
+public struct SafeTensorsError: UserFacingError {
     public var description: String
 }
 

@@ -1,7 +1,8 @@
 import Foundation
+import KumoCore
 
 /// A checkpoint that cannot be written, found or trusted; `file` names the file at fault.
-public struct CheckpointError: Error, CustomStringConvertible, Equatable, Codable {
+public struct CheckpointError: UserFacingError, Equatable, Codable {
     /// What went wrong.
     public enum Kind: String, Sendable, Codable {
         /// A file the checkpoint needs does not exist.

@@ -29,15 +29,15 @@ public struct TrainingData {
     /// memory (`data.path`), or a blend of prepared datasets (`data.sources`).
     public static func make(_ config: RunConfig) throws -> TrainingData {
         let vocab = config.model.vocabSize
-        if config.bool("data.synthetic") {
+        if config.data.synthetic {
             return TrainingData(
                 stream: SyntheticTokenStream(vocabSize: vocab, seed: config.seed), tokenizer: nil,
                 summary: "synthetic random tokens", sources: [])
         }
         if !config.dataSources.isEmpty { return try blend(config) }
-        let tokenizer = try loadTokenizer(model: config.string("data.tokenizer"))
-        try checkVocabulary(tokenizer.vocabSize, config, "data.tokenizer (\(config.string("data.tokenizer")))")
-        let corpus = try CorpusReader(paths: config.strings("data.path"), textField: config.string("data.text_field"))
+        let tokenizer = try loadTokenizer(model: config.data.tokenizer)
+        try checkVocabulary(tokenizer.vocabSize, config, "data.tokenizer (\(config.data.tokenizer))")
+        let corpus = try CorpusReader(paths: config.data.path, textField: config.data.textField)
         var tokens: [Int32] = []
         let summary = try corpus.forEachDocument { doc in
             tokens.append(contentsOf: tokenizer.encode(doc.text))

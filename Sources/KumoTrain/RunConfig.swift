@@ -4,78 +4,64 @@ import KumoModel
 import KumoParallel
 import TOMLKit
 
-/// A fully resolved run configuration: the TOML file, then `--set` overrides, then defaults.
+/// A fully resolved run configuration: the TOML file, then `--set` overrides, then defaults, each section
+/// decoded once into its struct.
 public struct RunConfig: Sendable {
-    /// Every key's value after resolution, keyed `section.key`.
+    /// Every key's value after resolution, keyed `section.key` (what `toml()` writes).
     public private(set) var values: [String: ConfigValue]
-    /// The model shape.
-    public let model: ModelConfig
+    /// `[model]`: preset, shape and initialisation.
+    public let modelSection: ModelSection
+    public let data: DataConfig
+    public let train: TrainConfig
+    public let optim: OptimConfig
+    public let checkpoint: CheckpointConfig
+    public let log: LogConfig
+    public let eval: EvalConfig
     /// The prepared datasets of `data.sources`, checked.
-    public private(set) var dataSources: [DataSourceSpec] = []
+    public let dataSources: [DataSourceSpec]
 
-    public var steps: Int { int("train.steps") }
-    public var microBatchSize: Int { int("train.micro_batch_size") }
-    public var globalBatchSize: Int { int("train.global_batch_size") }
-    public var seqLength: Int { int("train.seq_length") }
-    public var seed: UInt64 { UInt64(int("train.seed")) }
-    /// Activation recomputation of `train.recompute` (checked when the config is loaded).
-    public var recompute: ActivationRecompute { ActivationRecompute(rawValue: string("train.recompute")) ?? .none }
-    /// The precision of matrix products, `train.precision` (checked when the config is loaded).
-    public var precision: Precision { Precision(rawValue: string("train.precision")) ?? .fp32 }
+    /// The model shape.
+    public var model: ModelConfig { modelSection.shape }
+    public var steps: Int { train.steps }
+    public var microBatchSize: Int { train.microBatchSize }
+    public var globalBatchSize: Int { train.globalBatchSize }
+    public var seqLength: Int { train.seqLength }
+    public var seed: UInt64 { UInt64(train.seed) }
+    /// Activation recomputation of `train.recompute`.
+    public var recompute: ActivationRecompute { train.recompute }
+    /// The precision of matrix products, `train.precision`.
+    public var precision: Precision { train.precision }
     /// Threads to use: `train.threads`, or every core when 0.
-    public var threads: Int {
-        int("train.threads") > 0 ? int("train.threads") : ProcessInfo.processInfo.activeProcessorCount
-    }
-    public var schedule: LRSchedule {
-        LRSchedule(
-            maxLR: double("optim.lr"), minLR: double("optim.min_lr"), warmupSteps: int("optim.warmup_steps"),
-            decaySteps: int("optim.decay_steps"))
-    }
-    public var adam: AdamWSettings {
-        AdamWSettings(
-            beta1: Float(double("optim.beta1")), beta2: Float(double("optim.beta2")), eps: Float(double("optim.eps")),
-            weightDecay: Float(double("optim.weight_decay")), gradClip: double("optim.grad_clip"))
-    }
+    public var threads: Int { train.threads > 0 ? train.threads : ProcessInfo.processInfo.activeProcessorCount }
+    public var schedule: LRSchedule { optim.schedule }
+    public var adam: AdamWSettings { optim.adam }
 
-    /// The integer value of a key known to the schema.
+    /// The integer value of a `[parallel]` key (the one section still read by name).
     public func int(_ key: String) -> Int {
-        guard case .int(let v) = values[key] else { preconditionFailure("\(key) is not a resolved integer") }
+        guard case .int(let v)? = parallelValue(key) else { preconditionFailure("\(key) is not a resolved integer") }
         return v
     }
-    /// The float value of a key known to the schema.
+    /// The float value of a `[parallel]` key.
     public func double(_ key: String) -> Double {
-        switch values[key] {
-        case .double(let v): return v
-        case .int(let v): return Double(v)
-        default: preconditionFailure("\(key) is not a resolved number")
+        guard let value = parallelValue(key), let v = Double(configValue: value) else {
+            preconditionFailure("\(key) is not a resolved number")
         }
+        return v
     }
-    /// The boolean value of a key known to the schema.
+    /// The boolean value of a `[parallel]` key.
     public func bool(_ key: String) -> Bool {
-        guard case .bool(let v) = values[key] else { preconditionFailure("\(key) is not a resolved bool") }
+        guard case .bool(let v)? = parallelValue(key) else { preconditionFailure("\(key) is not a resolved bool") }
         return v
     }
-    /// The string value of a key known to the schema.
+    /// The string value of a `[parallel]` key.
     public func string(_ key: String) -> String {
-        guard case .string(let v) = values[key] else { preconditionFailure("\(key) is not a resolved string") }
+        guard case .string(let v)? = parallelValue(key) else { preconditionFailure("\(key) is not a resolved string") }
         return v
-    }
-    /// The string-list value of a key (a single string counts as a one-element list).
-    public func strings(_ key: String) -> [String] {
-        switch values[key] {
-        case .strings(let v): return v
-        case .string(let v): return [v]
-        default: preconditionFailure("\(key) is not a resolved list")
-        }
     }
 
-    /// The table-list value of a key (an empty list may have been written `[]`).
-    public func tables(_ key: String) -> [[String: ConfigValue]] {
-        switch values[key] {
-        case .tables(let v): return v
-        case .strings(let v) where v.isEmpty: return []
-        default: preconditionFailure("\(key) is not a resolved table list")
-        }
+    private func parallelValue(_ key: String) -> ConfigValue? {
+        precondition(key.hasPrefix("parallel."), "\(key): read the typed section instead")
+        return values[key]
     }
 
     /// Reads `path` (if given) and applies `overrides` of the form `section.key=value`.
@@ -181,94 +167,47 @@ public struct RunConfig: Sendable {
         for key in ConfigSchema.keys where key.kind == .tables {
             if case .strings([]) = v[key.name] { v[key.name] = .tables([]) }
         }
-        model = try Self.resolveModel(&v)
+        modelSection = try ModelSection.resolve(&v)
         if v["train.global_batch_size"] == nil { v["train.global_batch_size"] = v["train.micro_batch_size"] }
         if v["optim.min_lr"] == nil, case .double(let lr) = v["optim.lr"] { v["optim.min_lr"] = .double(lr / 10) }
         if v["optim.decay_steps"] == nil { v["optim.decay_steps"] = v["train.steps"] }
         values = v
-        dataSources = try DataSourceSpec.parse(tables("data.sources"))
+        data = try DataConfig(resolved: v)
+        train = try TrainConfig(resolved: v)
+        optim = try OptimConfig(resolved: v)
+        checkpoint = try CheckpointConfig(resolved: v)
+        log = try LogConfig(resolved: v)
+        eval = try EvalConfig(resolved: v)
+        dataSources = try DataSourceSpec.parse(data.sources)
         try validate()
     }
 
-    private static let modelFields = [
-        "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-        "num_key_value_heads", "max_position_embeddings", "rope_theta", "rms_norm_eps", "tie_word_embeddings",
-        "parallel_layers",
-    ]
-
-    /// Builds the model from `model.preset` (if any) and explicit fields, writing every field back.
-    private static func resolveModel(_ v: inout [String: ConfigValue]) throws -> ModelConfig {
-        var base: [String: ConfigValue] = [:]
-        if case .string(let name) = v["model.preset"] {
-            guard let preset = ModelPreset.config(name) else {
-                throw ConfigError("model.preset = \"\(name)\": unknown preset; valid: \(ConfigSchema.presetNames)")
-            }
-            base = [
-                "vocab_size": .int(preset.vocabSize), "hidden_size": .int(preset.hiddenSize),
-                "intermediate_size": .int(preset.intermediateSize), "num_hidden_layers": .int(preset.numHiddenLayers),
-                "num_attention_heads": .int(preset.numAttentionHeads),
-                "num_key_value_heads": .int(preset.numKeyValueHeads),
-                "max_position_embeddings": .int(preset.maxPositionEmbeddings), "rope_theta": .double(preset.ropeTheta),
-                "rms_norm_eps": .double(preset.rmsNormEps), "tie_word_embeddings": .bool(preset.tieWordEmbeddings),
-                "parallel_layers": .bool(preset.parallelLayers),
-            ]
+    private func validate() throws {
+        try Self.check(
+            train, atLeast: [(\.steps, 1), (\.microBatchSize, 1), (\.globalBatchSize, 1), (\.seqLength, 1), (\.threads, 0)])
+        try Self.check(optim, atLeast: [(\.warmupSteps, 0)])
+        try Self.check(log, atLeast: [(\.every, 1), (\.sampleTokens, 0)])
+        try validateBatchAndOptimizer()
+        try validateDataChoice()
+        try validateParallel()
+        try Self.check(checkpoint, atLeast: [(\.every, 0), (\.keep, 0)])
+        try Self.check(eval, atLeast: [(\.interval, 0), (\.limit, 0), (\.numFewshot, 0), (\.contextLength, 0)])
+        if eval.interval > 0 && eval.tasks.isEmpty {
+            throw ConfigError("eval.interval = \(eval.interval) needs eval.tasks, e.g. [\"jcommonsenseqa\"]")
         }
-        func field(_ name: String) -> ConfigValue? { v["model." + name] ?? base[name] }
-        let required = ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"]
-        let missing = required.filter { field($0) == nil }
-        if !missing.isEmpty {
-            throw ConfigError(
-                "[model] is missing " + missing.map { "model.\($0)" }.joined(separator: ", ")
-                    + "; set them or choose model.preset (\(ConfigSchema.presetNames))")
-        }
-        func int(_ n: String) -> Int? { if case .int(let x) = field(n) { return x } else { return nil } }
-        func dbl(_ n: String) -> Double? { if case .double(let x) = field(n) { return x } else { return nil } }
-        func bool(_ n: String) -> Bool? { if case .bool(let x) = field(n) { return x } else { return nil } }
-        let config = ModelConfig(
-            vocabSize: int("vocab_size")!, hiddenSize: int("hidden_size")!, intermediateSize: int("intermediate_size")!,
-            numHiddenLayers: int("num_hidden_layers")!, numAttentionHeads: int("num_attention_heads")!,
-            numKeyValueHeads: int("num_key_value_heads"), maxPositionEmbeddings: int("max_position_embeddings") ?? 4096,
-            ropeTheta: dbl("rope_theta") ?? 10000, rmsNormEps: dbl("rms_norm_eps") ?? 1e-5,
-            tieWordEmbeddings: bool("tie_word_embeddings") ?? false, parallelLayers: bool("parallel_layers") ?? false)
-        do {
-            try config.validate()
-        } catch {
-            throw ConfigError(error.description)
-        }
-        let resolved: [String: ConfigValue] = [
-            "vocab_size": .int(config.vocabSize), "hidden_size": .int(config.hiddenSize),
-            "intermediate_size": .int(config.intermediateSize), "num_hidden_layers": .int(config.numHiddenLayers),
-            "num_attention_heads": .int(config.numAttentionHeads), "num_key_value_heads": .int(config.numKeyValueHeads),
-            "max_position_embeddings": .int(config.maxPositionEmbeddings), "rope_theta": .double(config.ropeTheta),
-            "rms_norm_eps": .double(config.rmsNormEps), "tie_word_embeddings": .bool(config.tieWordEmbeddings),
-            "parallel_layers": .bool(config.parallelLayers),
-        ]
-        for name in modelFields { v["model." + name] = resolved[name] }
-        return config
+        try train.spike.check(checkpointEvery: checkpoint.every)
     }
 
-    private func validate() throws {
-        func atLeast(_ key: String, _ min: Int) throws {
-            if int(key) < min { throw ConfigError("\(key) = \(int(key)): must be at least \(min)") }
+    /// Refuses an integer key of `section` below its minimum, naming the key.
+    private static func check<Section: ConfigSection>(
+        _ section: Section, atLeast bounds: [(KeyPath<Section, Int>, Int)]
+    ) throws {
+        for (path, min) in bounds where section[keyPath: path] < min {
+            throw ConfigError("\(Section.name(of: path)) = \(section[keyPath: path]): must be at least \(min)")
         }
-        try atLeast("train.steps", 1)
-        try atLeast("train.micro_batch_size", 1)
-        try atLeast("train.global_batch_size", 1)
-        try atLeast("train.seq_length", 1)
-        try atLeast("train.threads", 0)
-        try atLeast("optim.warmup_steps", 0)
-        try atLeast("log.every", 1)
-        try atLeast("log.sample_tokens", 0)
-        if ActivationRecompute(rawValue: string("train.recompute")) == nil {
-            throw ConfigError(
-                "train.recompute = \"\(string("train.recompute"))\": valid are \"none\" (keep every block's activations) "
-                    + "and \"full\" (recompute them in backward, to save memory)")
-        }
-        if Precision(rawValue: string("train.precision")) == nil {
-            throw ConfigError(
-                "train.precision = \"\(string("train.precision"))\": valid are \"fp32\" and \"bf16\" (bf16 matrix "
-                    + "products with fp32 accumulation and fp32 master weights)")
-        }
+    }
+
+    private func validateBatchAndOptimizer() throws {
         if globalBatchSize % microBatchSize != 0 {
             throw ConfigError(
                 "train.global_batch_size = \(globalBatchSize) must be a multiple of train.micro_batch_size = "
@@ -279,19 +218,23 @@ public struct RunConfig: Sendable {
                 "train.seq_length = \(seqLength) exceeds model.max_position_embeddings = \(model.maxPositionEmbeddings)"
             )
         }
-        if !(double("optim.lr") > 0) { throw ConfigError("optim.lr must be positive") }
-        if double("optim.min_lr") < 0 || double("optim.min_lr") > double("optim.lr") {
-            throw ConfigError("optim.min_lr = \(double("optim.min_lr")) must lie in [0, optim.lr]")
+        if !(optim.lr > 0) { throw ConfigError("optim.lr must be positive") }
+        if optim.minLR < 0 || optim.minLR > optim.lr {
+            throw ConfigError("optim.min_lr = \(optim.minLR) must lie in [0, optim.lr]")
         }
-        for key in ["optim.beta1", "optim.beta2"] where !(0..<1).contains(double(key)) {
-            throw ConfigError("\(key) = \(double(key)): must lie in [0, 1)")
+        for path in [\OptimConfig.beta1, \.beta2] where !(0..<1).contains(optim[keyPath: path]) {
+            throw ConfigError("\(OptimConfig.name(of: path)) = \(optim[keyPath: path]): must lie in [0, 1)")
         }
-        if !(double("optim.eps") > 0) { throw ConfigError("optim.eps must be positive (LLM-jp uses 1e-8)") }
-        if double("optim.grad_clip") < 0 { throw ConfigError("optim.grad_clip must be >= 0 (0 turns clipping off)") }
-        if double("optim.weight_decay") < 0 { throw ConfigError("optim.weight_decay must be >= 0") }
+        if !(optim.eps > 0) { throw ConfigError("optim.eps must be positive (LLM-jp uses 1e-8)") }
+        if optim.gradClip < 0 { throw ConfigError("optim.grad_clip must be >= 0 (0 turns clipping off)") }
+        if optim.weightDecay < 0 { throw ConfigError("optim.weight_decay must be >= 0") }
+    }
+
+    /// Refuses a `[data]` section that gives no source or several.
+    private func validateDataChoice() throws {
         let given = [
-            bool("data.synthetic") ? "data.synthetic" : nil, strings("data.path").isEmpty ? nil : "data.path",
-            tables("data.sources").isEmpty ? nil : "data.sources",
+            data.synthetic ? "data.synthetic" : nil, data.path.isEmpty ? nil : "data.path",
+            data.sources.isEmpty ? nil : "data.sources",
         ].compactMap { $0 }
         if given.count != 1 {
             throw ConfigError(
@@ -300,18 +243,6 @@ public struct RunConfig: Sendable {
                     + " data.sources (datasets made by `kumo data prepare`), data.path (JSONL or text files, tokenized "
                     + "in memory) or data.synthetic = true")
         }
-
-        try validateParallel()
-        try atLeast("checkpoint.every", 0)
-        try atLeast("checkpoint.keep", 0)
-        try atLeast("eval.interval", 0)
-        try atLeast("eval.limit", 0)
-        try atLeast("eval.num_fewshot", 0)
-        try atLeast("eval.context_length", 0)
-        if int("eval.interval") > 0 && strings("eval.tasks").isEmpty {
-            throw ConfigError("eval.interval = \(int("eval.interval")) needs eval.tasks, e.g. [\"jcommonsenseqa\"]")
-        }
-        _ = try SpikeSettings(self)
     }
 
     /// The configuration as TOML, every key resolved (written to the run directory).

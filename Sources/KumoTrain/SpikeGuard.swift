@@ -1,42 +1,68 @@
 import KumoCore
 
 /// `[train.spike]`: when a step counts as a loss spike, and what to do about it.
-public struct SpikeSettings: Sendable, Equatable {
+public struct SpikeSettings: ConfigSection, Sendable, Equatable {
     /// What the guard does with a spike: skip the update, or roll back to the last good checkpoint.
     public enum Policy: String, Sendable { case skip, rollback }
-    public var enabled: Bool
+    public var enabled = false
     /// Accepted steps whose losses and gradient norms form the running medians.
-    public var window: Int
+    public var window = 50
     /// Accepted steps needed before the ratio tests apply (non-finite values are caught from step 1).
-    public var minHistory: Int
+    public var minHistory = 10
     /// A loss above `threshold` × the running median loss is a spike.
-    public var threshold: Double
+    public var threshold = 2.0
     /// A gradient norm above this × the running median norm is a spike; 0 turns the test off.
-    public var gradNormThreshold: Double
-    public var policy: Policy
+    public var gradNormThreshold = 0.0
+    public var policy = Policy.skip
     /// Factor on the learning rate after each rollback.
-    public var lrFactor: Double
+    public var lrFactor = 1.0
     /// Consecutive skipped steps after which the run stops.
-    public var maxSkipsInRow: Int
+    public var maxSkipsInRow = 10
     /// Rollbacks after which the run stops.
-    public var maxRollbacks: Int
+    public var maxRollbacks = 5
     /// Test hook: global batch index → factor on its loss and gradients (`"BATCH:FACTOR"`, FACTOR may be nan).
-    public var injections: [Int: Float]
+    public var injections: [Int: Float] = [:]
 
-    /// Reads and checks the `train.spike.*` keys.
-    public init(_ config: RunConfig) throws {
-        enabled = config.bool("train.spike.enabled")
-        window = config.int("train.spike.window")
-        minHistory = config.int("train.spike.min_history")
-        threshold = config.double("train.spike.threshold")
-        gradNormThreshold = config.double("train.spike.grad_norm_threshold")
-        lrFactor = config.double("train.spike.lr_factor")
-        maxSkipsInRow = config.int("train.spike.max_skips_in_row")
-        maxRollbacks = config.int("train.spike.max_rollbacks")
-        guard let policy = Policy(rawValue: config.string("train.spike.policy")) else {
-            throw ConfigError("train.spike.policy = \"\(config.string("train.spike.policy"))\": use skip or rollback")
+    public init() {}
+
+    public static var fields: [ConfigField<Self>] {
+        [
+            .value("train.spike.enabled", \.enabled, help: "loss-spike guard on"),
+            .value("train.spike.window", \.window, help: "steps in the running medians"),
+            .value("train.spike.min_history", \.minHistory, help: "steps before ratio tests"),
+            .value("train.spike.threshold", \.threshold, help: "spike: loss / median loss"),
+            .value(
+                "train.spike.grad_norm_threshold", \.gradNormThreshold,
+                help: "spike: grad norm / median grad norm (0: off)"),
+            .choice("train.spike.policy", \.policy, help: "skip|rollback") {
+                "train.spike.policy = \"\($0)\": use skip or rollback"
+            },
+            .value("train.spike.lr_factor", \.lrFactor, help: "lr factor per rollback"),
+            .value("train.spike.max_skips_in_row", \.maxSkipsInRow, help: "stop after N skips"),
+            .value("train.spike.max_rollbacks", \.maxRollbacks, help: "stop after N rollbacks"),
+            .custom(
+                "train.spike.debug_inject", \.injections, kind: .strings,
+                help: "test hook: [\"BATCH:FACTOR\"] scales that batch's loss and gradients",
+                encode: { inj in .strings(inj.keys.sorted().map { "\($0):\(inj[$0]!)" }) }, decode: parseInjections),
+        ]
+    }
+
+    /// Parses `["BATCH:FACTOR", ...]`.
+    private static func parseInjections(_ value: ConfigValue) throws -> [Int: Float] {
+        var injections: [Int: Float] = [:]
+        for item in [String](configValue: value) ?? [] {
+            let parts = item.split(separator: ":")
+            guard parts.count == 2, let batch = Int(parts[0]), batch >= 0, let factor = Float(parts[1]) else {
+                throw ConfigError(
+                    "train.spike.debug_inject: '\(item)' is not BATCH:FACTOR, e.g. \"4:1000\" or \"7:nan\"")
+            }
+            injections[batch] = factor
         }
-        self.policy = policy
+        return injections
+    }
+
+    /// Checks the settings against each other and `checkpoint.every`.
+    func check(checkpointEvery: Int) throws {
         guard window >= 1, minHistory >= 1, minHistory <= window else {
             throw ConfigError("train.spike.window and min_history must satisfy 1 <= min_history <= window")
         }
@@ -46,17 +72,8 @@ public struct SpikeSettings: Sendable, Equatable {
         guard lrFactor > 0, lrFactor <= 1, maxSkipsInRow >= 1, maxRollbacks >= 0 else {
             throw ConfigError("train.spike: lr_factor must lie in (0, 1], max_skips_in_row >= 1, max_rollbacks >= 0")
         }
-        if enabled && policy == .rollback && config.int("checkpoint.every") == 0 {
+        if enabled && policy == .rollback && checkpointEvery == 0 {
             throw ConfigError("train.spike.policy = \"rollback\" needs checkpoints: set checkpoint.every > 0")
-        }
-        injections = [:]
-        for item in config.strings("train.spike.debug_inject") {
-            let parts = item.split(separator: ":")
-            guard parts.count == 2, let batch = Int(parts[0]), batch >= 0, let factor = Float(parts[1]) else {
-                throw ConfigError(
-                    "train.spike.debug_inject: '\(item)' is not BATCH:FACTOR, e.g. \"4:1000\" or \"7:nan\"")
-            }
-            injections[batch] = factor
         }
     }
 }
@@ -68,7 +85,7 @@ public struct SpikeEvent: Sendable, Equatable {
 }
 
 /// The guard stopped the run: too many spikes in a row, or too many rollbacks.
-public struct SpikeGuardError: Error, CustomStringConvertible {
+public struct SpikeGuardError: UserFacingError {
     public var description: String
 }
 

@@ -25,7 +25,7 @@ public struct StepMetrics: Sendable, Equatable {
 }
 
 /// Training stopped because a value became NaN or infinite.
-public struct NonFiniteError: Error, CustomStringConvertible {
+public struct NonFiniteError: UserFacingError {
     public var step: Int
     public var loss: Double
     public var gradNorm: Double
@@ -80,13 +80,13 @@ public final class Trainer {
             plan = try parallelize(config.model, world: world, config: config.parallel, batch: config.batchShape) {
                 $0.recompute = config.recompute
                 $0.precision = config.precision
-                $0.initializeWeights(seed: config.seed, std: config.double("model.init_std"))
+                $0.initializeWeights(seed: config.seed, std: config.modelSection.initStd)
             }
         } catch let error as ParallelConfigError {
             throw ConfigError(error.description)
         }
         model = plan.model
-        spikeGuard = SpikeGuard(settings: try SpikeSettings(config))
+        spikeGuard = SpikeGuard(settings: config.train.spike)
         microBatches = (0..<plan.accumulationSteps).map { _ in
             Batch(batch: config.microBatchSize, seqLen: config.seqLength)
         }

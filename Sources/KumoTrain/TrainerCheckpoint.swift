@@ -148,7 +148,7 @@ extension Trainer {
 
     /// Returns to the seeded initial weights with zero moments at step 0 (a rollback before any checkpoint).
     public func resetToInitialState() {
-        model.initializeWeights(seed: config.seed, std: config.double("model.init_std"))
+        model.initializeWeights(seed: config.seed, std: config.modelSection.initStd)
         optimizer.m.zero()
         optimizer.v.zero()
         step = 0

@@ -106,8 +106,8 @@ public final class TrainingSession {
     /// (when checkpointing is on) and throw `TrainingStopped` at the same step.
     public func run(progress: (StepMetrics) -> Void) throws {
         let config = trainer.config
-        let logEvery = config.int("log.every")
-        let checkpointEvery = config.int("checkpoint.every")
+        let logEvery = config.log.every
+        let checkpointEvery = config.checkpoint.every
         var checkpointed = trainer.step
         while trainer.step < config.steps {
             if let signal = agreedStopSignal() {
@@ -125,7 +125,7 @@ public final class TrainingSession {
                 directory.record(m)
                 progress(m)
             }
-            let evalEvery = config.int("eval.interval")
+            let evalEvery = config.eval.interval
             if evalEvery > 0, m.event == nil, m.step % evalEvery == 0 || m.step == config.steps {
                 // Every rank takes part in gathering its part of the model; rank 0 alone evaluates.
                 if let model = try trainer.wholeModel(), let evaluate {
@@ -145,7 +145,7 @@ public final class TrainingSession {
         let w = try trainer.saveCheckpoint(to: store)
         guard let directory else { return w.path }
         directory.note(String(format: "checkpoint %@: %d bytes in %.3f s", w.path, w.bytes, w.seconds))
-        for old in store.prune(keep: trainer.config.int("checkpoint.keep")) {
+        for old in store.prune(keep: trainer.config.checkpoint.keep) {
             directory.note("deleted checkpoint \(old)")
         }
         return w.path

@@ -49,7 +49,7 @@ extension TrainingSession {
         if write {
             checkpoint = try self.checkpoint()
             outcome = "wrote checkpoint \(checkpoint!); \(resume)"
-        } else if trainer.config.int("checkpoint.every") == 0 {
+        } else if trainer.config.checkpoint.every == 0 {
             outcome = "no checkpoint written (checkpoint.every = 0): these steps are lost"
         } else if let saved = store.entries().first(where: { $0.step == step && $0.complete }) {
             checkpoint = saved.path

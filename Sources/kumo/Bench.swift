@@ -36,54 +36,47 @@ struct BenchTrain: ParsableCommand {
     }
 
     func run() throws {
-        let config: RunConfig
-        do {
-            config = try RunConfig.load(
-                path: options.config,
-                overrides: options.overrides + ["data.synthetic=true", "train.steps=\(steps + warmup)"])
-            let world = CommWorld.start(timeoutSeconds: config.parallel.commTimeoutSeconds)
-            try RankAgreement.check(world: world, config: config)
-            let trainer = try Trainer(config: config, stream: try TrainingData.make(config).stream, world: world)
-            var times: [Double] = []
-            for i in 0..<(steps + warmup) {
-                let m = try trainer.trainStep()
-                if i >= warmup { times.append(m.stepSeconds) }
-                if !json && world.rank == 0 {
-                    printErr(String(format: "step %d: %.3f s, loss %.4f", m.step, m.stepSeconds, m.loss))
-                }
+        let config = try RunConfig.load(
+            path: options.config,
+            overrides: options.overrides + ["data.synthetic=true", "train.steps=\(steps + warmup)"])
+        let world = CommWorld.start(timeoutSeconds: config.parallel.commTimeoutSeconds)
+        try RankAgreement.check(world: world, config: config)
+        let trainer = try Trainer(config: config, stream: try TrainingData.make(config).stream, world: world)
+        var times: [Double] = []
+        for i in 0..<(steps + warmup) {
+            let m = try trainer.trainStep()
+            if i >= warmup { times.append(m.stepSeconds) }
+            if !json && world.rank == 0 {
+                printErr(String(format: "step %d: %.3f s, loss %.4f", m.step, m.stepSeconds, m.loss))
             }
-            CommWorld.finish(world)
-            guard world.rank == 0 else { return }
-            times.sort()
-            let median =
-                times.count % 2 == 1
-                ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-            let tps = Double(trainer.tokensPerStep) / median
-            let gflops = tps * trainer.flopsPerToken / 1e9
-            let fields: [(String, String)] = [
-                ("tokens_per_s", "\(tps)"), ("step_s_median", "\(median)"), ("mfu", "\(gflops / trainer.peakGFLOPs)"),
-                ("achieved_gflops", "\(gflops)"), ("peak_gflops", "\(trainer.peakGFLOPs)"),
-                ("peak_rss_bytes", "\(SystemInfo.peakRSSBytes)"), ("threads", "\(config.threads)"),
-                ("precision", "\"\(config.precision.rawValue)\""),
-                ("bf16_gemm", config.precision == .bf16 ? "\"\(BF16GEMM.backend.rawValue)\"" : "null"),
-                ("parameters", "\(trainer.model.layout.count)"), ("flops_per_token", "\(trainer.flopsPerToken)"),
-                ("tokens_per_step", "\(trainer.tokensPerStep)"), ("steps", "\(steps)"), ("ranks", "\(world.size)"),
-            ]
-            if json {
-                print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
-            } else {
-                for (k, v) in fields { print("\(k): \(v)") }
-            }
-        } catch let error as ConfigError {
-            throw ValidationFailure(error.description)
-        } catch let error as NonFiniteError {
-            throw ValidationFailure(error.description)
+        }
+        CommWorld.finish(world)
+        guard world.rank == 0 else { return }
+        times.sort()
+        let median =
+            times.count % 2 == 1
+            ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+        let tps = Double(trainer.tokensPerStep) / median
+        let gflops = tps * trainer.flopsPerToken / 1e9
+        let fields: [(String, String)] = [
+            ("tokens_per_s", "\(tps)"), ("step_s_median", "\(median)"), ("mfu", "\(gflops / trainer.peakGFLOPs)"),
+            ("achieved_gflops", "\(gflops)"), ("peak_gflops", "\(trainer.peakGFLOPs)"),
+            ("peak_rss_bytes", "\(SystemInfo.peakRSSBytes)"), ("threads", "\(config.threads)"),
+            ("precision", "\"\(config.precision.rawValue)\""),
+            ("bf16_gemm", config.precision == .bf16 ? "\"\(BF16GEMM.backend.rawValue)\"" : "null"),
+            ("parameters", "\(trainer.model.layout.count)"), ("flops_per_token", "\(trainer.flopsPerToken)"),
+            ("tokens_per_step", "\(trainer.tokensPerStep)"), ("steps", "\(steps)"), ("ranks", "\(world.size)"),
+        ]
+        if json {
+            print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
+        } else {
+            for (k, v) in fields { print("\(k): \(v)") }
         }
     }
 }
 
-/// An error whose message is shown as is, with exit code 1.
-struct ValidationFailure: Error, CustomStringConvertible {
+/// A refusal of the command line itself, shown as is with exit code 1.
+struct ValidationFailure: UserFacingError {
     var description: String
     init(_ description: String) { self.description = description }
 }

@@ -34,7 +34,7 @@ struct ConvertCommand: ParsableCommand {
     func run() throws {
         let started = Date()
         let output = try outputFormat()
-        let input = try reportingInteropErrors { try ModelFormat.detect(from) }
+        let input = try ModelFormat.detect(from)
         printErr("reading \(from) (\(input.rawValue))")
         let model = try loadModelReportingErrors(path: from)
         let c = model.config
@@ -43,12 +43,10 @@ struct ConvertCommand: ParsableCommand {
                 + "(\(c.numKeyValueHeads) KV), FFN \(c.intermediateSize), vocab \(c.vocabSize), "
                 + "\(model.layout.count) parameters" + (c.tieWordEmbeddings ? ", tied embeddings" : ""))
         printErr("writing \(to) (\(output.rawValue))")
-        try reportingInteropErrors {
-            switch output {
-            case .hf: try HFCheckpoint.export(model, to: to, tokenizer: tokenizerToCopy(input: input))
-            case .kumo: try KumoWeights.save(model, to: to)
-            case .gguf: try GGUFWriter.write(model, to: to)
-            }
+        switch output {
+        case .hf: try HFCheckpoint.export(model, to: to, tokenizer: tokenizerToCopy(input: input))
+        case .kumo: try KumoWeights.save(model, to: to)
+        case .gguf: try GGUFWriter.write(model, to: to)
         }
         printErr(String(format: "done in %.1f s", Date().timeIntervalSince(started)))
     }
@@ -77,15 +75,3 @@ struct ConvertCommand: ParsableCommand {
     }
 }
 
-/// Runs `body`, turning interop and tokenizer errors into command-line failures with their message.
-func reportingInteropErrors<T>(_ body: () throws -> T) throws -> T {
-    do {
-        return try body()
-    } catch let error as InteropError {
-        throw ValidationFailure(error.description)
-    } catch let error as SafeTensorsError {
-        throw ValidationFailure(error.description)
-    } catch let error as TokenizerError {
-        throw ValidationFailure(error.description)
-    }
-}

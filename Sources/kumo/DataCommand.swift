@@ -13,21 +13,6 @@ struct DataCommand: ParsableCommand {
         subcommands: [DataPrepare.self, DataLabel.self, DataInfo.self, DataSample.self, DataSearch.self])
 }
 
-/// Runs `body`, turning the data pipeline's errors into command-line failures with their message.
-private func reportingDataErrors<T>(_ body: () throws -> T) throws -> T {
-    do {
-        return try body()
-    } catch let error as CorpusError {
-        throw ValidationFailure(error.description)
-    } catch let error as DatasetError {
-        throw ValidationFailure(error.description)
-    } catch let error as TokenizerError {
-        throw ValidationFailure(error.description)
-    } catch let error as IndexedDatasetError {
-        throw ValidationFailure(error.description)
-    }
-}
-
 /// `kumo data prepare`: corpus files in, `PREFIX.bin` / `PREFIX.idx` / `PREFIX.meta.json` out.
 struct DataPrepare: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -74,47 +59,45 @@ struct DataPrepare: ParsableCommand {
     }
 
     func run() throws {
-        try reportingDataErrors {
-            let level = try ReleaseLevel(parsing: level)
-            let existing = [".bin", ".idx", ".meta.json"].map { output + $0 }.filter {
-                FileManager.default.fileExists(atPath: $0)
-            }
-            if !existing.isEmpty && !force {
-                throw DatasetError("\(existing.joined(separator: ", ")) already exist; pass --force to replace them")
-            }
-            let reader = try CorpusReader(paths: input, textField: textField, strict: strict)
-            let tok = try loadTokenizer(model: tokenizer)
-            let signals = StopSignals { [output] signal in
-                let (bin, idx) = IndexedDatasetWriter.temporaryPaths(prefix: output, pid: getpid())
-                for path in [bin, idx] { try? FileManager.default.removeItem(atPath: path) }
-                FileHandle.standardError.write(
-                    Data("\nkumo: \(TrainingStopped.name(of: signal)): stopped; removed \(bin) and \(idx)\n".utf8))
-                _exit(128 + signal)
-            }
-            defer { withExtendedLifetime(signals) {} }
-            let preparer = try DatasetPreparer(reader: reader, tokenizer: tok, tokenizerName: tokenizer, level: level)
-            Threads.set(threads ?? ProcessInfo.processInfo.activeProcessorCount)
-            let bar = ProgressBar()
-            let start = SystemInfo.now()
-            let (metadata, summary) = try preparer.prepare(prefix: output) { p in
-                bar.update(
-                    done: p.bytesRead, total: p.bytesTotal,
-                    caption: String(
-                        format: "%.1f MB/s  %d docs  %.0f tok/s", Double(p.bytesRead) / 1e6 / max(p.seconds, 1e-9),
-                        p.documents, Double(p.tokens) / max(p.seconds, 1e-9)))
-            }
-            bar.finish()
-            let seconds = SystemInfo.now() - start
-            print("read: \(summary)")
-            for problem in summary.firstProblems { print("  skipped \(problem)") }
-            print(
-                String(
-                    format: "wrote %@.bin/.idx: %d documents, %d tokens (%@, level %@) in %.1f s: %.0f tokens/s, "
-                        + "%.1f MB/s of input, peak memory %.0f MiB, %d threads",
-                    output, metadata.documents, metadata.tokens, metadata.dtype, metadata.level.rawValue, seconds,
-                    Double(metadata.tokens) / seconds, Double(summary.fileBytes) / 1e6 / seconds,
-                    Double(SystemInfo.peakRSSBytes) / 1_048_576, Threads.current))
+        let level = try ReleaseLevel(parsing: self.level)
+        let existing = [".bin", ".idx", ".meta.json"].map { output + $0 }.filter {
+            FileManager.default.fileExists(atPath: $0)
         }
+        if !existing.isEmpty && !force {
+            throw DatasetError("\(existing.joined(separator: ", ")) already exist; pass --force to replace them")
+        }
+        let reader = try CorpusReader(paths: input, textField: textField, strict: strict)
+        let tok = try loadTokenizer(model: tokenizer)
+        let signals = StopSignals { [output] signal in
+            let (bin, idx) = IndexedDatasetWriter.temporaryPaths(prefix: output, pid: getpid())
+            for path in [bin, idx] { try? FileManager.default.removeItem(atPath: path) }
+            FileHandle.standardError.write(
+                Data("\nkumo: \(TrainingStopped.name(of: signal)): stopped; removed \(bin) and \(idx)\n".utf8))
+            _exit(128 + signal)
+        }
+        defer { withExtendedLifetime(signals) {} }
+        let preparer = try DatasetPreparer(reader: reader, tokenizer: tok, tokenizerName: tokenizer, level: level)
+        Threads.set(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        let bar = ProgressBar()
+        let start = SystemInfo.now()
+        let (metadata, summary) = try preparer.prepare(prefix: output) { p in
+            bar.update(
+                done: p.bytesRead, total: p.bytesTotal,
+                caption: String(
+                    format: "%.1f MB/s  %d docs  %.0f tok/s", Double(p.bytesRead) / 1e6 / max(p.seconds, 1e-9),
+                    p.documents, Double(p.tokens) / max(p.seconds, 1e-9)))
+        }
+        bar.finish()
+        let seconds = SystemInfo.now() - start
+        print("read: \(summary)")
+        for problem in summary.firstProblems { print("  skipped \(problem)") }
+        print(
+            String(
+                format: "wrote %@.bin/.idx: %d documents, %d tokens (%@, level %@) in %.1f s: %.0f tokens/s, "
+                    + "%.1f MB/s of input, peak memory %.0f MiB, %d threads",
+                output, metadata.documents, metadata.tokens, metadata.dtype, metadata.level.rawValue, seconds,
+                Double(metadata.tokens) / seconds, Double(summary.fileBytes) / 1e6 / seconds,
+                Double(SystemInfo.peakRSSBytes) / 1_048_576, Threads.current))
     }
 }
 
@@ -134,15 +117,13 @@ struct DataLabel: ParsableCommand {
     var tokenizer: String
 
     func run() throws {
-        try reportingDataErrors {
-            let level = try ReleaseLevel(parsing: level)
-            let tok = try loadTokenizer(model: tokenizer)
-            let dataset = try IndexedDataset(prefix: prefix)
-            let metadata = try DatasetMetadata(
-                labeling: dataset, level: level, tokenizer: tok, tokenizerName: tokenizer)
-            try metadata.write(prefix: prefix)
-            print("wrote \(DatasetMetadata.path(prefix: prefix)): level \(level.rawValue) (\(level.allowed))")
-        }
+        let level = try ReleaseLevel(parsing: self.level)
+        let tok = try loadTokenizer(model: tokenizer)
+        let dataset = try IndexedDataset(prefix: prefix)
+        let metadata = try DatasetMetadata(
+            labeling: dataset, level: level, tokenizer: tok, tokenizerName: tokenizer)
+        try metadata.write(prefix: prefix)
+        print("wrote \(DatasetMetadata.path(prefix: prefix)): level \(level.rawValue) (\(level.allowed))")
     }
 }
 
@@ -155,23 +136,21 @@ struct DataInfo: ParsableCommand {
     var prefix: String
 
     func run() throws {
-        try reportingDataErrors {
-            let dataset = try IndexedDataset(prefix: prefix)
-            let metadata = try DatasetMetadata.load(prefix: prefix)
-            print("dataset: \(prefix)")
-            print("level: \(metadata.level.rawValue) (\(metadata.level.allowed))")
-            print("tokenizer: \(metadata.tokenizer) (vocab \(metadata.vocabSize), EOD \(metadata.eod))")
+        let dataset = try IndexedDataset(prefix: prefix)
+        let metadata = try DatasetMetadata.load(prefix: prefix)
+        print("dataset: \(prefix)")
+        print("level: \(metadata.level.rawValue) (\(metadata.level.allowed))")
+        print("tokenizer: \(metadata.tokenizer) (vocab \(metadata.vocabSize), EOD \(metadata.eod))")
+        print(
+            "documents: \(dataset.documentCount), sequences: \(dataset.sequenceCount), tokens: \(dataset.tokenCount)"
+        )
+        print("dtype: \(dataset.dtype.name)")
+        print(tokenIdLine(dataset, metadata))
+        if !metadata.skipped.isEmpty {
             print(
-                "documents: \(dataset.documentCount), sequences: \(dataset.sequenceCount), tokens: \(dataset.tokenCount)"
-            )
-            print("dtype: \(dataset.dtype.name)")
-            print(tokenIdLine(dataset, metadata))
-            if !metadata.skipped.isEmpty {
-                print(
-                    "skipped when prepared: "
-                        + metadata.skipped.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(
-                            separator: ", "))
-            }
+                "skipped when prepared: "
+                    + metadata.skipped.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(
+                        separator: ", "))
         }
     }
 }
@@ -227,16 +206,14 @@ struct DataSample: ParsableCommand {
     var tokenizer: String?
 
     func run() throws {
-        try reportingDataErrors {
-            let (dataset, _, tok) = try openShowable(prefix, tokenizer: tokenizer)
-            guard dataset.documentCount > 0 else { throw DatasetError("\(prefix): the dataset has no documents") }
-            var random = SeededRandom(seed: seed)
-            for _ in 0..<min(count, dataset.documentCount) {
-                let d = Int(random.next() % UInt64(dataset.documentCount))
-                let text = tok.decode(dataset.documentTokens(d).filter { $0 != tok.eod })
-                print("--- document \(d) (\(text.count) characters)")
-                print(text.count > maxChars ? String(text.prefix(maxChars)) + " …" : text)
-            }
+        let (dataset, _, tok) = try openShowable(prefix, tokenizer: tokenizer)
+        guard dataset.documentCount > 0 else { throw DatasetError("\(prefix): the dataset has no documents") }
+        var random = SeededRandom(seed: seed)
+        for _ in 0..<min(count, dataset.documentCount) {
+            let d = Int(random.next() % UInt64(dataset.documentCount))
+            let text = tok.decode(dataset.documentTokens(d).filter { $0 != tok.eod })
+            print("--- document \(d) (\(text.count) characters)")
+            print(text.count > maxChars ? String(text.prefix(maxChars)) + " …" : text)
         }
     }
 }
@@ -262,21 +239,19 @@ struct DataSearch: ParsableCommand {
     var tokenizer: String?
 
     func run() throws {
-        try reportingDataErrors {
-            let opened = try prefixes.map { try openShowable($0, tokenizer: tokenizer) }
-            var found = 0
-            for (prefix, (dataset, _, tok)) in zip(prefixes, opened) {
-                for d in 0..<dataset.documentCount where found < limit {
-                    let text = tok.decode(dataset.documentTokens(d).filter { $0 != tok.eod })
-                    guard let range = text.range(of: query) else { continue }
-                    found += 1
-                    let before = text[..<range.lowerBound].suffix(context)
-                    let after = text[range.upperBound...].prefix(context)
-                    let snippet = (before + "[" + text[range] + "]" + after).replacingOccurrences(of: "\n", with: " ")
-                    print("\(prefix) document \(d): …\(snippet)…")
-                }
+        let opened = try prefixes.map { try openShowable($0, tokenizer: tokenizer) }
+        var found = 0
+        for (prefix, (dataset, _, tok)) in zip(prefixes, opened) {
+            for d in 0..<dataset.documentCount where found < limit {
+                let text = tok.decode(dataset.documentTokens(d).filter { $0 != tok.eod })
+                guard let range = text.range(of: query) else { continue }
+                found += 1
+                let before = text[..<range.lowerBound].suffix(context)
+                let after = text[range.upperBound...].prefix(context)
+                let snippet = (before + "[" + text[range] + "]" + after).replacingOccurrences(of: "\n", with: " ")
+                print("\(prefix) document \(d): …\(snippet)…")
             }
-            print("\(found) match\(found == 1 ? "" : "es")" + (found == limit ? " (limit reached)" : ""))
         }
+        print("\(found) match\(found == 1 ? "" : "es")" + (found == limit ? " (limit reached)" : ""))
     }
 }

@@ -69,7 +69,7 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         let m = try model.load()
         let tokenizerPath = tokenizer ?? model.model
-        let tok = try reportingInteropErrors { try loadTokenizer(model: tokenizerPath) }
+        let tok = try loadTokenizer(model: tokenizerPath)
         var options = EvalOptions()
         options.dataDir = dataDir
         options.numFewshot = numFewshot
@@ -95,11 +95,7 @@ struct EvalCommand: ParsableCommand {
             let task = EvalTask(rawValue: String(name))!
             let bar = ProgressBar()
             evaluator.progress = { bar.update(done: $0, total: $1, caption: "\(task.rawValue) \($0)/\($1)") }
-            do {
-                results.append(try evaluator.run(task))
-            } catch let error as EvalDataError {
-                throw ValidationFailure(error.description)
-            }
+            results.append(try evaluator.run(task))
             bar.finish()
         }
         try dump?.close()

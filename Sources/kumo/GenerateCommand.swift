@@ -27,7 +27,7 @@ struct ServingOptions: ParsableArguments {
         }
         guard threads >= 1 else { throw ValidationFailure("--threads must be at least 1") }
         Threads.set(threads)
-        let served = try reportingInteropErrors { try ServedModel.load(path: model, tokenizerPath: tokenizer) }
+        let served = try ServedModel.load(path: model, tokenizerPath: tokenizer)
         do {
             return (served, try served.generator(slots: slots, context: context, format: format))
         } catch let error as EngineSizeError {

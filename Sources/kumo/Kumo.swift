@@ -22,14 +22,23 @@ struct Kumo: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch {
-            let code = exitCode(for: error)
-            let message = fullMessage(for: error)
+            let (message, code) = report(error)
             if !message.isEmpty {
                 let stream = code == .success ? FileHandle.standardOutput : FileHandle.standardError
                 stream.write(Data((message + "\n").utf8))
             }
             Foundation.exit(code.rawValue)
         }
+    }
+}
+
+extension Kumo {
+    /// What the user sees for `error`, the one mapping for every command: a `UserFacingError` is shown as
+    /// `Error: <description>` with its exit status; anything else (usage errors, help, `ExitCode`) as
+    /// ArgumentParser shows it.
+    static func report(_ error: any Error) -> (message: String, code: ExitCode) {
+        if let error = error as? any UserFacingError { return (fullMessage(for: error), ExitCode(error.exitStatus)) }
+        return (fullMessage(for: error), exitCode(for: error))
     }
 }
 

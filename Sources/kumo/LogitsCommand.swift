@@ -42,9 +42,7 @@ struct LogitsCommand: ParsableCommand {
             m.forward(tokens: $0.baseAddress!, batch: sequences.count, seqLen: first.count)
         }
         let values = UnsafeBufferPointer(start: logits, count: flat.count * vocab)
-        try reportingInteropErrors {
-            try SafeTensorsWriter.write(
-                [.init(name: "logits", shape: [sequences.count, first.count, vocab], values: values)], to: out)
-        }
+        try SafeTensorsWriter.write(
+            [.init(name: "logits", shape: [sequences.count, first.count, vocab], values: values)], to: out)
     }
 }

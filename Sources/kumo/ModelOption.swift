@@ -16,7 +16,7 @@ struct ModelOption: ParsableArguments {
 /// Loads the model at `path`, turning load errors into command-line failures with their message.
 func loadModelReportingErrors(path: String) throws -> LlamaModel {
     do {
-        return try reportingInteropErrors { try loadModel(path: path) }
+        return try loadModel(path: path)
     } catch let error as ModelConfigError {
         throw ValidationFailure("\(path): \(error.description)")
     }

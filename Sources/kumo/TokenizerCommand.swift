@@ -20,13 +20,7 @@ struct TokenizerModelOption: ParsableArguments {
     var model: String
 
     /// Loads the tokenizer, turning a load failure into a message naming the file.
-    func load() throws -> any Tokenizer {
-        do {
-            return try loadTokenizer(model: model)
-        } catch let error as TokenizerError {
-            throw ValidationFailure(error.description)
-        }
-    }
+    func load() throws -> any Tokenizer { try loadTokenizer(model: model) }
 }
 
 /// `kumo tokenizer encode`: text lines in, JSON arrays of ids out.

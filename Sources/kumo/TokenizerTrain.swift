@@ -105,37 +105,31 @@ struct TokenizerTrain: ParsableCommand {
         if let reason = paths.lazy.compactMap(unwritableReason).first {
             throw ValidationFailure("--output \(output): cannot write the model: \(reason)")
         }
-        do {
-            let reader = try CorpusReader(paths: input, textField: textField, strict: strict)
-            let bar = ProgressBar()
-            let total = reader.totalFileBytes
-            let start = SystemInfo.now()
-            let (sentences, report) = try SentencePieceTrainer.sentences(from: reader, options: options) { read in
-                bar.update(done: read, total: total, caption: "reading lines")
-            }
-            bar.finish()
-            print("read: \(report.corpus)")
-            for problem in report.corpus.firstProblems { print("  skipped \(problem)") }
-            print(
-                "lines: \(report.sentences) kept, \(report.tooLong) over \(options.maxSentenceLength) bytes left out; "
-                    + "training on \(report.sampled) (\(report.sampledBytes) bytes)")
-            FileHandle.standardError.write(Data("training \(options.modelType.rawValue) model...\n".utf8))
-            let trainStart = SystemInfo.now()
-            let model = try SentencePieceTrainer.train(sentences: sentences, options: options, quiet: !verbose)
-            let trainSeconds = SystemInfo.now() - trainStart
-            try writeAtomically(Data(model), to: paths[0])
-            let tokenizer = try SentencePieceTokenizer(path: paths[0])
-            try writeAtomically(Data(vocabulary(of: tokenizer).utf8), to: paths[1])
-            print(
-                String(
-                    format: "wrote %@ and %@: %d pieces; trained in %.1f s (%.1f s in all), peak memory %.0f MiB",
-                    paths[0], paths[1], tokenizer.vocabSize, trainSeconds, SystemInfo.now() - start,
-                    Double(SystemInfo.peakRSSBytes) / 1_048_576))
-        } catch let error as CorpusError {
-            throw ValidationFailure(error.description)
-        } catch let error as TokenizerTrainingError {
-            throw ValidationFailure(error.description)
+        let reader = try CorpusReader(paths: input, textField: textField, strict: strict)
+        let bar = ProgressBar()
+        let total = reader.totalFileBytes
+        let start = SystemInfo.now()
+        let (sentences, report) = try SentencePieceTrainer.sentences(from: reader, options: options) { read in
+            bar.update(done: read, total: total, caption: "reading lines")
         }
+        bar.finish()
+        print("read: \(report.corpus)")
+        for problem in report.corpus.firstProblems { print("  skipped \(problem)") }
+        print(
+            "lines: \(report.sentences) kept, \(report.tooLong) over \(options.maxSentenceLength) bytes left out; "
+                + "training on \(report.sampled) (\(report.sampledBytes) bytes)")
+        FileHandle.standardError.write(Data("training \(options.modelType.rawValue) model...\n".utf8))
+        let trainStart = SystemInfo.now()
+        let model = try SentencePieceTrainer.train(sentences: sentences, options: options, quiet: !verbose)
+        let trainSeconds = SystemInfo.now() - trainStart
+        try writeAtomically(Data(model), to: paths[0])
+        let tokenizer = try SentencePieceTokenizer(path: paths[0])
+        try writeAtomically(Data(vocabulary(of: tokenizer).utf8), to: paths[1])
+        print(
+            String(
+                format: "wrote %@ and %@: %d pieces; trained in %.1f s (%.1f s in all), peak memory %.0f MiB",
+                paths[0], paths[1], tokenizer.vocabSize, trainSeconds, SystemInfo.now() - start,
+                Double(SystemInfo.peakRSSBytes) / 1_048_576))
     }
 
     /// The `.vocab` file sentencepiece's trainer writes: piece, tab, score, one line per id.

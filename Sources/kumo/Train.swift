@@ -35,31 +35,20 @@ struct Train: ParsableCommand {
     @Option(help: "After training, write the flat fp32 parameter buffer (little-endian) to this file (rank 0).")
     var dumpParams: String?
 
+    @Flag(help: "Print every configuration key with its type, default and meaning, then exit.")
+    var helpConfig = false
+
     func validate() throws {
         if overwrite && resume != nil { throw ValidationError("--overwrite starts a new run; it excludes --resume") }
         if overwrite && runDir == nil { throw ValidationError("--overwrite needs --run-dir DIR") }
     }
 
     func run() throws {
-        do {
-            try train()
-        } catch let error as NonFiniteError {
-            throw ValidationFailure(error.description)
-        } catch let error as SpikeGuardError {
-            throw ValidationFailure(error.description)
-        } catch let error as CheckpointError {
-            throw ValidationFailure(error.description)
-        } catch let error as ConfigError {
-            throw ValidationFailure(error.description)
-        } catch let error as CorpusError {
-            throw ValidationFailure(error.description)
-        } catch let error as DatasetError {
-            throw ValidationFailure(error.description)
-        } catch let error as TokenizerError {
-            throw ValidationFailure(error.description)
-        } catch let error as IndexedDatasetError {
-            throw ValidationFailure(error.description)
+        if helpConfig {
+            print(ConfigSchema.reference(), terminator: "")
+            return
         }
+        try train()
     }
 
     private func train() throws {
@@ -230,17 +219,17 @@ struct Train: ParsableCommand {
     }
 
     private func printSamples(config: RunConfig, model: LlamaModel, tokenizer: (any Tokenizer)?, dir: RunDirectory) {
-        let prompts = config.strings("log.samples")
+        let prompts = config.log.samples
         guard !prompts.isEmpty else { return }
         guard let tokenizer else {
             printErr("log.samples ignored: synthetic data has no text")
             return
         }
-        print("Samples (temperature \(config.double("log.temperature"))):")
+        print("Samples (temperature \(config.log.temperature)):")
         for (i, prompt) in prompts.enumerated() {
             let out = model.generate(
-                prompt: tokenizer.encode(prompt), maxNewTokens: config.int("log.sample_tokens"),
-                temperature: config.double("log.temperature"), context: config.seqLength, seed: config.seed &+ UInt64(i)
+                prompt: tokenizer.encode(prompt), maxNewTokens: config.log.sampleTokens,
+                temperature: config.log.temperature, context: config.seqLength, seed: config.seed &+ UInt64(i)
             )
             let text = prompt + tokenizer.decode(out.prefix { $0 != tokenizer.eod })
             print("--- \(text)")

@@ -14,8 +14,8 @@ enum TrainingEval {
     static func make(config: RunConfig, dataTokenizer: (any Tokenizer)?) throws -> (
         (Int, LlamaModel) throws -> [String: Double]
     )? {
-        guard config.int("eval.interval") > 0 else { return nil }
-        let tasks = try config.strings("eval.tasks").map { name in
+        guard config.eval.interval > 0 else { return nil }
+        let tasks = try config.eval.tasks.map { name in
             guard let task = EvalTask(rawValue: name) else {
                 throw ConfigError(
                     "eval.tasks: unknown task \"\(name)\"; valid are "
@@ -24,8 +24,8 @@ enum TrainingEval {
             return task
         }
         let tokenizer: any Tokenizer
-        if !config.string("eval.tokenizer").isEmpty {
-            tokenizer = try loadTokenizer(model: config.string("eval.tokenizer"))
+        if !config.eval.tokenizer.isEmpty {
+            tokenizer = try loadTokenizer(model: config.eval.tokenizer)
         } else if let dataTokenizer {
             tokenizer = dataTokenizer
         } else {
@@ -35,15 +35,15 @@ enum TrainingEval {
             throw ConfigError(
                 "eval.tokenizer has \(tokenizer.vocabSize) ids but model.vocab_size is \(config.model.vocabSize)")
         }
-        if tasks.contains(.perplexity) && config.string("eval.corpus").isEmpty {
+        if tasks.contains(.perplexity) && config.eval.corpus.isEmpty {
             throw ConfigError("eval.tasks has perplexity: set eval.corpus to a JSONL file with a \"text\" field")
         }
         var options = EvalOptions()
-        options.dataDir = config.string("eval.data_dir")
-        options.numFewshot = config.int("eval.num_fewshot")
-        options.limit = config.int("eval.limit") > 0 ? config.int("eval.limit") : nil
-        options.corpus = config.string("eval.corpus")
-        let context = config.int("eval.context_length") > 0 ? config.int("eval.context_length") : config.seqLength
+        options.dataDir = config.eval.dataDir
+        options.numFewshot = config.eval.numFewshot
+        options.limit = config.eval.limit > 0 ? config.eval.limit : nil
+        options.corpus = config.eval.corpus
+        let context = config.eval.contextLength > 0 ? config.eval.contextLength : config.seqLength
         options.contextLength = min(context, config.model.maxPositionEmbeddings)
         options.stride = max(1, options.contextLength / 2)
         try checkFiles(tasks, options)

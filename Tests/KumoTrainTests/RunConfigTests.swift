@@ -28,10 +28,10 @@ final class RunConfigTests: XCTestCase {
         XCTAssertEqual(c.model.numKeyValueHeads, 1)
         XCTAssertEqual(c.model.hiddenSize, 256)
         XCTAssertEqual(c.steps, 7)
-        XCTAssertEqual(c.double("optim.min_lr"), 1e-4, accuracy: 1e-12)
-        XCTAssertEqual(c.double("optim.eps"), 1e-8)
+        XCTAssertEqual(c.optim.minLR, 1e-4, accuracy: 1e-12)
+        XCTAssertEqual(c.optim.eps, 1e-8)
         XCTAssertEqual(c.globalBatchSize, c.microBatchSize)
-        XCTAssertEqual(c.int("optim.decay_steps"), 7)
+        XCTAssertEqual(c.optim.decaySteps, 7)
         // The resolved TOML reads back to the same values.
         let again = try load(c.toml())
         XCTAssertEqual(again.values, c.values)
@@ -43,6 +43,22 @@ final class RunConfigTests: XCTestCase {
         XCTAssertEqual(try load(resolved, ["train.steps=20", "optim.decay_steps=15"]).schedule.decaySteps, 15)
         let explicit = try load(resolved, ["optim.decay_steps=8"]).toml()
         XCTAssertEqual(try load(explicit, ["train.steps=20"]).schedule.decaySteps, 8)
+    }
+
+    func testTheReferenceListsEveryKeyOnceWithItsDefault() {
+        let reference = ConfigSchema.reference()
+        let blocks = reference.components(separatedBy: "\n\n")
+        XCTAssertEqual(blocks.map { String($0.prefix { $0 != "\n" }) }, ConfigSchema.sections.map { "[\($0)]" })
+        for (section, block) in zip(ConfigSchema.sections, blocks) {
+            for key in ConfigSchema.keys where key.name.hasPrefix(section + ".") {
+                let line = "\n  \(key.name.dropFirst(section.count + 1)) (\(key.kind.rawValue))"
+                XCTAssertEqual(block.components(separatedBy: line).count, 2, key.name)
+            }
+        }
+        XCTAssertTrue(reference.contains("  steps (int) = 100: optimizer steps\n"), reference)
+        XCTAssertTrue(reference.contains("  global_batch_size (int): sequences per step\n"), reference)
+        XCTAssertTrue(reference.contains("  recompute (string) = \"none\": "), reference)
+        XCTAssertEqual(Set(ConfigSchema.keys.map(\.name)).count, ConfigSchema.keys.count)
     }
 
     func testUnknownKeyIsRejectedNamingValidKeys() {

@@ -109,12 +109,12 @@ final class SpikeGuardTests: XCTestCase {
     }
 
     func testGradientNormRatioIsASpikeOnlyWhenEnabled() throws {
-        var g = SpikeGuard(settings: try SpikeSettings(try guarded(["train.spike.grad_norm_threshold=3"])))
+        var g = SpikeGuard(settings: try guarded(["train.spike.grad_norm_threshold=3"]).train.spike)
         for _ in 0..<3 { XCTAssertNil(try g.judge(step: 1, loss: 2, gradNorm: 1)) }
         XCTAssertTrue(try g.judge(step: 4, loss: 2, gradNorm: 4)?.reason.contains("grad norm") == true)
         XCTAssertNil(try g.judge(step: 5, loss: 3.9, gradNorm: 2.9))
         XCTAssertTrue(try g.judge(step: 6, loss: 4.5, gradNorm: 1)?.reason.contains("loss 4.5") == true)
-        var off = SpikeGuard(settings: try SpikeSettings(try guarded([])))
+        var off = SpikeGuard(settings: try guarded([]).train.spike)
         for _ in 0..<3 { _ = try off.judge(step: 1, loss: 2, gradNorm: 1) }
         XCTAssertNil(try off.judge(step: 4, loss: 2, gradNorm: 100))
     }
@@ -133,10 +133,10 @@ final class SpikeGuardTests: XCTestCase {
         window = 20
         """.write(toFile: file, atomically: true, encoding: .utf8)
         let c = try RunConfig.load(path: file, overrides: [])
-        XCTAssertTrue(c.bool("train.spike.enabled"))
-        XCTAssertEqual(c.int("train.spike.window"), 20)
+        XCTAssertTrue(c.train.spike.enabled)
+        XCTAssertEqual(c.train.spike.window, 20)
         try c.toml().write(toFile: file, atomically: true, encoding: .utf8)
-        XCTAssertEqual(try RunConfig.load(path: file, overrides: []).int("train.spike.window"), 20)
+        XCTAssertEqual(try RunConfig.load(path: file, overrides: []).train.spike.window, 20)
         for (set, key) in [
             ("train.spike.policy=retry", "train.spike.policy"), ("train.spike.bogus=1", "spike.window"),
             ("train.spike.debug_inject=[\"x\"]", "BATCH:FACTOR"),

@@ -1,7 +1,6 @@
 import Foundation
 import KumoCore
 import KumoModel
-import KumoParallel
 import TOMLKit
 
 /// A fully resolved run configuration: the TOML file, then `--set` overrides, then defaults, each section

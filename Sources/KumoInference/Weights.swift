@@ -38,8 +38,8 @@ struct DecodeMatrix {
     }
 }
 
-/// The projections of one block for decoding.
-struct DecodeBlock {
+/// The projections of one block for decoding, and the block's fp32 weights (its norms, and prefill's GEMMs).
+struct DecodeBlock: BlockProjections {
     let weights: BlockWeights
     let q, k, v, o, gate, up, down: DecodeMatrix
 
@@ -56,5 +56,23 @@ struct DecodeBlock {
         gate = DecodeMatrix(w.gate, rows: f, columns: h, format: format)
         up = DecodeMatrix(w.up, rows: f, columns: h, format: format)
         down = DecodeMatrix(w.down, rows: h, columns: f, format: format)
+    }
+
+    /// Decoding's product with `matrix` (whose shape this block knows).
+    func project(
+        _ matrix: BlockMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Int, inFeatures: Int,
+        outFeatures: Int, accumulate: Bool
+    ) {
+        let m =
+            switch matrix {
+            case .q: q
+            case .k: k
+            case .v: v
+            case .o: o
+            case .gate: gate
+            case .up: up
+            case .down: down
+            }
+        m.apply(x: x, y: y, count: rows, accumulate: accumulate)
     }
 }

@@ -1,8 +1,21 @@
 import KumoCore
 
 /// The weight matrices of a decoder block.
-public enum BlockMatrix: Sendable {
+public enum BlockMatrix: Int, CaseIterable, Sendable {
     case q, k, v, o, gate, up, down
+
+    /// Output and input features of the matrix in a (whole) block of `c`.
+    public func shape(_ c: ModelConfig) -> (rows: Int, columns: Int) {
+        let qw = c.numAttentionHeads * c.headDim
+        let kvw = c.numKeyValueHeads * c.headDim
+        switch self {
+        case .q: return (qw, c.hiddenSize)
+        case .k, .v: return (kvw, c.hiddenSize)
+        case .o: return (c.hiddenSize, qw)
+        case .gate, .up: return (c.intermediateSize, c.hiddenSize)
+        case .down: return (c.hiddenSize, c.intermediateSize)
+        }
+    }
 }
 
 /// The matrix products of a decoder block, y (+)= x·Wᵀ for each of its weights: the GEMMs of

@@ -48,12 +48,15 @@ let package = Package(
             name: "KumoParallel", dependencies: ["KumoCore", "KumoModel", "KumoComm"], swiftSettings: cpuFlags),
         .target(name: "KumoInterop", dependencies: ["KumoCore", "KumoModel", "KumoData"], swiftSettings: cpuFlags),
         .target(
-            name: "KumoEval", dependencies: ["KumoCore", "KumoModel", "KumoData", "KumoInterop", "KumoServe"],
+            name: "KumoInference", dependencies: ["KumoCore", "KumoModel", "KumoData", "KumoInterop"],
+            swiftSettings: cpuFlags),
+        .target(
+            name: "KumoEval", dependencies: ["KumoCore", "KumoModel", "KumoData", "KumoInterop", "KumoInference"],
             swiftSettings: cpuFlags),
         .target(
             name: "KumoServe",
             dependencies: [
-                "KumoCore", "KumoModel", "KumoData", "KumoInterop",
+                "KumoData", "KumoInference",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -68,8 +71,9 @@ let package = Package(
         .executableTarget(
             name: "kumo",
             dependencies: [
-                "KumoCore", "KumoModel", "KumoData", "KumoComm", "KumoTrain", "KumoInterop", "KumoEval", "KumoServe",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "KumoCore", "KumoModel", "KumoData", "KumoComm", "KumoTrain", "KumoInterop", "KumoInference",
+                "KumoEval",
+                "KumoServe", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
         .testTarget(name: "KumoCoreTests", dependencies: ["KumoCore"], swiftSettings: cpuFlags),
@@ -87,7 +91,8 @@ let package = Package(
             name: "KumoEvalTests", dependencies: ["KumoEval", "KumoInterop"], exclude: ["Golden"],
             swiftSettings: cpuFlags),
         .testTarget(
-            name: "KumoServeTests", dependencies: ["KumoServe", "KumoModel", "KumoCore", "KumoData", "KumoInterop"],
+            name: "KumoInferenceTests",
+            dependencies: ["KumoInference", "KumoModel", "KumoCore", "KumoData", "KumoInterop"],
             exclude: ["Golden"], swiftSettings: cpuFlags),
         .testTarget(
             name: "KumoTrainTests", dependencies: ["KumoTrain", "KumoData", "KumoInterop"], exclude: ["Golden"],

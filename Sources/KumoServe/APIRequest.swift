@@ -1,4 +1,5 @@
 import Foundation
+import KumoInference
 
 /// A request the HTTP API refuses, with the status and the OpenAI-style error body to send.
 public struct APIError: Error, Sendable {
@@ -124,6 +125,18 @@ enum PromptInput {
                 return .tokens(i)
             }
         default: throw bad
+        }
+    }
+}
+
+extension ServedModel {
+    /// The token ids of prompt text, refused (400, `prompt`) when one lies outside the model's
+    /// vocabulary, as for a prompt of ids.
+    func promptIds(_ text: String) throws(APIError) -> [Int32] {
+        do {
+            return try encode(text)
+        } catch {
+            throw APIError(status: 400, message: error.message, param: "prompt")
         }
     }
 }

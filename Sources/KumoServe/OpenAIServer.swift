@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import KumoInference
 import NIOCore
 
 /// Limits the server enforces on requests.
@@ -112,7 +113,7 @@ public struct OpenAIServer: Sendable {
         let prompts = try PromptInput.parse(f, vocab: served.model.config.vocabSize, maxPrompts: limits.maxPrompts)
             .map { p -> [Int32] in
                 switch p {
-                case .text(let s): return try served.encode(s)
+                case .text(let s): return try served.promptIds(s)
                 case .tokens(let ids): return ids
                 }
             }
@@ -227,7 +228,7 @@ public struct OpenAIServer: Sendable {
         let messages = try chatMessages(f)
         let maxTokens = try f.integer("max_tokens", default: 256, in: 1...limits.maxNewTokens)!
         let stream = try f.bool("stream", default: false)
-        let prompt = try served.encode(template.render(messages))
+        let prompt = try served.promptIds(template.render(messages))
         try checkFits(prompt, maxTokens)
         let watch = await ClientWatch.start(context.channel)
         let request = GenerationRequest(

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import KumoInference
 import NIOCore
 
 /// The request context of the server's routes: Hummingbird's storage and the connection's channel,

@@ -1,5 +1,6 @@
 import Foundation
 import KumoData
+import KumoInference
 
 /// vLLM's tokenizer endpoints, which lm-evaluation-harness's `tokenizer_backend=remote` calls so that
 /// it can split contexts and continuations into the server's own token ids without a local copy of
@@ -33,7 +34,7 @@ extension OpenAIServer {
         guard let text = f.object["prompt"] as? String else {
             throw APIError(status: 400, message: "'prompt' must be a string", param: "prompt")
         }
-        let ids = try served.encode(text)
+        let ids = try served.promptIds(text)
         return ["tokens": ids.map(Int.init), "count": ids.count, "max_model_len": generator.engine.cache.capacity]
     }
 

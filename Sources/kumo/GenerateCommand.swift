@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import KumoCore
-import KumoServe
+import KumoInference
 
 /// Options shared by `kumo generate` and `kumo serve`: the model, its tokenizer, threads and weights.
 struct ServingOptions: ParsableArguments {
@@ -109,7 +109,7 @@ struct GenerateCommand: ParsableCommand {
         let ids: [Int32]
         do {
             ids = try served.encode(text)
-        } catch let error as APIError {
+        } catch {
             throw ValidationFailure("--prompt: \(error.message)")
         }
         guard !ids.isEmpty else {

@@ -3,6 +3,7 @@ import Foundation
 import KumoComm
 import KumoCore
 import KumoData
+import KumoInference
 import KumoInterop
 import KumoModel
 import KumoTrain
@@ -226,12 +227,19 @@ struct Train: ParsableCommand {
             return
         }
         print("Samples (temperature \(config.log.temperature)):")
+        // One cache slot of the trained context: a sample ends there, or at the end-of-document token.
+        let capacity = min(config.seqLength, model.config.maxPositionEmbeddings)
+        let generator = Generator(
+            engine: InferenceEngine(model: model, slots: 1, capacity: capacity), tokenizer: tokenizer)
         for (i, prompt) in prompts.enumerated() {
-            let out = model.generate(
-                prompt: tokenizer.encode(prompt), maxNewTokens: config.log.sampleTokens,
-                temperature: config.log.temperature, context: config.seqLength, seed: config.seed &+ UInt64(i)
-            )
-            let text = prompt + tokenizer.decode(out.prefix { $0 != tokenizer.eod })
+            let sampling = SamplingParameters(
+                temperature: config.log.temperature, seed: config.seed &+ UInt64(i))
+            // An empty prompt starts a document: from the end-of-document token.
+            let ids = tokenizer.encode(prompt)
+            let request = GenerationRequest(
+                prompt: ids.isEmpty ? [tokenizer.eod] : Array(ids.suffix(capacity - 1)),
+                maxNewTokens: config.log.sampleTokens, sampling: sampling, stopTokens: [tokenizer.eod])
+            let text = prompt + generator.generate([request])[0].text
             print("--- \(text)")
             dir.note("sample: \(text)")
         }

@@ -9,24 +9,20 @@ public struct EngineSizeError: Error, CustomStringConvertible {
 }
 
 extension InferenceEngine {
-    /// Bytes an engine of `slots` slots of `capacity` positions allocates beside the model's fp32
-    /// parameters: the key/value caches, the RoPE table, int8 copies of the weights, and the working
+    /// Bytes an engine of `slots` slots of `capacity` positions allocates beside the model (its fp32
+    /// parameters and RoPE table): the key/value caches, int8 copies of the weights, and the working
     /// buffers of a decode step over every slot and of a prefill of `capacity` tokens. A Double, so
     /// that absurd sizes compare instead of overflowing.
     public static func bytesNeeded(
         config c: ModelConfig, slots: Int, capacity: Int, format: WeightFormat, parameters: Int
     ) -> Double {
         let (s, t) = (Double(slots), Double(capacity))
-        let kvWidth = Double(c.numKeyValueHeads * c.headDim)
         let rows = max(s, t, Double(Scratch.logitRows))
-        let qWidth = Double(c.numAttentionHeads * c.headDim)
         let perRow =
-            2 * Double(c.hiddenSize) + 1 + 2 * qWidth + 2 * kvWidth + 3 * Double(c.intermediateSize)
-            + Double(c.vocabSize) + Double(c.numAttentionHeads) * t
+            Double(Scratch.floatsPerRow(c)) + Double(GenerationBuffers.floatsPerRow(c, capacity: capacity))
         let probs = Double(c.numAttentionHeads) * t * t
         let quantized = format == .int8 ? Double(parameters) * 1.125 / 4 : 0
-        return cacheBytes(config: c, slots: slots, capacity: capacity)
-            + RoPETable.bytes(headDim: c.headDim, maxPositions: capacity) + 4 * (rows * perRow + probs + quantized)
+        return cacheBytes(config: c, slots: slots, capacity: capacity) + 4 * (rows * perRow + probs + quantized)
     }
 
     /// Bytes of the key/value caches of `slots` slots of `capacity` positions.

@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import KumoServe
+@testable import KumoInference
 
 /// Rendering of ChatML and LLM-jp's instruction format.
 final class ChatTemplateTests: XCTestCase {

@@ -3,7 +3,7 @@ import KumoData
 import KumoModel
 import XCTest
 
-@testable import KumoServe
+@testable import KumoInference
 
 /// Requests join a decoding batch between steps and leave it when they end (continuous batching),
 /// and produce the same tokens as when generated alone.

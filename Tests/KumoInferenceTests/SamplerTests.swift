@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import KumoServe
+@testable import KumoInference
 
 /// Top-k/top-p masks, the repetition penalty and seeded determinism of `Sampler`.
 final class SamplerTests: XCTestCase {

@@ -56,16 +56,14 @@ public struct ServedModel: @unchecked Sendable {
     }
 
     /// Prompt token ids of `text`; special tokens written in it (<|im_start|>) become their ids.
-    /// Throws (400, `prompt`) if an id lies outside the model's vocabulary, as for a prompt of ids.
-    public func encode(_ text: String) throws -> [Int32] {
+    /// Throws if an id lies outside the model's vocabulary (a tokenizer larger than the model).
+    public func encode(_ text: String) throws(TokenOutsideVocabulary) -> [Int32] {
         let ids =
             (tokenizer as? ByteLevelBPETokenizer)?.encode(text, parseSpecial: true) ?? tokenizer.encode(text)
         let vocab = model.config.vocabSize
         if let bad = ids.first(where: { $0 < 0 || Int($0) >= vocab }) {
-            throw APIError(
-                status: 400,
-                message: "the text encodes to token id \(bad), outside the model's vocabulary 0..<\(vocab)",
-                param: "prompt")
+            throw TokenOutsideVocabulary(
+                message: "the text encodes to token id \(bad), outside the model's vocabulary 0..<\(vocab)")
         }
         return ids
     }
@@ -77,4 +75,10 @@ public struct ServedModel: @unchecked Sendable {
         let engine = try InferenceEngine.checked(model: model, slots: slots, capacity: capacity, format: format)
         return Generator(engine: engine, tokenizer: tokenizer)
     }
+}
+
+/// Text that encodes to a token id the model has no row for.
+public struct TokenOutsideVocabulary: Error {
+    /// The id and the vocabulary's range.
+    public let message: String
 }

@@ -2,7 +2,7 @@ import Foundation
 import KumoInterop
 import XCTest
 
-@testable import KumoServe
+@testable import KumoInference
 
 /// SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized to fp32): Kumo's chat rendering, prompt ids and greedy
 /// tokens equal transformers' (Golden/smollm2_greedy.json, written by scripts/generate_reference.py).

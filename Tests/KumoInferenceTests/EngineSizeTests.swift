@@ -2,7 +2,7 @@ import KumoCore
 import KumoModel
 import XCTest
 
-@testable import KumoServe
+@testable import KumoInference
 
 /// The inference engine's size check: every allocation it makes is counted, and an engine that does
 /// not fit, or has no positions or slots, is refused with numbers instead of trapping or aborting.

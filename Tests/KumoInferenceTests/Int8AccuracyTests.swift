@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import KumoServe
+@testable import KumoInference
 
 /// Int8 weight-only decoding of SmolLM2-135M-Instruct stays close to fp32 decoding, logit by logit.
 final class Int8AccuracyTests: XCTestCase {

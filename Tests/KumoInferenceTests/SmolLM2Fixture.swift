@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-@testable import KumoServe
+@testable import KumoInference
 
 /// SmolLM2-135M-Instruct (Q4_1 GGUF, dequantized to fp32), fetched by scripts/fetch_smollm2.sh when absent.
 enum SmolLM2Fixture {

@@ -2,7 +2,7 @@ import KumoCore
 import KumoModel
 import XCTest
 
-@testable import KumoServe
+@testable import KumoInference
 
 /// One decode call may feed several consecutive tokens of a slot (scoring continuations relies on it).
 final class ContinuationDecodeTests: XCTestCase {

@@ -38,23 +38,25 @@ struct DecodeMatrix {
     }
 }
 
-/// The projections of one block for decoding.
-struct DecodeBlock {
+/// The projections of one block for decoding, and the block's fp32 weights (its norms, and prefill's GEMMs).
+struct DecodeBlock: BlockProjections {
     let weights: BlockWeights
-    let q, k, v, o, gate, up, down: DecodeMatrix
+    /// The block's matrices, in `BlockMatrix` order.
+    private let matrices: [DecodeMatrix]
 
     init(_ w: BlockWeights, _ c: ModelConfig, format: WeightFormat) {
         weights = w
-        let h = c.hiddenSize
-        let qw = c.numAttentionHeads * c.headDim
-        let kvw = c.numKeyValueHeads * c.headDim
-        let f = c.intermediateSize
-        q = DecodeMatrix(w.q, rows: qw, columns: h, format: format)
-        k = DecodeMatrix(w.k, rows: kvw, columns: h, format: format)
-        v = DecodeMatrix(w.v, rows: kvw, columns: h, format: format)
-        o = DecodeMatrix(w.o, rows: h, columns: qw, format: format)
-        gate = DecodeMatrix(w.gate, rows: f, columns: h, format: format)
-        up = DecodeMatrix(w.up, rows: f, columns: h, format: format)
-        down = DecodeMatrix(w.down, rows: h, columns: f, format: format)
+        matrices = BlockMatrix.allCases.map { m in
+            let shape = m.shape(c)
+            return DecodeMatrix(w[m], rows: shape.rows, columns: shape.columns, format: format)
+        }
+    }
+
+    /// Decoding's product with `matrix` (whose shape this block knows).
+    func project(
+        _ matrix: BlockMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Int, inFeatures: Int,
+        outFeatures: Int, accumulate: Bool
+    ) {
+        matrices[matrix.rawValue].apply(x: x, y: y, count: rows, accumulate: accumulate)
     }
 }

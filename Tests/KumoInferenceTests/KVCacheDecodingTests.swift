@@ -2,7 +2,7 @@ import KumoCore
 import KumoModel
 import XCTest
 
-@testable import KumoServe
+@testable import KumoInference
 
 /// Decoding with the key/value cache must reproduce the training forward pass over whole sequences.
 final class KVCacheDecodingTests: XCTestCase {

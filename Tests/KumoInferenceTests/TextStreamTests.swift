@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import KumoServe
+@testable import KumoInference
 
 /// Incremental detokenization: whole UTF-8 characters only, stop strings cut and never half-shown.
 final class TextStreamTests: XCTestCase {

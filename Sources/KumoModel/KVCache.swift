@@ -1,5 +1,4 @@
 import KumoCore
-import KumoModel
 
 /// Keys and values of every layer for a fixed number of sequence slots, `capacity` positions each.
 /// Only the key/value heads are stored (grouped-query attention shares them among query heads):

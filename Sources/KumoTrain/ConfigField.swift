@@ -85,11 +85,13 @@ public struct ConfigField<Section> {
     static func choice<Value: RawRepresentable<String>>(
         _ name: String, _ path: WritableKeyPath<Section, Value>, help: String, refusal: @escaping (String) -> String
     ) -> Self where Section: ConfigSection {
-        custom(name, path, kind: .string, help: help, encode: { .string($0.rawValue) }) { value in
-            guard case .string(let text) = value else { throw ConfigError("\(name) = \(value): expected a string") }
-            guard let v = Value(rawValue: text) else { throw ConfigError(refusal(text)) }
-            return v
-        }
+        custom(
+            name, path, kind: .string, help: help, encode: { .string($0.rawValue) },
+            decode: { value in
+                guard case .string(let text) = value else { throw ConfigError("\(name) = \(value): expected a string") }
+                guard let v = Value(rawValue: text) else { throw ConfigError(refusal(text)) }
+                return v
+            })
     }
 
     /// A key with its own conversions; `decode` throws the user-facing error for a bad value.
@@ -108,7 +110,8 @@ public struct ConfigField<Section> {
         let store = self.store
         let load = self.load
         return ConfigField<Outer>(
-            key: key, path: (outer as PartialKeyPath<Outer>).appending(path: path as AnyKeyPath)!, store: { try store(&$0[keyPath: outer], $1) },
+            key: key, path: (outer as PartialKeyPath<Outer>).appending(path: path as AnyKeyPath)!,
+            store: { try store(&$0[keyPath: outer], $1) },
             load: { load($0[keyPath: outer]) })
     }
 }

@@ -80,7 +80,8 @@ public struct TrainConfig: ConfigSection, Sendable {
             },
             .choice(
                 "train.precision", \.precision,
-                help: "fp32|bf16: bf16 runs matrix products with bf16 operands and fp32 accumulation (fp32 master weights)"
+                help:
+                    "fp32|bf16: bf16 runs matrix products with bf16 operands and fp32 accumulation (fp32 master weights)"
             ) {
                 "train.precision = \"\($0)\": valid are \"fp32\" and \"bf16\" (bf16 matrix "
                     + "products with fp32 accumulation and fp32 master weights)"

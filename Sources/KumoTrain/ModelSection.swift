@@ -44,8 +44,10 @@ public struct ModelSection: ConfigSection, Sendable {
 
     /// The fields without a LLaMA default, needed when there is no preset.
     private static var requiredShape: [PartialKeyPath<Self>] {
-        [\.shape.vocabSize, \.shape.hiddenSize, \.shape.intermediateSize, \.shape.numHiddenLayers,
-            \.shape.numAttentionHeads]
+        [
+            \.shape.vocabSize, \.shape.hiddenSize, \.shape.intermediateSize, \.shape.numHiddenLayers,
+            \.shape.numAttentionHeads,
+        ]
     }
 
     /// Builds the model from `model.preset` (if any) and explicit fields, writing every shape field back to `v`.

@@ -183,7 +183,8 @@ public struct RunConfig: Sendable {
 
     private func validate() throws {
         try Self.check(
-            train, atLeast: [(\.steps, 1), (\.microBatchSize, 1), (\.globalBatchSize, 1), (\.seqLength, 1), (\.threads, 0)])
+            train,
+            atLeast: [(\.steps, 1), (\.microBatchSize, 1), (\.globalBatchSize, 1), (\.seqLength, 1), (\.threads, 0)])
         try Self.check(optim, atLeast: [(\.warmupSteps, 0)])
         try Self.check(log, atLeast: [(\.every, 1), (\.sampleTokens, 0)])
         try validateBatchAndOptimizer()

@@ -74,4 +74,3 @@ struct ConvertCommand: ParsableCommand {
         return input == .hf && FileManager.default.fileExists(atPath: own) ? own : nil
     }
 }
-

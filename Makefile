@@ -55,9 +55,9 @@ lint:
 format:
 	$(SWIFT) format --in-place --recursive Package.swift Sources Tests
 
-# Numeric tests run on a release build: debug builds are many times slower.
+# Numeric tests run on a release build: debug builds are many times slower. `swift test` builds every
+# target, the `kumo` binary the command-line tests run included, so no separate build precedes it.
 test: deps pydeps lint sentencepiece
-	$(SWIFT) build -c release
 	$(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
 
 # Trains a sentencepiece tokenizer on Debian's Japanese and English documentation (or on

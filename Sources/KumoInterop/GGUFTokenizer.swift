@@ -59,7 +59,8 @@ public enum GGUFTokenizer {
 
 /// The tokenizer named by `model`, the one loader of every command that takes a tokenizer: `byte`
 /// (ids 0-255, EOD 256); a GGUF file's own tokenizer; a Hugging Face `tokenizer.json` or a directory
-/// holding one; the tokenizer a Kumo weights file records; else a sentencepiece `.model` file. Every failure is a `TokenizerError` naming the file.
+/// holding one; the tokenizer a Kumo weights file records; else a sentencepiece `.model` file. Every
+/// failure is a `TokenizerError` naming the file.
 public func loadTokenizer(model: String) throws -> any Tokenizer {
     if model == "byte" { return ByteTokenizer() }
     var isDirectory: ObjCBool = false

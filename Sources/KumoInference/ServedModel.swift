@@ -15,13 +15,15 @@ public struct ServedModel: @unchecked Sendable {
     public let stopTokens: Set<Int32>
 
     /// Loads the model at `path` (Hugging Face directory, GGUF or Kumo weights) and the tokenizer at
-    /// `tokenizerPath` (default: the GGUF's own, or the Hugging Face directory's tokenizer.json).
+    /// `tokenizerPath` (default: the GGUF's own, the Hugging Face directory's tokenizer.json, or the one a
+    /// Kumo weights file records).
     public static func load(path: String, tokenizerPath: String?) throws -> ServedModel {
         let model = try loadModel(path: path)
         let format = try ModelFormat.detect(path)
-        guard let tokenizerSource = tokenizerPath ?? (format == .kumo ? nil : path) else {
-            throw InteropError(path, "is a Kumo weights file without a tokenizer: pass --tokenizer")
+        if tokenizerPath == nil, format == .kumo, try KumoWeights.tokenizer(of: path) == nil {
+            throw InteropError(path, "is a Kumo weights file that records no tokenizer: pass --tokenizer")
         }
+        let tokenizerSource = tokenizerPath ?? path
         let tokenizer = try loadTokenizer(model: tokenizerSource)
         guard tokenizer.vocabSize <= model.config.vocabSize else {
             throw InteropError(

@@ -59,7 +59,8 @@ public enum GGUFTokenizer {
 
 /// The tokenizer named by `model`, the one loader of every command that takes a tokenizer: `byte`
 /// (ids 0-255, EOD 256); a GGUF file's own tokenizer; a Hugging Face `tokenizer.json` or a directory
-/// holding one; else a sentencepiece `.model` file. Every failure is a `TokenizerError` naming the file.
+/// holding one; the tokenizer a Kumo weights file records; else a sentencepiece `.model` file. Every
+/// failure is a `TokenizerError` naming the file.
 public func loadTokenizer(model: String) throws -> any Tokenizer {
     if model == "byte" { return ByteTokenizer() }
     var isDirectory: ObjCBool = false
@@ -78,6 +79,14 @@ public func loadTokenizer(model: String) throws -> any Tokenizer {
                     path: model, reason: (error.offset.map { "byte \($0): " } ?? "") + error.message)
             }
         }
+    }
+    if (try? ModelFormat.detect(model)) == .kumo {
+        guard let recorded = try? KumoWeights.tokenizer(of: model) else {
+            throw TokenizerError.invalidModel(
+                path: model,
+                reason: "a Kumo weights file that records no tokenizer; name the tokenizer it was trained with")
+        }
+        return try loadTokenizer(model: recorded)
     }
     return try SentencePieceTokenizer(path: model)
 }

@@ -56,3 +56,12 @@ public func loadModel(path: String) throws -> LlamaModel {
     case .kumo: return try KumoWeights.load(from: path)
     }
 }
+
+/// The configuration of the model at `path` in whichever format it is, read without its weights.
+public func loadModelConfig(path: String) throws -> ModelConfig {
+    switch try ModelFormat.detect(path) {
+    case .hf: return try HFConfig.read(path: path + "/config.json")
+    case .gguf: return try GGUFLlama.config(try GGUFFile(path: path))
+    case .kumo: return try KumoWeights.config(of: try SafeTensorsFile(path: path))
+    }
+}

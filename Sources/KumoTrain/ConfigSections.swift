@@ -10,7 +10,8 @@ public struct DataConfig: ConfigSection, Sendable {
     public var path: [String] = []
     /// The JSONL field that holds the text.
     public var textField = "text"
-    /// The tokenizer of `path`: `byte` or a sentencepiece `.model`.
+    /// The tokenizer of `path`: `byte`, a sentencepiece `.model` or whatever `loadTokenizer(model:)`
+    /// takes (default with `model.init`: the init model's).
     public var tokenizer = "byte"
     /// Prepared datasets as written (`RunConfig.dataSources` holds them checked).
     public var sources: [[String: ConfigValue]] = []
@@ -31,7 +32,9 @@ public struct DataConfig: ConfigSection, Sendable {
             .value("data.synthetic", \.synthetic, help: "seeded random tokens"),
             .value("data.path", \.path, help: "JSONL/text files or dirs"),
             .value("data.text_field", \.textField, help: "JSONL text field"),
-            .value("data.tokenizer", \.tokenizer, help: "tokenizer of data.path: byte or a sentencepiece .model"),
+            .value(
+                "data.tokenizer", \.tokenizer,
+                help: "tokenizer of data.path: byte, a .model, tokenizer.json, GGUF (model.init's if unset)"),
             .custom(
                 "data.sources", \.sources, kind: .tables,
                 help: "prepared datasets: [{prefix = \"P\", weight = W} or {prefix = \"P\", epochs = E}, ...]",

@@ -20,6 +20,9 @@ public struct TrainingData {
     public var stream: TokenStream
     /// The tokenizer of the data (nil for synthetic tokens).
     public var tokenizer: (any Tokenizer)?
+    /// What `tokenizer` was loaded from (`loadTokenizer(model:)`'s argument), recorded in the run's
+    /// weights file; for synthetic tokens, `data.tokenizer` when the run starts from `model.init`.
+    public var tokenizerName: String?
     /// A line saying what was read.
     public var summary: String
     /// The prepared datasets and their release levels (empty unless `data.sources` is used).
@@ -32,6 +35,7 @@ public struct TrainingData {
         if config.data.synthetic {
             return TrainingData(
                 stream: SyntheticTokenStream(vocabSize: vocab, seed: config.seed), tokenizer: nil,
+                tokenizerName: config.modelSection.initPath.map { _ in config.data.tokenizer },
                 summary: "synthetic random tokens", sources: [])
         }
         if !config.dataSources.isEmpty { return try blend(config) }
@@ -50,7 +54,8 @@ public struct TrainingData {
         }
         return TrainingData(
             stream: InMemoryTokenStream(tokens: tokens, vocabSize: tokenizer.vocabSize, seed: config.seed),
-            tokenizer: tokenizer, summary: "\(summary), \(tokens.count) tokens", sources: [])
+            tokenizer: tokenizer, tokenizerName: config.data.tokenizer, summary: "\(summary), \(tokens.count) tokens",
+            sources: [])
     }
 
     private static func checkVocabulary(_ size: Int, _ config: RunConfig, _ what: String) throws {
@@ -111,6 +116,7 @@ public struct TrainingData {
             String(format: "%@ (%@, %.1f%%, %d tokens)", $0.prefix, $0.level.rawValue, $0.weight * 100, $0.tokens)
         }
         return TrainingData(
-            stream: blended, tokenizer: tokenizer, summary: summary.joined(separator: "; "), sources: sources)
+            stream: blended, tokenizer: tokenizer, tokenizerName: metadata[0].tokenizer,
+            summary: summary.joined(separator: "; "), sources: sources)
     }
 }

@@ -1,9 +1,14 @@
+import KumoCore
+import KumoInterop
 import KumoModel
 
-/// `[model]`: a preset or explicit Hugging Face shape fields, and the initialisation.
+/// `[model]`: a preset, explicit Hugging Face shape fields or a pretrained model, and the initialisation.
 public struct ModelSection: ConfigSection, Sendable {
     /// The preset the shape starts from, if any.
     public var preset: String?
+    /// The pretrained model training starts from (a Hugging Face directory, a GGUF file or a Kumo
+    /// weights file), which also gives the shape; nil: seeded random weights.
+    public var initPath: String?
     /// The resolved shape.
     public var shape = ModelConfig(
         vocabSize: 0, hiddenSize: 0, intermediateSize: 0, numHiddenLayers: 0, numAttentionHeads: 0)
@@ -16,7 +21,11 @@ public struct ModelSection: ConfigSection, Sendable {
         [
             .custom(
                 "model.preset", \.preset, kind: .string, help: "base shape: " + ConfigSchema.presetNames,
-                encode: { $0.map(ConfigValue.string) }, decode: String.init(configValue:))
+                encode: { $0.map(ConfigValue.string) }, decode: String.init(configValue:)),
+            .custom(
+                "model.init", \.initPath, kind: .string,
+                help: "start from this model (HF directory, GGUF or Kumo weights file); its shape is the run's",
+                encode: { $0.map(ConfigValue.string) }, decode: String.init(configValue:)),
         ] + shapeFields + [.value("model.init_std", \.initStd, help: "weight init std")]
     }
 
@@ -57,8 +66,11 @@ public struct ModelSection: ConfigSection, Sendable {
         let given = { (path: PartialKeyPath<Self>) in
             shapeFields.contains { $0.path == path && explicit[$0.key.name] != nil }
         }
-        let presetName = try ModelSection(resolved: v).preset
-        if let name = presetName {
+        let named = try ModelSection(resolved: v)
+        let presetName = named.preset
+        if let path = named.initPath {
+            section.shape = try initShape(path, preset: presetName, explicit: explicit)
+        } else if let name = presetName {
             guard let preset = ModelPreset.config(name) else {
                 throw ConfigError("model.preset = \"\(name)\": unknown preset; valid: \(ConfigSchema.presetNames)")
             }
@@ -71,7 +83,7 @@ public struct ModelSection: ConfigSection, Sendable {
                         + "; set them or choose model.preset (\(ConfigSchema.presetNames))")
             }
         }
-        let inheritsKeyValueHeads = presetName == nil && !given(\.shape.numKeyValueHeads)
+        let inheritsKeyValueHeads = presetName == nil && named.initPath == nil && !given(\.shape.numKeyValueHeads)
         try section.decode(from: v)
         if inheritsKeyValueHeads { section.shape.numKeyValueHeads = section.shape.numAttentionHeads }
         do {
@@ -81,5 +93,30 @@ public struct ModelSection: ConfigSection, Sendable {
         }
         for field in shapeFields { v[field.key.name] = field.load(section) }
         return section
+    }
+
+    /// The shape of the model at `path` (`model.init`); refuses a preset beside it and any explicit
+    /// shape key in `explicit` that differs from the file's, naming the key and both values.
+    private static func initShape(_ path: String, preset: String?, explicit: [String: ConfigValue]) throws
+        -> ModelConfig
+    {
+        if let preset {
+            throw ConfigError(
+                "model.preset = \"\(preset)\" with model.init = \"\(path)\": the shape comes from the init model; "
+                    + "drop model.preset")
+        }
+        var section = ModelSection()
+        do {
+            section.shape = try loadModelConfig(path: path)
+        } catch let error as any UserFacingError {
+            throw ConfigError("model.init = \"\(path)\": \(error.description)")
+        }
+        for field in shapeFields {
+            guard let given = explicit[field.key.name], let own = field.load(section), given != own else { continue }
+            throw ConfigError(
+                "\(field.key.name) = \(given) contradicts model.init = \"\(path)\", whose model has "
+                    + "\(field.key.name) = \(own); drop \(field.key.name) or make it match")
+        }
+        return section.shape
     }
 }

@@ -167,6 +167,9 @@ public struct RunConfig: Sendable {
             if case .strings([]) = v[key.name] { v[key.name] = .tables([]) }
         }
         modelSection = try ModelSection.resolve(&v)
+        if let initPath = modelSection.initPath, raw["data.tokenizer"] == nil {
+            v["data.tokenizer"] = .string(initPath)
+        }
         if v["train.global_batch_size"] == nil { v["train.global_batch_size"] = v["train.micro_batch_size"] }
         if v["optim.min_lr"] == nil, case .double(let lr) = v["optim.lr"] { v["optim.min_lr"] = .double(lr / 10) }
         if v["optim.decay_steps"] == nil { v["optim.decay_steps"] = v["train.steps"] }

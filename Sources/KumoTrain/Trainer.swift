@@ -67,8 +67,8 @@ public final class Trainer {
     public internal(set) var spikeGuard: SpikeGuard
 
     /// Checks memory, sets threads, composes the parallel layout of `config.parallel` over
-    /// `world` (`parallelize`), initialises the model from the seed (the same on every rank) and
-    /// measures the peak.
+    /// `world` (`parallelize`), initialises the model from the seed (the same on every rank) or
+    /// from `model.init` and measures the peak.
     public init(
         config: RunConfig, stream: TokenStream, world: any Communicator = LocalCommunicator(), peakGFLOPs: Double? = nil
     ) throws {
@@ -77,10 +77,11 @@ public final class Trainer {
         self.stream = stream
         Threads.set(config.threads)
         do {
+            let initial = try InitialWeights(config)
             plan = try parallelize(config.model, world: world, config: config.parallel, batch: config.batchShape) {
                 $0.recompute = config.recompute
                 $0.precision = config.precision
-                $0.initializeWeights(seed: config.seed, std: config.modelSection.initStd)
+                initial.fill($0)
             }
         } catch let error as ParallelConfigError {
             throw ConfigError(error.description)

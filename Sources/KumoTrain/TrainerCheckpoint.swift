@@ -146,9 +146,10 @@ extension Trainer {
         spikeGuard.gradNormHistory = state.gradNormHistory
     }
 
-    /// Returns to the seeded initial weights with zero moments at step 0 (a rollback before any checkpoint).
-    public func resetToInitialState() {
-        model.initializeWeights(seed: config.seed, std: config.modelSection.initStd)
+    /// Returns to the initial weights (seeded or `model.init`'s) with zero moments at step 0 (a
+    /// rollback before any checkpoint).
+    public func resetToInitialState() throws {
+        try InitialWeights(config).fill(model)
         optimizer.m.zero()
         optimizer.v.zero()
         step = 0

@@ -192,7 +192,7 @@ public final class TrainingSession {
         if let checkpoint {
             source = checkpoint.path
         } else {
-            trainer.resetToInitialState()
+            try trainer.resetToInitialState()
             source = "the initial weights (no checkpoint yet)"
         }
         let skipped = position - trainer.dataPosition

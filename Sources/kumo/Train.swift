@@ -107,13 +107,13 @@ struct Train: ParsableCommand {
             dir.note("stopped: \(error)")
             throw error
         }
-        try finish(trainer: trainer, dir: dir, config: config, world: world, tokenizer: data.tokenizer)
+        try finish(trainer: trainer, dir: dir, config: config, world: world, data: data)
     }
 
-    /// After the last step on rank 0: checks the replicas, writes model.safetensors and `--dump-params`,
-    /// ends MPI and prints the samples.
+    /// After the last step on rank 0: checks the replicas, writes model.safetensors (recording the
+    /// data's tokenizer) and `--dump-params`, ends MPI and prints the samples.
     private func finish(
-        trainer: Trainer, dir: RunDirectory, config: RunConfig, world: any Communicator, tokenizer: (any Tokenizer)?
+        trainer: Trainer, dir: RunDirectory, config: RunConfig, world: any Communicator, data: TrainingData
     ) throws {
         trainer.gatherParameters()
         try trainer.checkReplicasAgree()
@@ -121,7 +121,7 @@ struct Train: ParsableCommand {
             "finished \(config.steps) steps; the parameters of all \(trainer.plan.mesh.data) data-parallel ranks agree")
         guard let model = try trainer.wholeModel() else { preconditionFailure("rank 0 gathers the whole model") }
         let weights = dir.path + "/model.safetensors"
-        try KumoWeights.save(model, to: weights)
+        try KumoWeights.save(model, to: weights, tokenizer: data.tokenizerName)
         for line in ["final weights: \(weights) (kumo eval, generate, serve and convert read it with --model)"] {
             printErr(line)
             dir.note(line)
@@ -135,7 +135,7 @@ struct Train: ParsableCommand {
             }
         }
         CommWorld.finish(world)
-        printSamples(config: config, model: model, tokenizer: tokenizer, dir: dir)
+        printSamples(config: config, model: model, tokenizer: data.tokenizer, dir: dir)
     }
 
     /// The lines that open train.log: the run's directory, ranks, model, data, batch and memory.

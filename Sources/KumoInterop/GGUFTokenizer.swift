@@ -62,6 +62,13 @@ public enum GGUFTokenizer {
 /// holding one; the tokenizer a Kumo weights file records; else a sentencepiece `.model` file. Every
 /// failure is a `TokenizerError` naming the file.
 public func loadTokenizer(model: String) throws -> any Tokenizer {
+    try loadTokenizer(model: model, following: [])
+}
+
+/// `loadTokenizer(model:)`, with the Kumo weights files whose recorded tokenizer led here: a run
+/// started from another run's weights records that file, so records chain; a chain that comes back
+/// to a file it passed is refused instead of followed forever.
+private func loadTokenizer(model: String, following chain: [String]) throws -> any Tokenizer {
     if model == "byte" { return ByteTokenizer() }
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory) else {
@@ -86,7 +93,12 @@ public func loadTokenizer(model: String) throws -> any Tokenizer {
                 path: model,
                 reason: "a Kumo weights file that records no tokenizer; name the tokenizer it was trained with")
         }
-        return try loadTokenizer(model: recorded)
+        guard !chain.contains(model) else {
+            throw TokenizerError.invalidModel(
+                path: model,
+                reason: "its recorded tokenizer leads back to it: \((chain + [model]).joined(separator: " -> "))")
+        }
+        return try loadTokenizer(model: recorded, following: chain + [model])
     }
     return try SentencePieceTokenizer(path: model)
 }

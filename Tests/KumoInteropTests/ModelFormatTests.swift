@@ -1,4 +1,5 @@
 import Foundation
+import KumoData
 import KumoInterop
 import KumoModel
 import XCTest
@@ -62,5 +63,21 @@ final class ModelFormatTests: XCTestCase {
         let key = try Regex(#""([a-z_]+)":"#)
         let keysInOrder = { (json: String) in json.matches(of: key).map { json[$0.range] } }
         XCTAssertEqual(keysInOrder(text), keysInOrder(String(decoding: sorted, as: UTF8.self)), text)
+    }
+
+    func testTokenizerRecordsAreFollowedAcrossRunsAndALoopIsRefused() throws {
+        let config = ModelConfig(
+            vocabSize: 300, hiddenSize: 8, intermediateSize: 8, numHiddenLayers: 1, numAttentionHeads: 2)
+        let model = try LlamaModel(config: config)
+        let dir = try Reference.temporaryDirectory(for: self)
+        // A run from another run's weights records that file: the chain ends at the byte tokenizer.
+        try KumoWeights.save(model, to: dir + "/a.safetensors", tokenizer: "byte")
+        try KumoWeights.save(model, to: dir + "/b.safetensors", tokenizer: dir + "/a.safetensors")
+        XCTAssertEqual(try loadTokenizer(model: dir + "/b.safetensors").vocabSize, ByteTokenizer().vocabSize)
+        // Two files that record each other.
+        try KumoWeights.save(model, to: dir + "/a.safetensors", tokenizer: dir + "/b.safetensors")
+        XCTAssertThrowsError(try loadTokenizer(model: dir + "/b.safetensors")) { error in
+            XCTAssertTrue("\(error)".contains("leads back to it"), "\(error)")
+        }
     }
 }

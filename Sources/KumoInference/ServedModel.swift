@@ -25,13 +25,7 @@ public struct ServedModel: @unchecked Sendable {
         }
         let tokenizerSource = tokenizerPath ?? path
         let tokenizer = try loadTokenizer(model: tokenizerSource)
-        guard tokenizer.vocabSize <= model.config.vocabSize else {
-            throw InteropError(
-                tokenizerSource,
-                "is a tokenizer of \(tokenizer.vocabSize) tokens but the model \(path) has a vocabulary of "
-                    + "\(model.config.vocabSize): its ids would fall outside the model; pass the tokenizer the model "
-                    + "was trained with")
-        }
+        try checkFits(tokenizer, source: tokenizerSource, model: model, path: path)
         var template: ChatTemplate?
         switch format {
         case .gguf:
@@ -58,6 +52,18 @@ public struct ServedModel: @unchecked Sendable {
     }
 
     /// Prompt token ids of `text`; special tokens written in it (<|im_start|>) become their ids.
+    /// Refuses a tokenizer (loaded from `source`) whose ids would fall outside the vocabulary of
+    /// `model` (loaded from `path`): every command that runs a model with a tokenizer checks this.
+    public static func checkFits(_ tokenizer: any Tokenizer, source: String, model: LlamaModel, path: String) throws {
+        guard tokenizer.vocabSize <= model.config.vocabSize else {
+            throw InteropError(
+                source,
+                "is a tokenizer of \(tokenizer.vocabSize) tokens but the model \(path) has a vocabulary of "
+                    + "\(model.config.vocabSize): its ids would fall outside the model; pass the tokenizer the model "
+                    + "was trained with")
+        }
+    }
+
     /// Throws if an id lies outside the model's vocabulary (a tokenizer larger than the model).
     public func encode(_ text: String) throws(TokenOutsideVocabulary) -> [Int32] {
         let ids =

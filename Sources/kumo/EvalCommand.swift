@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KumoEval
+import KumoInference
 import KumoInterop
 
 /// `kumo eval`: JGLUE tasks and perplexity of any model Kumo reads.
@@ -70,6 +71,7 @@ struct EvalCommand: ParsableCommand {
         let m = try model.load()
         let tokenizerPath = tokenizer ?? model.model
         let tok = try loadTokenizer(model: tokenizerPath)
+        try ServedModel.checkFits(tok, source: tokenizerPath, model: m, path: model.model)
         var options = EvalOptions()
         options.dataDir = dataDir
         options.numFewshot = numFewshot

@@ -60,6 +60,7 @@ final class MisuseCLITests: XCTestCase {
         let sizes = ["99574 tokens", "vocabulary of 4096", tokenizer]
         try refused(["generate", "--model", model, "--tokenizer", tokenizer, "--prompt", "a"], saying: sizes)
         try refused(["serve", "--model", model, "--tokenizer", tokenizer, "--port", "0"], saying: sizes)
+        try refused(["eval", "--model", model, "--tokenizer", tokenizer, "--tasks", "jcommonsenseqa"], saying: sizes)
     }
 
     func testEmptyPromptAndEmptyContextAreRefused() throws {

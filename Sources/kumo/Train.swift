@@ -237,7 +237,7 @@ struct Train: ParsableCommand {
             // An empty prompt starts a document: from the end-of-document token.
             let ids = tokenizer.encode(prompt)
             let request = GenerationRequest(
-                prompt: ids.isEmpty ? [tokenizer.eod] : Array(ids.suffix(capacity - 1)),
+                prompt: ids.isEmpty ? [tokenizer.eod] : Array(ids.suffix(max(capacity - 1, 1))),
                 maxNewTokens: config.log.sampleTokens, sampling: sampling, stopTokens: [tokenizer.eod])
             let text = prompt + generator.generate([request])[0].text
             print("--- \(text)")

@@ -35,6 +35,27 @@ final class KumoCLITests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/checkpoints"))
     }
 
+    func testSamplesAfterTrainingFitAnyContextEvenOneToken() throws {
+        let dir = temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let text = dir + "/text.jsonl"
+        let line = "{\"text\": \"the quick brown fox jumps over the lazy dog\"}\n"
+        try String(repeating: line, count: 20).write(toFile: text, atomically: true, encoding: .utf8)
+        for seqLength in [1, 16] {
+            let r = try KumoProcess.run(
+                [
+                    "train", "--set", "model.preset=tiny", "--set", "model.vocab_size=384", "--set",
+                    "data.path=[\"\(text)\"]",
+                    "--set", "data.tokenizer=\"byte\"", "--set", "train.seq_length=\(seqLength)", "--set",
+                    "train.micro_batch_size=1", "--set", "train.threads=1", "--set", "train.steps=1", "--set",
+                    "log.samples=[\"a long prompt, longer than the context\"]", "--set", "log.sample_tokens=4",
+                    "--run-dir", dir + "/run\(seqLength)",
+                ])
+            XCTAssertEqual(r.status, 0, "seq_length \(seqLength): \(r.err)")
+            XCTAssertTrue(r.out.contains("--- a long prompt"), r.out)
+        }
+    }
+
     func testBadKeyExitsNonZeroNamingTheKeyAndTheValidOnes() throws {
         let r = try KumoProcess.run(
             ["train"] + tinyArgs + ["--set", "optim.epsilon=1e-8", "--run-dir", temporaryDirectory()])

@@ -1,6 +1,6 @@
 /// A source of training windows: `seqLen + 1` consecutive tokens per sample, from which
 /// inputs are the first `seqLen` and targets the last `seqLen`.
-public protocol TokenStream {
+public protocol TokenStream: SequenceSource {
     /// Number of distinct token ids the stream produces.
     var vocabSize: Int { get }
     /// Fills `window` (seqLen + 1 tokens) with sample `index` of the stream; deterministic. Throws

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import KumoData
 import KumoInference
 import NIOCore
 

@@ -23,12 +23,12 @@ public enum ConfigSchema {
     }
 
     /// The sections in the order a resolved config is written.
-    public static let sections = ["model", "data", "train", "optim", "parallel", "checkpoint", "log", "eval"]
+    public static let sections = ["model", "data", "train", "optim", "parallel", "checkpoint", "log", "eval", "dpo"]
 
     /// All keys: each section struct's fields, and the `[parallel]` keys (read by name until they have a struct).
     public static let keys: [Key] =
         ModelSection.keys + DataConfig.keys + TrainConfig.keys + OptimConfig.keys + parallelKeys
-        + CheckpointConfig.keys + LogConfig.keys + EvalConfig.keys
+        + CheckpointConfig.keys + LogConfig.keys + EvalConfig.keys + DPOConfig.keys
 
     /// The `[parallel]` keys.
     static let parallelKeys: [Key] = [

@@ -1,5 +1,6 @@
 import Foundation
 import KumoCore
+import KumoData
 import KumoModel
 
 /// `[data]`: where the training tokens come from.
@@ -15,6 +16,16 @@ public struct DataConfig: ConfigSection, Sendable {
     public var tokenizer = "byte"
     /// Prepared datasets as written (`RunConfig.dataSources` holds them checked).
     public var sources: [[String: ConfigValue]] = []
+    /// What the records of `path` hold.
+    public var format = DataFormat.text
+    /// The prompt template of `sft` and `preference` records.
+    public var chatTemplate = InstructionTemplate.llmJP
+    /// Several SFT examples per sequence (attention and positions reset at each example's start).
+    public var packing = true
+    /// What happens to an SFT or preference example longer than `train.seq_length`.
+    public var overlong = OverlongPolicy.truncate
+    /// Pretraining: positions and attention restart after every end-of-document token.
+    public var resetAttention = false
 
     public init() {}
 
@@ -39,6 +50,22 @@ public struct DataConfig: ConfigSection, Sendable {
                 "data.sources", \.sources, kind: .tables,
                 help: "prepared datasets: [{prefix = \"P\", weight = W} or {prefix = \"P\", epochs = E}, ...]",
                 encode: { .tables($0) }, decode: tables),
+            .choice("data.format", \.format, help: "text|sft|preference: what the records of data.path hold") {
+                "data.format = \"\($0)\": valid are \"text\", \"sft\" ({instruction, input, output}) and "
+                    + "\"preference\" ({prompt, chosen_response, rejected_response})"
+            },
+            .choice(
+                "data.chat_template", \.chatTemplate, help: "llm-jp|chatml|plain: prompt template of sft/preference"
+            ) {
+                "data.chat_template = \"\($0)\": valid are \(InstructionTemplate.names)"
+            },
+            .value("data.packing", \.packing, help: "sft: several examples per sequence, attention reset between"),
+            .choice("data.overlong", \.overlong, help: "truncate|skip: examples longer than train.seq_length") {
+                "data.overlong = \"\($0)\": valid are \"truncate\" and \"skip\""
+            },
+            .value(
+                "data.reset_attention", \.resetAttention,
+                help: "restart positions and attention after each end-of-document token"),
         ]
     }
 }
@@ -63,6 +90,8 @@ public struct TrainConfig: ConfigSection, Sendable {
     public var precision = Precision.fp32
     /// The loss-spike guard.
     public var spike = SpikeSettings()
+    /// What the run optimises.
+    public var objective = TrainingObjective.pretrain
 
     public init() {}
 
@@ -88,6 +117,9 @@ public struct TrainConfig: ConfigSection, Sendable {
             ) {
                 "train.precision = \"\($0)\": valid are \"fp32\" and \"bf16\" (bf16 matrix "
                     + "products with fp32 accumulation and fp32 master weights)"
+            },
+            .choice("train.objective", \.objective, help: "pretrain|sft|dpo") {
+                "train.objective = \"\($0)\": valid are \"pretrain\", \"sft\" and \"dpo\""
             },
         ] + SpikeSettings.fields.map { $0.lifted(\.spike) }
     }

@@ -17,7 +17,8 @@ public struct TrainingSource: Codable, Equatable, Sendable {
 
 /// What a run trains on: the stream of samples, the tokenizer that made it, and a description.
 public struct TrainingData {
-    public var stream: TokenStream
+    /// The sequences the trainer reads.
+    public var stream: any SequenceSource
     /// The tokenizer of the data (nil for synthetic tokens).
     public var tokenizer: (any Tokenizer)?
     /// What `tokenizer` was loaded from (`loadTokenizer(model:)`'s argument), recorded in the run's

@@ -16,6 +16,8 @@ public struct RunConfig: Sendable {
     public let checkpoint: CheckpointConfig
     public let log: LogConfig
     public let eval: EvalConfig
+    /// `[dpo]`: the preference objective.
+    public let dpo: DPOConfig
     /// The prepared datasets of `data.sources`, checked.
     public let dataSources: [DataSourceSpec]
 
@@ -180,6 +182,7 @@ public struct RunConfig: Sendable {
         checkpoint = try CheckpointConfig(resolved: v)
         log = try LogConfig(resolved: v)
         eval = try EvalConfig(resolved: v)
+        dpo = try DPOConfig(resolved: v)
         dataSources = try DataSourceSpec.parse(data.sources)
         try validate()
     }
@@ -192,6 +195,7 @@ public struct RunConfig: Sendable {
         try Self.check(log, atLeast: [(\.every, 1), (\.sampleTokens, 0)])
         try validateBatchAndOptimizer()
         try validateDataChoice()
+        try validatePostTraining()
         try validateParallel()
         try Self.check(checkpoint, atLeast: [(\.every, 0), (\.keep, 0)])
         try Self.check(eval, atLeast: [(\.interval, 0), (\.limit, 0), (\.numFewshot, 0), (\.contextLength, 0)])

@@ -54,7 +54,7 @@ public final class Trainer {
     public var accumulationSteps: Int { plan.accumulationSteps }
     /// Every rank of the job.
     var world: any Communicator { plan.world }
-    private let stream: TokenStream
+    private let stream: any SequenceSource
     private let microBatches: [Batch]
     private let start = SystemInfo.now()
     public internal(set) var step = 0
@@ -70,7 +70,8 @@ public final class Trainer {
     /// `world` (`parallelize`), initialises the model from the seed (the same on every rank) or
     /// from `model.init` and measures the peak.
     public init(
-        config: RunConfig, stream: TokenStream, world: any Communicator = LocalCommunicator(), peakGFLOPs: Double? = nil
+        config: RunConfig, stream: any SequenceSource, world: any Communicator = LocalCommunicator(),
+        peakGFLOPs: Double? = nil
     ) throws {
         try MemoryEstimate(config).check()
         self.config = config
@@ -89,7 +90,7 @@ public final class Trainer {
         model = plan.model
         spikeGuard = SpikeGuard(settings: config.train.spike)
         microBatches = (0..<plan.accumulationSteps).map { _ in
-            Batch(batch: config.microBatchSize, seqLen: config.seqLength)
+            Batch(batch: config.microBatchSize * stream.rowsPerSample, seqLen: config.seqLength)
         }
         optimizer = AdamW(layout: model.layout, settings: config.adam, shard: plan.optimizerShard)
         var peak = [peakGFLOPs ?? (config.precision == .bf16 ? BF16GEMM.measure() : SgemmPeak.measure())]

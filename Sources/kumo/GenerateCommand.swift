@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KumoCore
+import KumoData
 import KumoInference
 
 /// Options shared by `kumo generate` and `kumo serve`: the model, its tokenizer, threads and weights.

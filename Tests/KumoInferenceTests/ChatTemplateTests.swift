@@ -1,3 +1,4 @@
+import KumoData
 import XCTest
 
 @testable import KumoInference

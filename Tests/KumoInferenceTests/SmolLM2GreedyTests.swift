@@ -1,4 +1,5 @@
 import Foundation
+import KumoData
 import KumoInterop
 import XCTest
 

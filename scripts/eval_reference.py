@@ -18,6 +18,13 @@ LlamaForCausalLM (weights dequantized to float32, eager attention).
   perplexity --gguf FILE --prompts FILE
       Perplexity and bits per byte over the record with task "perplexity": the texts, each after
       the separator token, scored in the same windows (context length, stride) as Kumo.
+  responses  --gguf FILE --prompts FILE [--limit N] [--out FILE.json]
+      Log-likelihoods of responses after their prompts, over the objects `kumo eval --tasks sft_loss`
+      ({"prompt", "response"}) or `--tasks preference` ({"prompt", "chosen", "rejected"}) dumps:
+      prompt and response tokenized each on its own, the tokenizer's EOS after the response, the
+      response tokens and EOS scored. Writes each object with "logp" (sft) or "chosen_logp" and
+      "rejected_logp" (preference) added, and the SFT loss (mean NLL per response token) and the
+      preference accuracy (chosen above rejected).
 """
 import argparse
 import copy
@@ -170,6 +177,35 @@ def perplexity_command(args):
         "kumo_perplexity": math.exp(-doc["kumo_loglikelihood"] / scored)}))
 
 
+def responses_command(args):
+    model, tokenizer = load(args.gguf)
+    eos = tokenizer.eos_token_id
+    with open(args.prompts, encoding="utf-8") as f:
+        docs = [json.loads(line) for line in f if line.strip()][: args.limit]
+    nll, tokens, wins = 0.0, 0, 0
+    for doc in docs:
+        context = encode(tokenizer, doc["prompt"])
+        keys = ["response"] if "response" in doc else ["chosen", "rejected"]
+        rows = [(context, encode(tokenizer, doc[k]) + [eos]) for k in keys]
+        lls = continuation_logliks(model, rows)
+        if len(keys) == 1:
+            doc["logp"] = lls[0]
+            nll -= lls[0]
+            tokens += len(rows[0][1])
+        else:
+            doc["chosen_logp"], doc["rejected_logp"] = lls
+            wins += lls[0] > lls[1]
+    summary = {"n": len(docs), "eos_id": eos}
+    if tokens:
+        summary.update(loss=nll / tokens, tokens=tokens)
+    else:
+        summary.update(accuracy=wins / len(docs))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"summary": summary, "examples": docs}, f, indent=1, ensure_ascii=False)
+    print(json.dumps(summary))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(required=True)
@@ -190,6 +226,12 @@ def main():
     q.add_argument("--gguf", required=True)
     q.add_argument("--prompts", required=True)
     q.set_defaults(func=perplexity_command)
+    r = sub.add_parser("responses")
+    r.add_argument("--gguf", required=True)
+    r.add_argument("--prompts", required=True)
+    r.add_argument("--limit", type=int)
+    r.add_argument("--out")
+    r.set_defaults(func=responses_command)
     args = p.parse_args()
     torch.set_num_threads(1)
     args.func(args)

@@ -51,3 +51,15 @@ public struct PromptResponseTokens: Sendable, Equatable {
     /// Prompt then response.
     public var tokens: [Int32] { prompt + response }
 }
+
+extension ChatTemplate {
+    /// The chat template that renders a one-turn conversation as `template` renders an
+    /// instruction without input (nil for `plain`, which has no turn markers to stop at).
+    public init?(tuning template: InstructionTemplate) {
+        switch template {
+        case .llmJP: self = .llmJP
+        case .chatML: self = .chatML(defaultSystem: nil)
+        case .plain: return nil
+        }
+    }
+}

@@ -26,22 +26,7 @@ public struct ServedModel: @unchecked Sendable {
         let tokenizerSource = tokenizerPath ?? path
         let tokenizer = try loadTokenizer(model: tokenizerSource)
         try checkFits(tokenizer, source: tokenizerSource, model: model, path: path)
-        var template: ChatTemplate?
-        switch format {
-        case .gguf:
-            if case .string(let jinja)? = try GGUFFile(path: path).metadata["tokenizer.chat_template"] {
-                template = ChatTemplate.recognize(jinja)
-            }
-        case .hf:
-            let config = URL(fileURLWithPath: path).appendingPathComponent("tokenizer_config.json")
-            if let data = try? Data(contentsOf: config),
-                let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                let jinja = json["chat_template"] as? String
-            {
-                template = ChatTemplate.recognize(jinja)
-            }
-        case .kumo: break
-        }
+        let template = try chatTemplate(of: path, format: format)
         var stops = Set([tokenizer.eos].compactMap { $0 })
         if let bpe = tokenizer as? ByteLevelBPETokenizer, case .chatML? = template,
             let imEnd = bpe.id(ofToken: "<|im_end|>")
@@ -49,6 +34,35 @@ public struct ServedModel: @unchecked Sendable {
             stops.insert(imEnd)
         }
         return ServedModel(model: model, tokenizer: tokenizer, chatTemplate: template, stopTokens: stops)
+    }
+
+    /// The chat template the model at `path` names, when Kumo knows it: a GGUF's
+    /// `tokenizer.chat_template`, a Hugging Face directory's tokenizer_config.json, or for a Kumo
+    /// weights file the template it was tuned with, else the one of the GGUF or Hugging Face
+    /// directory it records as its tokenizer (a model fine-tuned from SmolLM2 chats as SmolLM2).
+    static func chatTemplate(of path: String, format: ModelFormat) throws -> ChatTemplate? {
+        switch format {
+        case .gguf:
+            guard case .string(let jinja)? = try GGUFFile(path: path).metadata["tokenizer.chat_template"] else {
+                return nil
+            }
+            return ChatTemplate.recognize(jinja)
+        case .hf:
+            let config = URL(fileURLWithPath: path).appendingPathComponent("tokenizer_config.json")
+            guard let data = try? Data(contentsOf: config),
+                let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let jinja = json["chat_template"] as? String
+            else { return nil }
+            return ChatTemplate.recognize(jinja)
+        case .kumo:
+            if let name = try KumoWeights.chatTemplate(of: path) {
+                return InstructionTemplate(rawValue: name).flatMap(ChatTemplate.init(tuning:))
+            }
+            guard let tokenizer = try KumoWeights.tokenizer(of: path), tokenizer != "byte",
+                let recorded = try? ModelFormat.detect(tokenizer), recorded != .kumo
+            else { return nil }
+            return try chatTemplate(of: tokenizer, format: recorded)
+        }
     }
 
     /// Prompt token ids of `text`; special tokens written in it (<|im_start|>) become their ids.

@@ -7,6 +7,7 @@ import KumoModel
 public enum KumoWeights {
     static let configKey = "kumo.config"
     static let tokenizerKey = "kumo.tokenizer"
+    static let chatTemplateKey = "kumo.chat_template"
 
     /// Writes every parameter of `model` to `path` as F32 safetensors.
     static func writeTensors(of model: LlamaModel, metadata: [String: String], to path: String) throws {
@@ -19,8 +20,11 @@ public enum KumoWeights {
     }
 
     /// Writes `model` with its configuration to `path`, recording `tokenizer` (what
-    /// `loadTokenizer(model:)` takes: `byte` or a path, stored absolute) when given.
-    public static func save(_ model: LlamaModel, to path: String, tokenizer: String? = nil) throws {
+    /// `loadTokenizer(model:)` takes: `byte` or a path, stored absolute) and the name of the prompt
+    /// template it was tuned with (`data.chat_template`) when given.
+    public static func save(
+        _ model: LlamaModel, to path: String, tokenizer: String? = nil, chatTemplate: String? = nil
+    ) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys  // the same model gives the same bytes
         let config = String(decoding: try encoder.encode(model.config), as: UTF8.self)
@@ -29,7 +33,13 @@ public enum KumoWeights {
             metadata[tokenizerKey] =
                 tokenizer == "byte" ? tokenizer : URL(fileURLWithPath: tokenizer).standardizedFileURL.path
         }
+        metadata[chatTemplateKey] = chatTemplate
         try writeTensors(of: model, metadata: metadata, to: path)
+    }
+
+    /// The name of the prompt template recorded in the Kumo weights file at `path`, if any.
+    public static func chatTemplate(of path: String) throws -> String? {
+        try SafeTensorsFile(path: path).metadata[chatTemplateKey]
     }
 
     /// The tokenizer recorded in the Kumo weights file at `path`, if any.

@@ -111,7 +111,7 @@ struct Train: ParsableCommand {
     }
 
     /// After the last step on rank 0: checks the replicas, writes model.safetensors (recording the
-    /// data's tokenizer) and `--dump-params`, ends MPI and prints the samples.
+    /// data's tokenizer and, after SFT or DPO, the prompt template tuned with) and `--dump-params`, ends MPI and prints the samples.
     private func finish(
         trainer: Trainer, dir: RunDirectory, config: RunConfig, world: any Communicator, data: TrainingData
     ) throws {
@@ -121,7 +121,8 @@ struct Train: ParsableCommand {
             "finished \(config.steps) steps; the parameters of all \(trainer.plan.mesh.data) data-parallel ranks agree")
         guard let model = try trainer.wholeModel() else { preconditionFailure("rank 0 gathers the whole model") }
         let weights = dir.path + "/model.safetensors"
-        try KumoWeights.save(model, to: weights, tokenizer: data.tokenizerName)
+        let tuned = config.data.format == .text ? nil : config.data.chatTemplate.rawValue
+        try KumoWeights.save(model, to: weights, tokenizer: data.tokenizerName, chatTemplate: tuned)
         for line in ["final weights: \(weights) (kumo eval, generate, serve and convert read it with --model)"] {
             printErr(line)
             dir.note(line)

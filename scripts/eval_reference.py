@@ -37,12 +37,24 @@ import torch
 
 
 def load(gguf):
+    """The model in fp32 and its tokenizer. transformers builds a GGUF's byte-level BPE
+    pre-tokenizer as plain GPT-2; for tokenizer.ggml.pre = smollm (SmolLM2) the digits are first
+    split one by one, as in the model's published tokenizer.json and in llama.cpp, so that is
+    restored here (it decides, e.g., whether the two spaces in "?  3" are one token or two)."""
+    import gguf as gguf_reader
+    from tokenizers import pre_tokenizers
     from transformers import AutoModelForCausalLM, AutoTokenizer
     directory, name = os.path.split(os.path.abspath(gguf))
     model = AutoModelForCausalLM.from_pretrained(
         directory, gguf_file=name, dtype=torch.float32, attn_implementation="eager")
     model.eval()
-    return model, AutoTokenizer.from_pretrained(directory, gguf_file=name)
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=name)
+    field = gguf_reader.GGUFReader(gguf).fields.get("tokenizer.ggml.pre")
+    if field is not None and bytes(field.parts[field.data[0]]).decode() == "smollm":
+        tokenizer.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    return model, tokenizer
 
 
 def encode(tokenizer, text):

@@ -35,7 +35,9 @@ public enum InstructionTemplate: String, Sendable, CaseIterable {
 
 /// A prompt and one response to it, tokenized for tuning or scoring: the prompt and the response
 /// are tokenized separately (so the boundary never merges into one token) and the response ends
-/// with the tokenizer's end-of-sequence token; only response tokens are scored.
+/// with the tokenizer's end-of-sequence token; only response tokens are scored. Special tokens
+/// written in the prompt (ChatML's `<|im_start|>`) become their ids, as Hugging Face tokenizers
+/// do; in the response they stay text.
 public struct PromptResponseTokens: Sendable, Equatable {
     public var prompt: [Int32]
     /// The response's tokens, its end-of-sequence token last.
@@ -44,7 +46,8 @@ public struct PromptResponseTokens: Sendable, Equatable {
     /// Tokenizes `prompt` and `response` with `tokenizer`, appending its EOS (its end-of-document
     /// token when it has no EOS) to the response.
     public init(prompt: String, response: String, tokenizer: any Tokenizer) {
-        self.prompt = tokenizer.encode(prompt)
+        self.prompt =
+            (tokenizer as? ByteLevelBPETokenizer)?.encode(prompt, parseSpecial: true) ?? tokenizer.encode(prompt)
         self.response = tokenizer.encode(response) + [tokenizer.eos ?? tokenizer.eod]
     }
 

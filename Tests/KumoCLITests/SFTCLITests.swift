@@ -91,4 +91,27 @@ final class SFTCLITests: XCTestCase {
             assertEquivalent(two, one, "SFT, 2 ranks, ZeRO-\(stage)")
         }
     }
+
+    func testSFTLossRunsDuringTrainingAndAnUnknownTemplateIsRefused() throws {
+        let dir = try KumoProcess.temporaryDirectory(for: self)
+        let file = try records(in: dir)
+        let run = dir + "/run"
+        let r = try KumoProcess.run(
+            ["train"] + args(file, steps: 2)
+                + [
+                    "--set", "eval.tasks=[\"sft_loss\"]", "--set", "eval.interval=2", "--set",
+                    "eval.corpus=\"\(file)\"",
+                    "--run-dir", run,
+                ])
+        XCTAssertEqual(r.status, 0, r.err)
+        let evals = try metricsLines(run).filter { $0["eval.sft_loss.loss"] != nil }
+        XCTAssertFalse(evals.isEmpty, r.err)
+        XCTAssertEqual(evals.first?["eval.sft_loss.eos_id"] as? Double, 256)
+        let refused = try KumoProcess.run([
+            "eval", "--model", run + "/model.safetensors", "--tasks", "sft_loss", "--corpus", file,
+            "--chat-template", "alpaca",
+        ])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.err.contains("--chat-template 'alpaca'"), refused.err)
+    }
 }

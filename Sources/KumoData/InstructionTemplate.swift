@@ -51,6 +51,12 @@ public struct PromptResponseTokens: Sendable, Equatable {
         self.response = tokenizer.encode(response) + [tokenizer.eos ?? tokenizer.eod]
     }
 
+    /// Already tokenized prompt and response (`response` ends with its EOS).
+    public init(prompt: [Int32], response: [Int32]) {
+        self.prompt = prompt
+        self.response = response
+    }
+
     /// Prompt then response.
     public var tokens: [Int32] { prompt + response }
 }

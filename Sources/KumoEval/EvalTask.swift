@@ -1,14 +1,17 @@
 import Foundation
 import KumoCore
+import KumoData
 
 /// The tasks `kumo eval` runs.
 public enum EvalTask: String, CaseIterable, Sendable {
     case jcommonsenseqa, jnli, jsts, jsquad, perplexity
+    /// The response loss on SFT records (`--corpus`, `--chat-template`).
+    case sftLoss = "sft_loss"
 
     /// Version of the task's scoring code; written to every output with the template version.
     public var version: String { "1.0" }
 
-    /// The JGLUE v1.3 directory under --data-dir (perplexity reads --corpus instead).
+    /// The JGLUE v1.3 directory under --data-dir (perplexity and sft_loss read --corpus instead).
     var directory: String { "\(rawValue)-v1.3" }
 }
 
@@ -24,8 +27,10 @@ public struct EvalOptions: Sendable {
     public var limit: Int?
     /// JSQuAD: most tokens generated per answer.
     public var maxNewTokens: Int = 32
-    /// Perplexity: JSONL corpus with a "text" field.
+    /// Perplexity: JSONL corpus with a "text" field; sft_loss: SFT records {instruction, input, output}.
     public var corpus: String?
+    /// sft_loss: the template of the prompts.
+    public var chatTemplate = InstructionTemplate.llmJP
     /// Perplexity: tokens in each scoring window.
     public var contextLength: Int = 512
     /// Perplexity: tokens each window advances by (≤ contextLength).

@@ -30,6 +30,7 @@ public final class Evaluator {
         case .jcommonsenseqa, .jnli, .jsts: result = try runChoices(task)
         case .jsquad: result = try runQA()
         case .perplexity: result = try runPerplexity()
+        case .sftLoss: result = try runSFTLoss()
         }
         result.seconds = Date().timeIntervalSince(start)
         return result

@@ -223,7 +223,7 @@ public struct EvalConfig: ConfigSection, Sendable {
     public var dataDir = "."
     /// Few-shot examples per prompt.
     public var numFewshot = 0
-    /// Perplexity corpus: JSONL with a `text` field.
+    /// Perplexity corpus (JSONL with a `text` field), or sft_loss's SFT records (templated with `data.chat_template`).
     public var corpus = ""
     /// Perplexity window (0: `train.seq_length`).
     public var contextLength = 0
@@ -236,12 +236,12 @@ public struct EvalConfig: ConfigSection, Sendable {
         [
             .value(
                 "eval.tasks", \.tasks,
-                help: "kumo eval tasks run during training: jcommonsenseqa, jnli, jsts, jsquad, perplexity"),
+                help: "kumo eval tasks run during training: jcommonsenseqa, jnli, jsts, jsquad, perplexity, sft_loss"),
             .value("eval.interval", \.interval, help: "steps between evaluations (0: none)"),
             .value("eval.limit", \.limit, help: "examples per task (0: all)"),
             .value("eval.data_dir", \.dataDir, help: "JGLUE v1.3 directory"),
             .value("eval.num_fewshot", \.numFewshot, help: "few-shot examples per prompt"),
-            .value("eval.corpus", \.corpus, help: "perplexity: JSONL with \"text\""),
+            .value("eval.corpus", \.corpus, help: "perplexity: JSONL with \"text\"; sft_loss: SFT records"),
             .value(
                 "eval.context_length", \.contextLength,
                 help: "perplexity window, scored by halves (0: train.seq_length)"),

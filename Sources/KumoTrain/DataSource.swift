@@ -28,9 +28,12 @@ public struct TrainingData {
     public var summary: String
     /// The prepared datasets and their release levels (empty unless `data.sources` is used).
     public var sources: [TrainingSource]
+    /// What became of the examples of SFT records (nil for other formats).
+    public var sft: SFTDataStats?
 
     /// Builds the data of a run from its `[data]` section: synthetic tokens, text files tokenized in
-    /// memory (`data.path`), or a blend of prepared datasets (`data.sources`).
+    /// memory (`data.path`), SFT records (`data.format = "sft"`), or a blend of prepared datasets
+    /// (`data.sources`).
     public static func make(_ config: RunConfig) throws -> TrainingData {
         let vocab = config.model.vocabSize
         if config.data.synthetic {
@@ -40,6 +43,7 @@ public struct TrainingData {
                 summary: "synthetic random tokens", sources: [])
         }
         if !config.dataSources.isEmpty { return try blend(config) }
+        if config.data.format == .sft { return try sft(config) }
         let tokenizer = try loadTokenizer(model: config.data.tokenizer)
         try checkVocabulary(tokenizer.vocabSize, config, "data.tokenizer (\(config.data.tokenizer))")
         let corpus = try CorpusReader(paths: config.data.path, textField: config.data.textField)
@@ -59,7 +63,7 @@ public struct TrainingData {
             sources: [])
     }
 
-    private static func checkVocabulary(_ size: Int, _ config: RunConfig, _ what: String) throws {
+    static func checkVocabulary(_ size: Int, _ config: RunConfig, _ what: String) throws {
         if config.model.vocabSize < size {
             throw ConfigError(
                 "model.vocab_size = \(config.model.vocabSize) is smaller than the \(size) ids of \(what); "

@@ -3,7 +3,7 @@ import KumoData
 
 /// The run directory of DESIGN.md: `config.toml` (resolved), `metrics.jsonl` (one object per
 /// logged step), `train.log` (human log), `data_sources.json` (prepared datasets and their release
-/// levels) and `checkpoints/`, claimed by a `RunLock` held as long as this object lives.
+/// levels), `data_sft.json` (what became of SFT examples) and `checkpoints/`, claimed by a `RunLock` held as long as this object lives.
 public final class RunDirectory {
     public let path: String
     private let lock: RunLock
@@ -56,6 +56,14 @@ public final class RunDirectory {
                 "data source \(source.prefix): level \(source.level.rawValue) (\(source.level.allowed)), "
                     + "weight \(source.weight), \(source.tokens) tokens, \(source.samples) samples")
         }
+    }
+
+    /// Writes `data_sft.json`: what became of the SFT examples (kept, truncated, skipped by reason).
+    public func recordSFT(_ stats: SFTDataStats) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        try encoder.encode(stats).write(to: URL(fileURLWithPath: path + "/data_sft.json"), options: .atomic)
     }
 
     /// Appends one metrics line.

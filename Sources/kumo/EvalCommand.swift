@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KumoData
 import KumoEval
 import KumoInference
 import KumoInterop
@@ -8,12 +9,14 @@ import KumoInterop
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
-        abstract: "Evaluate a model on JGLUE (JCommonsenseQA, JNLI, JSTS, JSQuAD) and on perplexity.",
+        abstract: "Evaluate a model on JGLUE (JCommonsenseQA, JNLI, JSTS, JSQuAD), perplexity and SFT response loss.",
         discussion: """
             Prompt templates and metrics are described in docs/eval.md. --data-dir holds the JGLUE v1.3 \
             directories as published (jcommonsenseqa-v1.3/valid-v1.3.json, ...). Few-shot examples come from \
             the train split (or, without one, from the validation split, which then loses them), chosen by \
-            --seed. The perplexity task reads --corpus (JSONL with a "text" field).
+            --seed. The perplexity task reads --corpus (JSONL with a "text" field); sft_loss reads --corpus as \
+            SFT records ({instruction, input, output}) templated with --chat-template and reports the mean \
+            negative log-likelihood of the response tokens (EOS included).
             """)
 
     @OptionGroup var model: ModelOption
@@ -40,8 +43,11 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "JSQuAD: most tokens generated per answer.")
     var maxNewTokens: Int = 32
 
-    @Option(help: "Perplexity: JSONL corpus with a \"text\" field.")
+    @Option(help: "Perplexity: JSONL corpus with a \"text\" field; sft_loss: JSONL of {instruction, input, output}.")
     var corpus: String?
+
+    @Option(help: "sft_loss: prompt template, one of \(InstructionTemplate.names).")
+    var chatTemplate: String = InstructionTemplate.llmJP.rawValue
 
     @Option(help: "Perplexity: tokens per scoring window.")
     var contextLength: Int = 512
@@ -62,6 +68,9 @@ struct EvalCommand: ParsableCommand {
         guard numFewshot >= 0, (limit ?? 1) > 0, maxNewTokens > 0 else {
             throw ValidationError("--num-fewshot must be ≥ 0, --limit and --max-new-tokens > 0")
         }
+        guard InstructionTemplate(rawValue: chatTemplate) != nil else {
+            throw ValidationError("--chat-template '\(chatTemplate)': valid are \(InstructionTemplate.names)")
+        }
         guard contextLength > 1, stride > 0, stride <= contextLength else {
             throw ValidationError("--stride must be in 1...--context-length and --context-length > 1")
         }
@@ -79,6 +88,7 @@ struct EvalCommand: ParsableCommand {
         options.limit = limit
         options.maxNewTokens = maxNewTokens
         options.corpus = corpus
+        options.chatTemplate = InstructionTemplate(rawValue: chatTemplate)!
         options.contextLength = min(contextLength, m.config.maxPositionEmbeddings)
         options.stride = min(stride, options.contextLength)
         let evaluator = Evaluator(scorer: LogLikelihoodScorer(model: m), tokenizer: tok, options: options)

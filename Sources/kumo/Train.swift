@@ -93,6 +93,7 @@ struct Train: ParsableCommand {
         }
         let dir = try RunDirectory(lock: lock, config: config)
         if !data.sources.isEmpty { try dir.recordSources(data.sources) }
+        if let sft = data.sft { try dir.recordSFT(sft) }
         for line in header(dir: dir, config: config, trainer: trainer, data: data) {
             printErr(line)
             dir.note(line)

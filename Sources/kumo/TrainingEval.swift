@@ -38,11 +38,16 @@ enum TrainingEval {
         if tasks.contains(.perplexity) && config.eval.corpus.isEmpty {
             throw ConfigError("eval.tasks has perplexity: set eval.corpus to a JSONL file with a \"text\" field")
         }
+        if tasks.contains(.sftLoss) && config.eval.corpus.isEmpty {
+            throw ConfigError(
+                "eval.tasks has sft_loss: set eval.corpus to a JSONL file of {instruction, input, output}")
+        }
         var options = EvalOptions()
         options.dataDir = config.eval.dataDir
         options.numFewshot = config.eval.numFewshot
         options.limit = config.eval.limit > 0 ? config.eval.limit : nil
         options.corpus = config.eval.corpus
+        options.chatTemplate = config.data.chatTemplate
         let context = config.eval.contextLength > 0 ? config.eval.contextLength : config.seqLength
         options.contextLength = min(context, config.model.maxPositionEmbeddings)
         options.stride = max(1, options.contextLength / 2)
@@ -64,14 +69,14 @@ enum TrainingEval {
     }
 
     /// Refuses at start-up what the first evaluation would fail to read: each JGLUE task's
-    /// validation file under `eval.data_dir`, perplexity's `eval.corpus`.
+    /// validation file under `eval.data_dir`, the `eval.corpus` of perplexity and sft_loss.
     private static func checkFiles(_ tasks: [EvalTask], _ options: EvalOptions) throws {
         for task in tasks {
-            if task == .perplexity {
+            if task == .perplexity || task == .sftLoss {
                 let corpus = options.corpus ?? ""
                 guard FileManager.default.isReadableFile(atPath: corpus) else {
                     throw ConfigError(
-                        "eval.corpus = \"\(corpus)\": no such readable file (the perplexity task reads it)")
+                        "eval.corpus = \"\(corpus)\": no such readable file (the \(task.rawValue) task reads it)")
                 }
                 continue
             }

@@ -1,5 +1,6 @@
 import Foundation
 import KumoCore
+import KumoData
 import KumoInterop
 import KumoModel
 import XCTest
@@ -159,5 +160,32 @@ final class GoldenTests: XCTestCase {
     }
     func testBF16TiedEmbeddingModelMatchesPyTorchBF16Products() throws {
         try check(variant: "bf16-tied", precision: .bf16, tolerance: 2e-4)
+    }
+
+    /// SFT rows (one example per row; prompt tokens and padding masked with -100): the loss averages
+    /// the response tokens only, and every gradient and the AdamW steps match PyTorch's
+    /// cross_entropy(ignore_index=-100). The golden rows are the rows `SFTSource` makes of the examples.
+    func testMaskedSFTLossMatchesPyTorch() throws {
+        try check(variant: "sft")
+        let f = try SafeTensorsFile(path: Self.directory.appendingPathComponent("golden-sft.safetensors").path)
+        let examples = try metadata(f, "sft_examples", [[[Int32]]].self)
+        let seq = try metadata(f, "seq_length", Int.self)
+        let source = SFTSource(
+            examples: examples.map { PromptResponseTokens(prompt: $0[0], response: $0[1]) }, seqLength: seq,
+            vocabSize: 96, pad: try metadata(f, "eos_id", Int32.self), packing: false, truncate: true, seed: 1,
+            numSamples: 0)
+        XCTAssertEqual(source.stats.rows, examples.count)
+        let batch = Batch(batch: examples.count, seqLen: seq)
+        try batch.load(from: source, firstSample: 0)
+        func rows(_ inputs: [Int32], _ targets: [Int32]) -> Set<[Int32]> {
+            Set(
+                (0..<examples.count).map { r in
+                    Array(inputs[r * seq..<(r + 1) * seq] + targets[r * seq..<(r + 1) * seq])
+                })
+        }
+        let targets = try f.int32s("targets")
+        XCTAssertEqual(rows(batch.inputs, batch.targets), rows(try f.int32s("input_ids"), targets))
+        XCTAssertGreaterThanOrEqual(
+            targets.filter { $0 == -100 }.count, targets.count / 2, "half the targets are masked")
     }
 }

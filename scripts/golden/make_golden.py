@@ -1,7 +1,7 @@
 """Golden values for Kumo's model and optimizer, computed by PyTorch in float64.
 
 For each variant of a tiny LLaMA-family model (MHA, GQA, MQA, parallel_layers, tied
-embeddings) this writes Tests/KumoTrainTests/Golden/golden-<variant>.safetensors holding:
+embeddings, and "sft": GQA on a batch of SFT rows whose prompt tokens and padding are masked) this writes Tests/KumoTrainTests/Golden/golden-<variant>.safetensors holding:
 the initial weights (Hugging Face names), a batch (input_ids, targets with -100 = ignored),
 the logits and loss of the initial weights, every parameter's gradient (grad.<name>), and the
 losses, pre-clip gradient norms, learning rates and parameters (step5.<name>) of 5 AdamW
@@ -32,6 +32,13 @@ VARIANTS = {
     "tied": dict(num_key_value_heads=2, tie_word_embeddings=True),
 }
 BATCH, SEQ = 2, 8
+# The SFT case: one example per row, [prompt, response] token ids (the response ends with EOS_ID),
+# each row padded with EOS_ID to SFT_SEQ; targets are -100 on prompt tokens and padding.
+EOS_ID, SFT_SEQ = 95, 12
+SFT_EXAMPLES = [([5, 17, 33, 2, 60], [41, 8, EOS_ID]),
+                ([70, 3], [12, 19, 44, 23, 6, 81, 30, 11, EOS_ID]),
+                ([9, 9, 14, 52, 27, 66, 38, 1, 50], [77, EOS_ID]),
+                ([88, 21, 4], [7, 62, 35, 15, 90, 3, 18, 49, 25, EOS_ID])]
 OPT = dict(lr=1e-3, min_lr=1e-4, warmup_steps=2, steps=5, beta1=0.9, beta2=0.95, eps=1e-8,
            weight_decay=0.1, grad_clip=0.5)
 
@@ -135,13 +142,32 @@ def lr_at(s):
     return OPT["min_lr"] + 0.5 * (OPT["lr"] - OPT["min_lr"]) * (1 + math.cos(math.pi * progress))
 
 
-def make_variant(name, overrides, seed, linear=matmul_t, prefix="golden"):
-    c = dict(BASE, **overrides)
-    gen = torch.Generator().manual_seed(seed)
-    init = init_params(c, gen)
+def random_batch(c, gen):
     ids = torch.randint(0, c["vocab_size"], (BATCH, SEQ), generator=gen)
     targets = torch.randint(0, c["vocab_size"], (BATCH, SEQ), generator=gen)
     targets[0, 2] = targets[1, 0] = targets[1, 7] = -100
+    return ids, targets
+
+
+def sft_batch(c, gen):
+    """Kumo's SFT rows: example x0..x(n-1) takes n-1 slots (input x_i, target x_(i+1)); only
+    targets that are response tokens are scored."""
+    ids = torch.full((len(SFT_EXAMPLES), SFT_SEQ), EOS_ID, dtype=torch.int64)
+    targets = torch.full((len(SFT_EXAMPLES), SFT_SEQ), -100, dtype=torch.int64)
+    for b, (prompt, response) in enumerate(SFT_EXAMPLES):
+        x = prompt + response
+        for i in range(len(x) - 1):
+            ids[b, i] = x[i]
+            if i + 1 >= len(prompt):
+                targets[b, i] = x[i + 1]
+    return ids, targets
+
+
+def make_variant(name, overrides, seed, linear=matmul_t, prefix="golden", batch=random_batch):
+    c = dict(BASE, **overrides)
+    gen = torch.Generator().manual_seed(seed)
+    init = init_params(c, gen)
+    ids, targets = batch(c, gen)
 
     params = {k: v.double().clone().requires_grad_(True) for k, v in init.items()}
     logits = forward(c, params, ids, linear)
@@ -177,7 +203,9 @@ def make_variant(name, overrides, seed, linear=matmul_t, prefix="golden"):
 
     meta = {k: json.dumps(v) for k, v in c.items()}
     meta.update({"optim." + k: json.dumps(v) for k, v in OPT.items()})
-    meta["batch"], meta["seq_length"] = json.dumps(BATCH), json.dumps(SEQ)
+    meta["batch"], meta["seq_length"] = json.dumps(ids.shape[0]), json.dumps(ids.shape[1])
+    if batch is sft_batch:
+        meta["sft_examples"], meta["eos_id"] = json.dumps(SFT_EXAMPLES), json.dumps(EOS_ID)
     path = os.path.join(OUT, f"{prefix}-{name}.safetensors")
     write_safetensors(path, tensors, meta)
     check_round_trip(path, tensors)
@@ -223,6 +251,12 @@ def check_round_trip(path, tensors):
 
 
 if __name__ == "__main__":
+    # Arguments name the variants to write (default: all); "sft" is the masked SFT batch.
+    import sys
+    wanted = set(sys.argv[1:]) or set(VARIANTS) | {"sft"}
     os.makedirs(OUT, exist_ok=True)
     for i, (name, overrides) in enumerate(VARIANTS.items()):
-        make_variant(name, overrides, seed=100 + i)
+        if name in wanted:
+            make_variant(name, overrides, seed=100 + i)
+    if "sft" in wanted:
+        make_variant("sft", dict(num_key_value_heads=2), seed=200, batch=sft_batch)

@@ -1,0 +1,66 @@
+import Foundation
+
+/// One instruction-tuning record of an SFT JSONL file (`data.format = "sft"`, `kumo eval --tasks
+/// sft_loss`): `{"instruction": ..., "input": ..., "output": ...}`; `input` may be missing or empty.
+public struct SFTRecord: Sendable, Equatable {
+    public var instruction: String
+    public var input: String
+    /// The response the model is tuned or scored on.
+    public var output: String
+
+    /// A record of the three fields.
+    public init(instruction: String, input: String = "", output: String) {
+        (self.instruction, self.input, self.output) = (instruction, input, output)
+    }
+
+    /// The prompt text of the record under `template` (the response follows it directly).
+    public func prompt(_ template: InstructionTemplate) -> String {
+        template.prompt(instruction: instruction, input: input)
+    }
+
+    /// The record's prompt and response tokenized with `tokenizer` (EOS after the response).
+    public func tokens(_ template: InstructionTemplate, tokenizer: any Tokenizer) -> PromptResponseTokens {
+        PromptResponseTokens(prompt: prompt(template), response: output, tokenizer: tokenizer)
+    }
+
+    /// Reads the records of `paths` (JSONL files, possibly gzipped, or directories of them) in
+    /// order. A line that is not a JSON object with string `instruction` and `output` (and, if
+    /// present, string `input`) is left out and counted by reason in the summary.
+    public static func read(paths: [String]) throws -> (records: [SFTRecord], summary: CorpusSummary) {
+        let reader = try CorpusReader(paths: paths)
+        if let file = reader.files.first(where: { !CorpusReader.isJSONL($0) }) {
+            throw CorpusError(
+                description: "\(file): SFT records are JSON lines {instruction, input, output}; name the file .jsonl")
+        }
+        var records: [SFTRecord] = []
+        var counts = CorpusSummary()
+        var summary = try reader.forEachBatch { batch, _ in
+            for line in batch {
+                if let record = try reader.account(parse(line), in: &counts) { records.append(record) }
+            }
+        }
+        summary.merge(counts)
+        return (records, summary)
+    }
+
+    /// The record a JSONL line holds, or why it is left out.
+    static func parse(_ line: CorpusRecord) -> Result<SFTRecord, CorpusProblem> {
+        func problem(_ reason: SkipReason, _ detail: String = "") -> Result<SFTRecord, CorpusProblem> {
+            .failure(CorpusProblem(file: line.file, line: line.line, reason: reason, detail: detail))
+        }
+        if line.bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return problem(.blankLine) }
+        guard String(validating: line.bytes, as: UTF8.self) != nil else { return problem(.invalidUTF8) }
+        guard let json = try? JSONSerialization.jsonObject(with: Data(line.bytes), options: [.fragmentsAllowed]) else {
+            return problem(.invalidJSON)
+        }
+        guard let object = json as? [String: Any] else { return problem(.invalidJSON, "not a JSON object") }
+        guard let instruction = object["instruction"] as? String, let output = object["output"] as? String else {
+            return problem(.missingField, "needs string fields 'instruction' and 'output'")
+        }
+        let input = object["input"] ?? ""
+        guard let inputText = input as? String ?? (input is NSNull ? "" : nil) else {
+            return problem(.missingField, "field 'input' is not a string")
+        }
+        return .success(SFTRecord(instruction: instruction, input: inputText, output: output))
+    }
+}

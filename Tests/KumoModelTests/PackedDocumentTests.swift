@@ -35,17 +35,20 @@ final class PackedDocumentTests: XCTestCase {
         }
     }
 
-    func model(_ recompute: ActivationRecompute) throws -> LlamaModel {
+    func model(_ recompute: ActivationRecompute, _ precision: Precision = .fp32) throws -> LlamaModel {
         let model = try LlamaModel(config: config)
         model.initializeWeights(seed: 3, std: 0.2)
         model.recompute = recompute
+        model.precision = precision
         return model
     }
 
     /// Per-document mean losses and the gradients of the packed batch, L = Σ token losses / scored.
-    func packed(_ recompute: ActivationRecompute, positions: [Int32]?) throws -> (losses: [Double], grads: [Float]) {
+    func packed(_ recompute: ActivationRecompute, _ precision: Precision = .fp32, positions: [Int32]?) throws -> (
+        losses: [Double], grads: [Float]
+    ) {
         let (inputs, targets) = tokens()
-        let m = try model(recompute)
+        let m = try model(recompute, precision)
         let rows = documents.count * seqLen
         let logits = positions.withPointer { m.forward(tokens: inputs, batch: 2, seqLen: seqLen, positions: $0) }
         let copy = Array(UnsafeBufferPointer(start: logits, count: rows * config.vocabSize))
@@ -67,9 +70,11 @@ final class PackedDocumentTests: XCTestCase {
     }
 
     /// The same, each document run alone as a sequence of its own length, gradients summed.
-    func oneByOne(_ recompute: ActivationRecompute) throws -> (losses: [Double], grads: [Float]) {
+    func oneByOne(_ recompute: ActivationRecompute, _ precision: Precision = .fp32) throws -> (
+        losses: [Double], grads: [Float]
+    ) {
         let (inputs, targets) = tokens()
-        let m = try model(recompute)
+        let m = try model(recompute, precision)
         m.zeroGrads()
         let scored = Float(targets.filter { $0 != -100 }.count)
         let losses = spans.map { span in
@@ -97,6 +102,19 @@ final class PackedDocumentTests: XCTestCase {
         let alone = try oneByOne(.none)
         let mixed = try packed(.none, positions: nil)
         XCTAssertGreaterThan(zip(alone.losses, mixed.losses).map { abs($0 - $1) }.max()!, 1e-3)
+    }
+
+    /// Under bf16 products the packed rows round the same weights and activations as the documents
+    /// run alone; only the order of fp32 accumulation differs.
+    func testPackedDocumentsUnderBF16MatchRunningThemOneByOne() throws {
+        let alone = try oneByOne(.none, .bf16)
+        let together = try packed(.none, .bf16, positions: positions)
+        let lossError = zip(alone.losses, together.losses).map { abs($0 - $1) }.max()!
+        let gradError = zip(alone.grads, together.grads).map { abs($0 - $1) }.max()!
+        print("packed vs one by one, bf16: max |Δ| loss \(lossError), gradient \(gradError)")
+        XCTAssertLessThan(lossError, 1e-5)
+        XCTAssertLessThan(gradError, 1e-5)
+        XCTAssertNotEqual(alone.losses, try oneByOne(.none).losses, "bf16 products change the losses")
     }
 
     /// Two pipeline stages with two micro-batches in flight, each with its own positions, equal

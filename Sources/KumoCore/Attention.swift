@@ -30,7 +30,9 @@ public struct AttentionShape: Sendable {
 /// of `queryTile` query rows meets its keys in tiles of at most `keyTile` with an online
 /// softmax, so no T×T matrix is ever stored; forward saves each row's logsumexp and backward
 /// recomputes the probabilities tile by tile (FlashAttention-2). Rows are tokens (batch-major);
-/// q is [B·T, H·d], k and v are [B·T, Hkv·d].
+/// q is [B·T, H·d], k and v are [B·T, Hkv·d]. With `positions` ([B·T], each token's position in
+/// its document) the token at offset t of a sequence attends to offsets t − positions[t] … t
+/// only, so packed documents never attend to each other; without, to offsets 0 … t.
 public enum AttentionKernel {
     /// Query rows per tile.
     public static let queryTile = 64
@@ -42,8 +44,10 @@ public enum AttentionKernel {
     /// Parallel over (sequence, head, query tile), costliest tiles first.
     public static func forward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-        out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>, shape: AttentionShape
+        out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>, shape: AttentionShape,
+        positions: UnsafePointer<Int32>? = nil
     ) {
+        if let positions { checkPositions(positions, shape) }
         let tiles = (shape.seqLen + queryTile - 1) / queryTile
         let heads = shape.batch * shape.heads
         parallelForEachDynamic(heads * tiles) { task in
@@ -51,7 +55,8 @@ public enum AttentionKernel {
             let (b, h) = (task % heads / shape.heads, task % shape.heads)
             withUnsafeTemporaryAllocation(of: Float.self, capacity: queryTile * (keyTile + 2)) { buffer in
                 forwardTile(
-                    HeadView(q: q, k: k, v: v, out: out, lse: lse, b: b, h: h, shape: shape), i0: tile * queryTile,
+                    HeadView(q: q, k: k, v: v, out: out, lse: lse, positions: positions, b: b, h: h, shape: shape),
+                    i0: tile * queryTile,
                     scores: buffer.baseAddress!)
             }
         }
@@ -62,7 +67,8 @@ public enum AttentionKernel {
     public static func backward(
         dout: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         out: UnsafePointer<Float>, lse: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>,
-        dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>, shape: AttentionShape
+        dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>, shape: AttentionShape,
+        positions: UnsafePointer<Int32>? = nil
     ) {
         let t = shape.seqLen
         let d = shape.headDim
@@ -79,7 +85,7 @@ public enum AttentionKernel {
                     // out and lse are only read here.
                     let head = HeadView(
                         q: q, k: k, v: v, out: UnsafeMutablePointer(mutating: out),
-                        lse: UnsafeMutablePointer(mutating: lse), b: b, h: h, shape: shape)
+                        lse: UnsafeMutablePointer(mutating: lse), positions: positions, b: b, h: h, shape: shape)
                     let rows = b * t * shape.qWidth + h * d
                     let grads = HeadGradients(dout: dout + rows, dq: dq + rows, dk: dk + kv, dv: dv + kv)
                     for i0 in stride(from: 0, to: t, by: queryTile) {
@@ -90,17 +96,28 @@ public enum AttentionKernel {
         }
     }
 
-    /// One query head of one sequence: its q, out and lse and its group's k and v, with strides.
+    /// Each position must lie within its sequence: 0 ≤ positions[t] ≤ t.
+    static func checkPositions(_ positions: UnsafePointer<Int32>, _ shape: AttentionShape) {
+        for i in 0..<shape.batch * shape.seqLen {
+            precondition(
+                positions[i] >= 0 && Int(positions[i]) <= i % shape.seqLen, "position \(positions[i]) at offset \(i)")
+        }
+    }
+
+    /// One query head of one sequence: its q, out and lse, its group's k and v, with strides, and
+    /// its tokens' positions.
     struct HeadView {
         let q, k, v: UnsafePointer<Float>
         let o, lse: UnsafeMutablePointer<Float>
+        /// The sequence's positions (nil: token t is at position t).
+        let positions: UnsafePointer<Int32>?
         let qWidth, kvWidth, seqLen, headDim: Int
         let scale: Float
 
         init(
             q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-            out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>, b: Int, h: Int,
-            shape: AttentionShape
+            out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>, positions: UnsafePointer<Int32>?,
+            b: Int, h: Int, shape: AttentionShape
         ) {
             let (t, d) = (shape.seqLen, shape.headDim)
             let g = h / shape.groupSize
@@ -109,6 +126,7 @@ public enum AttentionKernel {
             self.v = v + b * t * shape.kvWidth + g * d
             o = out + b * t * shape.qWidth + h * d
             self.lse = lse + (b * shape.heads + h) * t
+            self.positions = positions.map { $0 + b * t }
             (qWidth, kvWidth, seqLen, headDim) = (shape.qWidth, shape.kvWidth, t, d)
             scale = 1 / Float(d).squareRoot()
         }
@@ -119,6 +137,25 @@ public enum AttentionKernel {
                 .none, .transposed, m: rows, n: w, k: headDim, alpha: scale, a: q + i0 * qWidth, lda: qWidth,
                 b: k + j0 * kvWidth, ldb: kvWidth, c: s, ldc: w)
         }
+
+        /// The first key query row i attends to.
+        @inline(__always)
+        func firstKey(_ i: Int) -> Int { positions.map { i - Int($0[i]) } ?? 0 }
+
+        /// The first key any of query rows i0..<i1 attends to.
+        func firstKey(rows i0: Int, _ i1: Int) -> Int {
+            guard positions != nil else { return 0 }
+            var first = i0
+            for i in i0..<i1 { first = min(first, firstKey(i)) }
+            return first
+        }
+
+        /// Columns first..<end of the `w` keys from j0 that query row i attends to (first == end: none).
+        @inline(__always)
+        func keyColumns(row i: Int, j0: Int, w: Int) -> (first: Int, end: Int) {
+            let end = min(w, i + 1 - j0)
+            return (min(max(0, firstKey(i) - j0), end), end)
+        }
     }
 
     /// The gradient pointers matching a `HeadView` (dout and dq at the head's columns, dk and dv at its group's).
@@ -127,8 +164,8 @@ public enum AttentionKernel {
         let dq, dk, dv: UnsafeMutablePointer<Float>
     }
 
-    /// Out and lse of query rows i0..<i0+queryTile: online softmax over key tiles up to the last row.
-    /// `scores` holds queryTile·(keyTile + 2) floats.
+    /// Out and lse of query rows i0..<i0+queryTile: online softmax over the key tiles from the
+    /// rows' first key to the last row. `scores` holds queryTile·(keyTile + 2) floats.
     static func forwardTile(_ head: HeadView, i0: Int, scores s: UnsafeMutablePointer<Float>) {
         let i1 = min(head.seqLen, i0 + queryTile)
         let rows = i1 - i0
@@ -136,22 +173,23 @@ public enum AttentionKernel {
         rowMax.update(repeating: -.infinity, count: rows)
         rowSum.update(repeating: 0, count: rows)
         let o = head.o + i0 * head.qWidth
-        for j0 in stride(from: 0, to: i1, by: keyTile) {
-            let w = min(i1, j0 + keyTile) - j0
+        let first = head.firstKey(rows: i0, i1)
+        forEachKeyTile(from: first, to: i1) { j0, w in
             head.scores(i0: i0, rows: rows, j0: j0, w: w, into: s)
             for r in 0..<rows {
                 let row = s + r * w
-                let valid = min(w, i0 + r + 1 - j0)
-                let m = max(rowMax[r], maximum(row, valid))
-                let sum = exponentiate(row, valid: valid, width: w, minus: m)
-                let rescale = expf(rowMax[r] - m)
+                let keys = head.keyColumns(row: i0 + r, j0: j0, w: w)
+                let m = max(rowMax[r], maximum(row + keys.first, keys.end - keys.first))
+                let sum = exponentiate(row, from: keys.first, to: keys.end, width: w, minus: m)
+                // A row with no key yet keeps m = −∞, where exp(m_old − m) would be NaN.
+                let rescale = m == -.infinity ? 0 : expf(rowMax[r] - m)
                 rowSum[r] = rowSum[r] * rescale + sum
                 rowMax[r] = m
-                if j0 > 0 { scale(o + r * head.qWidth, by: rescale, count: head.headDim) }
+                if j0 > first { scale(o + r * head.qWidth, by: rescale, count: head.headDim) }
             }
             gemm(
                 .none, .none, m: rows, n: head.headDim, k: w, a: s, lda: w, b: head.v + j0 * head.kvWidth,
-                ldb: head.kvWidth, beta: j0 == 0 ? 0 : 1, c: o, ldc: head.qWidth)
+                ldb: head.kvWidth, beta: j0 == first ? 0 : 1, c: o, ldc: head.qWidth)
         }
         for r in 0..<rows {
             scale(o + r * head.qWidth, by: 1 / rowSum[r], count: head.headDim)
@@ -169,12 +207,13 @@ public enum AttentionKernel {
         let (qi, doi, dqi) = (head.q + i0 * qw, grad.dout + i0 * qw, grad.dq + i0 * qw)
         // δ = rowsum(dout ⊙ out) = Σ p·dp, the softmax backward's per-row constant.
         for r in 0..<rows { delta[r] = dotProduct(doi + r * qw, head.o + (i0 + r) * qw, count: d) }
-        for j0 in stride(from: 0, to: i1, by: keyTile) {
-            let w = min(i1, j0 + keyTile) - j0
+        let first = head.firstKey(rows: i0, i1)
+        forEachKeyTile(from: first, to: i1) { j0, w in
             let (kj, vj) = (head.k + j0 * kvw, head.v + j0 * kvw)
             head.scores(i0: i0, rows: rows, j0: j0, w: w, into: p)
             for r in 0..<rows {
-                _ = exponentiate(p + r * w, valid: min(w, i0 + r + 1 - j0), width: w, minus: head.lse[i0 + r])
+                let keys = head.keyColumns(row: i0 + r, j0: j0, w: w)
+                _ = exponentiate(p + r * w, from: keys.first, to: keys.end, width: w, minus: head.lse[i0 + r])
             }
             // dv_j += pᵀ·dout_i ; dp = dout_i·v_jᵀ ; ds = p ⊙ (dp − δ) · scale
             gemm(
@@ -186,85 +225,11 @@ public enum AttentionKernel {
             }
             // dq_i (+)= ds·k_j ; dk_j += dsᵀ·q_i
             gemm(
-                .none, .none, m: rows, n: d, k: w, a: ds, lda: w, b: kj, ldb: kvw, beta: j0 == 0 ? 0 : 1, c: dqi,
+                .none, .none, m: rows, n: d, k: w, a: ds, lda: w, b: kj, ldb: kvw, beta: j0 == first ? 0 : 1, c: dqi,
                 ldc: qw)
             gemm(
                 .transposed, .none, m: w, n: d, k: rows, a: ds, lda: w, b: qi, ldb: qw, beta: 1, c: grad.dk + j0 * kvw,
                 ldc: kvw)
-        }
-    }
-
-    /// The largest of the first `count` entries.
-    @inline(__always)
-    static func maximum(_ row: UnsafePointer<Float>, _ count: Int) -> Float {
-        var acc = SIMD8<Float>(repeating: -.infinity)
-        var j = 0
-        while j + 8 <= count {
-            acc = pointwiseMax(acc, row.load8(j))
-            j += 8
-        }
-        var m = acc.max()
-        while j < count {
-            m = max(m, row[j])
-            j += 1
-        }
-        return m
-    }
-
-    /// row[j] = exp(row[j] − shift) for j < valid and 0 for valid ≤ j < width; returns the sum.
-    @inline(__always)
-    static func exponentiate(
-        _ row: UnsafeMutablePointer<Float>, valid: Int, width: Int, minus shift: Float
-    ) -> Float {
-        let shift8 = SIMD8<Float>(repeating: shift)
-        var acc = SIMD8<Float>()
-        var j = 0
-        while j + 8 <= valid {
-            let e = exp8(row.load8(j) - shift8)
-            row.store8(j, e)
-            acc += e
-            j += 8
-        }
-        var sum = hsum(acc)
-        while j < valid {
-            let e = expf(row[j] - shift)
-            row[j] = e
-            sum += e
-            j += 1
-        }
-        if valid < width { (row + valid).update(repeating: 0, count: width - valid) }
-        return sum
-    }
-
-    /// ds = p ⊙ (ds − delta) · scale over `count` entries (zeros of p give zeros of ds).
-    @inline(__always)
-    static func softmaxBackwardRow(
-        _ p: UnsafePointer<Float>, _ ds: UnsafeMutablePointer<Float>, count: Int, delta: Float, scale: Float
-    ) {
-        let (delta8, scale8) = (SIMD8<Float>(repeating: delta), SIMD8<Float>(repeating: scale))
-        var j = 0
-        while j + 8 <= count {
-            ds.store8(j, p.load8(j) * (ds.load8(j) - delta8) * scale8)
-            j += 8
-        }
-        while j < count {
-            ds[j] = p[j] * (ds[j] - delta) * scale
-            j += 1
-        }
-    }
-
-    /// x[0..<count] *= factor.
-    @inline(__always)
-    static func scale(_ x: UnsafeMutablePointer<Float>, by factor: Float, count: Int) {
-        let f = SIMD8<Float>(repeating: factor)
-        var j = 0
-        while j + 8 <= count {
-            x.store8(j, x.load8(j) * f)
-            j += 8
-        }
-        while j < count {
-            x[j] *= factor
-            j += 1
         }
     }
 }

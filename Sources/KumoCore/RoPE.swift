@@ -33,15 +33,21 @@ public final class RoPETable: @unchecked Sendable {
         }
     }
 
-    /// Rotates `heads` heads of every row in place; row r has position r % seqLen and its
-    /// heads are `headDim` apart. `inverse` applies the transposed rotation (the backward pass).
+    /// Rotates `heads` heads of every row in place; row r has position `positions[r]`, or r % seqLen
+    /// without `positions` (rows of documents packed into sequences of `seqLen` count from each
+    /// document's start), and its heads are `headDim` apart. `inverse` applies the transposed
+    /// rotation (the backward pass).
     public func apply(
-        _ x: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, heads: Int, inverse: Bool = false
+        _ x: UnsafeMutablePointer<Float>, rows: Int, seqLen: Int, positions: UnsafePointer<Int32>? = nil, heads: Int,
+        inverse: Bool = false
     ) {
         precondition(seqLen <= maxPositions, "sequence longer than the RoPE table")
         let width = heads * headDim
         let sign: Float = inverse ? -1 : 1
-        parallelFor(rows) { r in self.rotate(x + r * width, position: r % seqLen, heads: heads, sign: sign) }
+        parallelFor(rows) { r in
+            let position = positions.map { Int($0[r]) } ?? r % seqLen
+            self.rotate(x + r * width, position: position, heads: heads, sign: sign)
+        }
     }
 
     /// Rotates `heads` heads of every row in place, row r at position `positions[r]` (decoding,

@@ -56,14 +56,18 @@ public final class LlamaModel {
 
     /// Buffers of one micro-batch slot, sized for one (batch, seqLen): the residual stream
     /// (the stage's input first), per-block activations (one set for all blocks under
-    /// recompute), the final norm, the logits (the last stage only) and ∂L/∂(hidden states)
-    /// flowing down.
+    /// recompute), the final norm, the logits (the last stage only), ∂L/∂(hidden states)
+    /// flowing down and the tokens' positions in their documents, which backward and
+    /// recompute read.
     final class ForwardState {
         let shape: AttentionShape
         let recompute: ActivationRecompute
         let residual: [FloatBuffer]
         let blocks: [BlockActivations]
         let finalNormed, finalRstd, logits, dx: FloatBuffer
+        private let positionStore: UnsafeMutableBufferPointer<Int32>
+        /// The positions of the last forward pass in this slot (nil: each row is one sequence).
+        private(set) var positions: UnsafePointer<Int32>?
 
         init(_ c: ModelConfig, _ shard: ModelShard, _ shape: AttentionShape, _ recompute: ActivationRecompute) {
             self.shape = shape
@@ -76,6 +80,25 @@ public final class LlamaModel {
             finalRstd = FloatBuffer(count: head * rows)
             logits = FloatBuffer(count: head * rows * c.vocabSize)
             dx = FloatBuffer(count: rows * c.hiddenSize)
+            positionStore = .allocate(capacity: rows)
+        }
+
+        deinit { positionStore.deallocate() }
+
+        /// Keeps a copy of `positions` ([batch·seqLen], each 0 ≤ positions[t] ≤ t's offset in its row)
+        /// for this slot's pass, or nil.
+        func setPositions(_ positions: UnsafePointer<Int32>?) {
+            guard let positions else {
+                self.positions = nil
+                return
+            }
+            for i in positionStore.indices {
+                precondition(
+                    positions[i] >= 0 && Int(positions[i]) <= i % shape.seqLen,
+                    "position \(positions[i]) at row offset \(i % shape.seqLen)")
+                positionStore[i] = positions[i]
+            }
+            self.positions = UnsafePointer(positionStore.baseAddress!)
         }
 
         /// The activations block `i` writes in forward and reads in backward.
@@ -86,7 +109,7 @@ public final class LlamaModel {
             let floats =
                 (residual + [finalNormed, finalRstd, logits, dx]).reduce(0) { $0 + $1.count }
                 + blocks.reduce(0) { $0 + $1.floatCount }
-            return 4 * floats
+            return 4 * floats + 4 * positionStore.count
         }
     }
 
@@ -179,7 +202,8 @@ public final class LlamaModel {
             rows * (h + 1 + qw + 2 * kvw + c.numAttentionHeads + qw + 3 * c.intermediateSize)
             + (c.parallelLayers ? 0 : rows * (2 * h + 1))
         let scratch = rows * (2 * qw + 2 * kvw + h + 2 * c.intermediateSize)
-        let rest = (c.numHiddenLayers + 1) * rows * h + rows * (2 * h + 1) + rows * c.vocabSize
+        // The residual stream, final norm, dx, logits and the positions (Int32, as wide as a float).
+        let rest = (c.numHiddenLayers + 1) * rows * h + rows * (2 * h + 1) + rows * c.vocabSize + rows
         let keptBlocks = recompute == .full ? 1 : c.numHiddenLayers
         return 4 * (keptBlocks * perBlock + scratch + rest)
     }
@@ -232,10 +256,13 @@ public final class LlamaModel {
         return grads.pointer + range.lowerBound
     }
 
-    /// Runs the model on `batch` sequences of `seqLen` token ids; returns the logits.
+    /// Runs the model on `batch` sequences of `seqLen` token ids (with `positions`, the tokens'
+    /// positions in the documents packed into each sequence); returns the logits.
     @discardableResult
-    public func forward(tokens: UnsafePointer<Int32>, batch: Int, seqLen: Int) -> UnsafeMutablePointer<Float> {
-        forward(slot: 0, tokens: tokens, batch: batch, seqLen: seqLen)
+    public func forward(
+        tokens: UnsafePointer<Int32>, batch: Int, seqLen: Int, positions: UnsafePointer<Int32>? = nil
+    ) -> UnsafeMutablePointer<Float> {
+        forward(slot: 0, tokens: tokens, batch: batch, seqLen: seqLen, positions: positions)
     }
 
     /// Where a stage without the embedding takes its input hidden states for `slot`
@@ -250,12 +277,16 @@ public final class LlamaModel {
 
     /// Forward of the shard in `slot`: from `tokens` through the embedding (the first stage) or
     /// from `stageInput`, through its blocks; returns the logits (the last stage) or its output
-    /// hidden states, which the next stage takes as input.
+    /// hidden states, which the next stage takes as input. With `positions` ([batch·seqLen], every
+    /// stage the same), each token's position in its document: RoPE rotates by it and the token
+    /// attends only to its document's tokens up to itself (see `AttentionKernel`); the slot keeps
+    /// a copy for its backward.
     @discardableResult
-    public func forward(slot: Int, tokens: UnsafePointer<Int32>?, batch: Int, seqLen: Int)
-        -> UnsafeMutablePointer<Float>
-    {
+    public func forward(
+        slot: Int, tokens: UnsafePointer<Int32>?, batch: Int, seqLen: Int, positions: UnsafePointer<Int32>? = nil
+    ) -> UnsafeMutablePointer<Float> {
         let s = prepare(slot: slot, batch: batch, seqLen: seqLen)
+        s.setPositions(positions)
         guard let scratch else { preconditionFailure("prepare allocates the scratch") }
         let rows = batch * seqLen
         let h = config.hiddenSize
@@ -274,7 +305,7 @@ public final class LlamaModel {
             roundToBF16(layout.blockStart(i)..<layout.blockStart(i) + layout.block.count)
             block.forward(
                 s.residual[i].pointer, out: s.residual[i + 1].pointer, blockWeights(i), s.activations(i), scratch,
-                s.shape)
+                s.shape, positions: s.positions)
         }
         guard shard.hasHead else { return s.residual[layers].pointer }
         beforeForward?(.head)
@@ -328,10 +359,11 @@ public final class LlamaModel {
                 // scratch.dn, which the block's backward overwrites before reading.
                 block.forward(
                     s.residual[i].pointer, out: scratch.dn.pointer, blockWeights(i), s.activations(i), scratch,
-                    s.shape)
+                    s.shape, positions: s.positions)
             }
             block.backward(
-                s.dx.pointer, s.residual[i].pointer, blockWeights(i), g, s.activations(i), scratch, s.shape)
+                s.dx.pointer, s.residual[i].pointer, blockWeights(i), g, s.activations(i), scratch, s.shape,
+                positions: s.positions)
             gradientsReady?(range)
         }
         if shard.hasEmbedding {
@@ -344,12 +376,14 @@ public final class LlamaModel {
         return s.dx.pointer
     }
 
-    /// Forward, softmax cross-entropy against `targets` (ignore index -100) and backward, with
-    /// L = gradScale · Σ token losses. Returns the summed loss and the number of scored tokens.
+    /// Forward (with `positions`, as `forward(slot:tokens:batch:seqLen:positions:)`), softmax
+    /// cross-entropy against `targets` (ignore index -100) and backward, with L = gradScale · Σ
+    /// token losses. Returns the summed loss and the number of scored tokens.
     public func lossAndBackward(
-        inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int, seqLen: Int, gradScale: Float
+        inputs: UnsafePointer<Int32>, targets: UnsafePointer<Int32>, batch: Int, seqLen: Int,
+        positions: UnsafePointer<Int32>? = nil, gradScale: Float
     ) -> (lossSum: Double, count: Int) {
-        let logits = forward(tokens: inputs, batch: batch, seqLen: seqLen)
+        let logits = forward(tokens: inputs, batch: batch, seqLen: seqLen, positions: positions)
         let result = lossGradient(logits: logits, targets: targets, rows: batch * seqLen, gradScale: gradScale)
         backward(tokens: inputs)
         return result

@@ -38,10 +38,13 @@ struct SelfAttention {
     let rope: RoPETable
 
     /// Training (and a prompt's prefill, whose keys and values fill its cache slot) attend within the
-    /// rows, causally; single tokens of a generation step attend over their slots' cached positions.
+    /// rows, causally, or within each document of a row with `positions` (each row's position in its
+    /// document, see `AttentionKernel`); single tokens of a generation step attend over their slots'
+    /// cached positions.
     func forward<P: BlockProjections>(
         _ n: UnsafePointer<Float>, _ p: P, _ a: BlockActivations, _ shape: AttentionShape,
-        cache: LayerCache? = nil, y: UnsafeMutablePointer<Float>, accumulate: Bool
+        positions: UnsafePointer<Int32>? = nil, cache: LayerCache? = nil, y: UnsafeMutablePointer<Float>,
+        accumulate: Bool
     ) {
         let rows = shape.batch * shape.seqLen
         let h = config.hiddenSize
@@ -60,9 +63,10 @@ struct SelfAttention {
             let (k, v) = cache?.promptRows ?? (a.k.pointer, a.v.pointer)
             p.project(.k, x: n, y: k, rows: rows, inFeatures: h, outFeatures: kvw, accumulate: false)
             p.project(.v, x: n, y: v, rows: rows, inFeatures: h, outFeatures: kvw, accumulate: false)
-            rope.apply(a.q.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.heads)
-            rope.apply(k, rows: rows, seqLen: shape.seqLen, heads: shape.kvHeads)
-            AttentionKernel.forward(q: a.q.pointer, k: k, v: v, out: a.att.pointer, lse: a.lse.pointer, shape: shape)
+            rope.apply(a.q.pointer, rows: rows, seqLen: shape.seqLen, positions: positions, heads: shape.heads)
+            rope.apply(k, rows: rows, seqLen: shape.seqLen, positions: positions, heads: shape.kvHeads)
+            AttentionKernel.forward(
+                q: a.q.pointer, k: k, v: v, out: a.att.pointer, lse: a.lse.pointer, shape: shape, positions: positions)
         }
         p.project(.o, x: a.att.pointer, y: y, rows: rows, inFeatures: qw, outFeatures: h, accumulate: accumulate)
     }
@@ -70,8 +74,8 @@ struct SelfAttention {
     /// Accumulates weight gradients into `g` and writes (or adds) ∂L/∂n into `dn`.
     func backward(
         _ dy: UnsafePointer<Float>, _ n: UnsafePointer<Float>, _ w: BlockWeights, _ g: BlockWeights,
-        _ a: BlockActivations, _ s: BackwardScratch, _ shape: AttentionShape, dn: UnsafeMutablePointer<Float>,
-        accumulate: Bool
+        _ a: BlockActivations, _ s: BackwardScratch, _ shape: AttentionShape, positions: UnsafePointer<Int32>? = nil,
+        dn: UnsafeMutablePointer<Float>, accumulate: Bool
     ) {
         let rows = shape.batch * shape.seqLen
         let h = config.hiddenSize
@@ -83,9 +87,12 @@ struct SelfAttention {
             outFeatures: h)
         AttentionKernel.backward(
             dout: s.datt.pointer, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer, out: a.att.pointer,
-            lse: a.lse.pointer, dq: s.dq.pointer, dk: s.dk.pointer, dv: s.dv.pointer, shape: shape)
-        rope.apply(s.dq.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.heads, inverse: true)
-        rope.apply(s.dk.pointer, rows: rows, seqLen: shape.seqLen, heads: shape.kvHeads, inverse: true)
+            lse: a.lse.pointer, dq: s.dq.pointer, dk: s.dk.pointer, dv: s.dv.pointer, shape: shape,
+            positions: positions)
+        rope.apply(
+            s.dq.pointer, rows: rows, seqLen: shape.seqLen, positions: positions, heads: shape.heads, inverse: true)
+        rope.apply(
+            s.dk.pointer, rows: rows, seqLen: shape.seqLen, positions: positions, heads: shape.kvHeads, inverse: true)
         Linear.backward(
             dy: s.dq.pointer, x: n, weight: w.q, weightBF16: w.bf16(w.q), dx: dn, dweight: g.q, rows: rows,
             inFeatures: h, outFeatures: qw,
@@ -159,19 +166,21 @@ struct TransformerBlock {
         mlp = SwiGLUMLP(config: config)
     }
 
-    /// out = block(x); x and out are [rows, hidden] (this rank's rows) and must not overlap.
+    /// out = block(x); x and out are [rows, hidden] (this rank's rows) and must not overlap. With
+    /// `positions`, each document in a row attends only within itself.
     func forward(
         _ x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, _ w: BlockWeights, _ a: BlockActivations,
-        _ s: BackwardScratch, _ shape: AttentionShape
+        _ s: BackwardScratch, _ shape: AttentionShape, positions: UnsafePointer<Int32>? = nil
     ) {
-        forward(x, out: out, w, w, a, s, shape, cache: nil)
+        forward(x, out: out, w, w, a, s, shape, positions: positions, cache: nil)
     }
 
     /// out = block(x) with the norm weights of `w` and the matrix products of `p`; during generation
     /// the attention keeps its keys and values in `cache` and attends over the cached positions.
     func forward<P: BlockProjections>(
         _ x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, _ w: BlockWeights, _ p: P,
-        _ a: BlockActivations, _ s: BackwardScratch, _ shape: AttentionShape, cache: LayerCache?
+        _ a: BlockActivations, _ s: BackwardScratch, _ shape: AttentionShape, positions: UnsafePointer<Int32>? = nil,
+        cache: LayerCache?
     ) {
         let rows = shape.batch * shape.seqLen
         let h = config.hiddenSize
@@ -181,7 +190,8 @@ struct TransformerBlock {
             x, weight: w.inputNorm, y: a.n1.pointer, rstd: a.rstd1.pointer, rows: rows, dim: h, eps: eps, local: own)
         if let h1 = a.h1, let n2 = a.n2, let rstd2 = a.rstd2, let postNorm = w.postNorm {
             sharding.residualAdd(x, into: h1.pointer, scratch: s.allRows.pointer, rows: rows, dim: h) { y, accumulate in
-                attention.forward(a.n1.pointer, p, a, shape, cache: cache, y: y, accumulate: accumulate)
+                attention.forward(
+                    a.n1.pointer, p, a, shape, positions: positions, cache: cache, y: y, accumulate: accumulate)
             }
             sharding.norm(
                 h1.pointer, weight: postNorm, y: n2.pointer, rstd: rstd2.pointer, rows: rows, dim: h, eps: eps,
@@ -192,16 +202,18 @@ struct TransformerBlock {
             }
         } else {
             sharding.residualAdd(x, into: out, scratch: s.allRows.pointer, rows: rows, dim: h) { y, accumulate in
-                attention.forward(a.n1.pointer, p, a, shape, cache: cache, y: y, accumulate: accumulate)
+                attention.forward(
+                    a.n1.pointer, p, a, shape, positions: positions, cache: cache, y: y, accumulate: accumulate)
                 mlp.forward(a.n1.pointer, p, a, rows: rows, y: y, accumulate: true)
             }
         }
     }
 
-    /// On entry `dx` holds ∂L/∂out; on return ∂L/∂x (this rank's rows). Weight gradients accumulate into `g`.
+    /// On entry `dx` holds ∂L/∂out; on return ∂L/∂x (this rank's rows). Weight gradients accumulate
+    /// into `g`. `positions` are forward's.
     func backward(
         _ dx: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: BlockWeights, _ g: BlockWeights,
-        _ a: BlockActivations, _ s: BackwardScratch, _ shape: AttentionShape
+        _ a: BlockActivations, _ s: BackwardScratch, _ shape: AttentionShape, positions: UnsafePointer<Int32>? = nil
     ) {
         let rows = shape.batch * shape.seqLen
         let h = config.hiddenSize
@@ -214,11 +226,13 @@ struct TransformerBlock {
                 dy: sharding.reduce(s.dn.pointer, rows: rows, dim: h, into: s.ownRows.pointer), x: h1.pointer,
                 weight: postNorm, rstd: rstd2.pointer, dx: dx, dweight: gPost, rows: own, dim: h, accumulate: true)
             let dh1 = sharding.gather(dx, rows: rows, dim: h, into: all)
-            attention.backward(dh1, a.n1.pointer, w, g, a, s, shape, dn: s.dn.pointer, accumulate: false)
+            attention.backward(
+                dh1, a.n1.pointer, w, g, a, s, shape, positions: positions, dn: s.dn.pointer, accumulate: false)
         } else {
             let dy = sharding.gather(dx, rows: rows, dim: h, into: all)
             mlp.backward(dy, a.n1.pointer, w, g, a, s, rows: rows, dn: s.dn.pointer, accumulate: false)
-            attention.backward(dy, a.n1.pointer, w, g, a, s, shape, dn: s.dn.pointer, accumulate: true)
+            attention.backward(
+                dy, a.n1.pointer, w, g, a, s, shape, positions: positions, dn: s.dn.pointer, accumulate: true)
         }
         RMSNormKernel.backward(
             dy: sharding.reduce(s.dn.pointer, rows: rows, dim: h, into: s.ownRows.pointer), x: x,

@@ -31,13 +31,15 @@ public final class PipelineRunner {
     }
 
     /// Runs this stage's part of one step over `microBatches` micro-batches of `batch` × `seqLen`.
-    /// `tokens(i)` gives micro-batch i's input ids (read by the first stage); `loss(i, logits)`
+    /// `tokens(i)` gives micro-batch i's input ids (read by the first stage), `positions(i)` its
+    /// tokens' positions in their documents or nil (read by every stage); `loss(i, logits)`
     /// (the last stage) scores micro-batch i and leaves ∂L/∂logits in `logits`; `willBackward`
     /// and `didBackward` bracket each micro-batch's backward (micro-batches go backward in order,
     /// so the last one a stage runs is `microBatches − 1`).
     public func run(
         microBatches m: Int, batch: Int, seqLen: Int, tokens: (Int) -> UnsafePointer<Int32>,
-        loss: (Int, UnsafeMutablePointer<Float>) -> Void, willBackward: (Int) -> Void, didBackward: (Int) -> Void
+        positions: (Int) -> UnsafePointer<Int32>?, loss: (Int, UnsafeMutablePointer<Float>) -> Void,
+        willBackward: (Int) -> Void, didBackward: (Int) -> Void
     ) {
         bubbleSeconds = 0
         let p = group.size
@@ -52,7 +54,9 @@ public final class PipelineRunner {
                     let input = model.stageInput(slot: slot, batch: batch, seqLen: seqLen)
                     timed { group.receive(input, count: count, from: stage - 1, tag: Self.activationTag) }
                 }
-                let out = model.forward(slot: slot, tokens: isFirst ? tokens(i) : nil, batch: batch, seqLen: seqLen)
+                let out = model.forward(
+                    slot: slot, tokens: isFirst ? tokens(i) : nil, batch: batch, seqLen: seqLen, positions: positions(i)
+                )
                 if isLast {
                     loss(i, out)
                 } else {

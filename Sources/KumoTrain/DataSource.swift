@@ -33,10 +33,16 @@ public struct TrainingData {
 
     /// Builds the data of a run from its `[data]` section: synthetic tokens, text files tokenized in
     /// memory (`data.path`), SFT records (`data.format = "sft"`), or a blend of prepared datasets
-    /// (`data.sources`).
+    /// (`data.sources`); with `data.reset_attention`, the windows of text files and prepared
+    /// datasets restart positions and attention after every end-of-document token.
     public static func make(_ config: RunConfig) throws -> TrainingData {
         let vocab = config.model.vocabSize
         if config.data.synthetic {
+            if config.data.resetAttention {
+                throw ConfigError(
+                    "data.reset_attention needs documents, which data.synthetic tokens do not have; set data.path or "
+                        + "data.sources, or remove data.reset_attention")
+            }
             return TrainingData(
                 stream: SyntheticTokenStream(vocabSize: vocab, seed: config.seed), tokenizer: nil,
                 tokenizerName: config.modelSection.initPath.map { _ in config.data.tokenizer },
@@ -58,9 +64,16 @@ public struct TrainingData {
                     + "\(config.seqLength + 1) (\(summary))")
         }
         return TrainingData(
-            stream: InMemoryTokenStream(tokens: tokens, vocabSize: tokenizer.vocabSize, seed: config.seed),
+            stream: windows(
+                InMemoryTokenStream(tokens: tokens, vocabSize: tokenizer.vocabSize, seed: config.seed),
+                eod: tokenizer.eod, config),
             tokenizer: tokenizer, tokenizerName: config.data.tokenizer, summary: "\(summary), \(tokens.count) tokens",
             sources: [])
+    }
+
+    /// The windows of `stream`, with positions and attention reset after `eod` under `data.reset_attention`.
+    private static func windows(_ stream: any TokenStream, eod: Int32, _ config: RunConfig) -> any SequenceSource {
+        config.data.resetAttention ? DocumentResetSource(stream: stream, eod: eod) : stream
     }
 
     static func checkVocabulary(_ size: Int, _ config: RunConfig, _ what: String) throws {
@@ -121,7 +134,8 @@ public struct TrainingData {
             String(format: "%@ (%@, %.1f%%, %d tokens)", $0.prefix, $0.level.rawValue, $0.weight * 100, $0.tokens)
         }
         return TrainingData(
-            stream: blended, tokenizer: tokenizer, tokenizerName: metadata[0].tokenizer,
+            stream: windows(blended, eod: metadata[0].eod, config), tokenizer: tokenizer,
+            tokenizerName: metadata[0].tokenizer,
             summary: summary.joined(separator: "; "), sources: sources)
     }
 }

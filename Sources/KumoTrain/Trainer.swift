@@ -202,11 +202,14 @@ public final class Trainer {
             }
             mb.inputs.withUnsafeBufferPointer { inputs in
                 mb.targets.withUnsafeBufferPointer { targets in
-                    lossSum +=
-                        model.lossAndBackward(
-                            inputs: inputs.baseAddress!, targets: targets.baseAddress!, batch: mb.batch,
-                            seqLen: mb.seqLen, gradScale: gradScale
-                        ).lossSum
+                    mb.positions.withUnsafeBufferPointer { positions in
+                        lossSum +=
+                            model.lossAndBackward(
+                                inputs: inputs.baseAddress!, targets: targets.baseAddress!, batch: mb.batch,
+                                seqLen: mb.seqLen, positions: mb.resetsPositions ? positions.baseAddress! : nil,
+                                gradScale: gradScale
+                            ).lossSum
+                    }
                 }
             }
             if communicates { dataParallel.finishSync(lastOfStep: last) }
@@ -223,26 +226,31 @@ public final class Trainer {
         let rows = config.microBatchSize * config.seqLength
         let inputs = microBatches.flatMap(\.inputs)
         let targets = microBatches.flatMap(\.targets)
+        let positions = microBatches.flatMap(\.positions)
+        let resets = microBatches.map(\.resetsPositions)
         let last = microBatches.count - 1
         var lossSum = 0.0
         inputs.withUnsafeBufferPointer { inputs in
             targets.withUnsafeBufferPointer { targets in
-                pipeline.run(
-                    microBatches: microBatches.count, batch: config.microBatchSize, seqLen: config.seqLength,
-                    tokens: { inputs.baseAddress! + $0 * rows },
-                    loss: { i, logits in
-                        lossSum +=
-                            model.lossGradient(
-                                logits: logits, targets: targets.baseAddress! + i * rows, rows: rows,
-                                gradScale: gradScale
-                            ).lossSum
-                    },
-                    willBackward: { i in
-                        guard i == last else { return }
-                        plan.dataParallel.beginSync()
-                        model.gradientsReady = plan.gradientsReady
-                    },
-                    didBackward: { i in if i == last { plan.dataParallel.finishSync(lastOfStep: true) } })
+                positions.withUnsafeBufferPointer { positions in
+                    pipeline.run(
+                        microBatches: microBatches.count, batch: config.microBatchSize, seqLen: config.seqLength,
+                        tokens: { inputs.baseAddress! + $0 * rows },
+                        positions: { resets[$0] ? positions.baseAddress! + $0 * rows : nil },
+                        loss: { i, logits in
+                            lossSum +=
+                                model.lossGradient(
+                                    logits: logits, targets: targets.baseAddress! + i * rows, rows: rows,
+                                    gradScale: gradScale
+                                ).lossSum
+                        },
+                        willBackward: { i in
+                            guard i == last else { return }
+                            plan.dataParallel.beginSync()
+                            model.gradientsReady = plan.gradientsReady
+                        },
+                        didBackward: { i in if i == last { plan.dataParallel.finishSync(lastOfStep: true) } })
+                }
             }
         }
         return lossSum

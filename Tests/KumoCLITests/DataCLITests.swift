@@ -233,6 +233,34 @@ final class DataCLITests: XCTestCase {
         XCTAssertEqual(try losses(dir + "/split"), try losses(dir + "/whole"))
     }
 
+    /// `data.reset_attention = true` on a prepared dataset of short documents restarts positions and
+    /// attention at every end-of-document token (other losses than without); with synthetic tokens,
+    /// which have no documents, the run is refused before it starts.
+    func testResetAttentionTrainsOnPreparedDocumentsAndIsRefusedForSyntheticTokens() throws {
+        let dir = try KumoProcess.temporaryDirectory(for: self)
+        let input = try corpus(
+            dir, "short.jsonl", (0..<60).map { "doc \($0) " + String(repeating: "z", count: $0 % 5) })
+        XCTAssertEqual(try prepare(input, dir + "/short", level: "L1").status, 0)
+        let blend = ["--set", "data.sources=[{prefix = \"\(dir)/short\"}]"]
+        let reset = try KumoProcess.run(
+            ["train", "--run-dir", dir + "/reset", "--set", "data.reset_attention=true"] + tiny + blend)
+        XCTAssertEqual(reset.status, 0, reset.err)
+        let plain = try KumoProcess.run(["train", "--run-dir", dir + "/plain"] + tiny + blend)
+        XCTAssertEqual(plain.status, 0, plain.err)
+        let (withReset, without) = (try losses(dir + "/reset"), try losses(dir + "/plain"))
+        XCTAssertEqual(withReset.count, 3)
+        for (x, y) in zip(withReset, without) { XCTAssertNotEqual(x, y, "the reset changes every step's loss") }
+        let synthetic = try KumoProcess.run(
+            [
+                "train", "--run-dir", dir + "/synthetic", "--set", "data.synthetic=true", "--set",
+                "data.reset_attention=true",
+            ]
+                + tiny)
+        XCTAssertNotEqual(synthetic.status, 0)
+        XCTAssertTrue(synthetic.err.contains("data.reset_attention needs documents"), synthetic.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/synthetic/metrics.jsonl"))
+    }
+
     func testEveryDataCommandHasHelp() throws {
         for command in ["prepare", "label", "info", "sample", "search"] {
             let r = try KumoProcess.run(["data", command, "--help"])

@@ -56,4 +56,19 @@ final class PipelineCLITests: XCTestCase {
             XCTAssertNotNil(last["comm.dp.allreduce.bytes"], "gradients are all-reduced over the data-parallel pair")
         }
     }
+
+    /// `data.reset_attention` on a corpus of short documents: every stage reads each micro-batch's
+    /// positions, so two stages equal one rank; the reset changes the losses.
+    func testResetAttentionOnTwoStagesMatchesOneRank() throws {
+        let dir = try KumoProcess.temporaryDirectory(for: self)
+        let lines = (0..<60).map { "{\"text\": \"doc \($0) \(String(repeating: "xy", count: $0 % 9))\"}\n" }
+        try lines.joined().write(toFile: dir + "/a.jsonl", atomically: true, encoding: .utf8)
+        let corpus = ["--set", "data.synthetic=false", "--set", "data.path=\"\(dir)\""]
+        let reset = TinyRun.args(micro: 2, global: 8, steps: 4) + corpus + ["--set", "data.reset_attention=true"]
+        let one = try trainRun(ranks: 1, reset)
+        let staged = try trainRun(ranks: 2, reset + ["--set", "parallel.pipeline=2"])
+        assertEquivalent(staged, one, "2 stages, data.reset_attention")
+        let plain = try trainRun(ranks: 1, TinyRun.args(micro: 2, global: 8, steps: 4) + corpus)
+        for (x, y) in zip(one.losses, plain.losses) { XCTAssertNotEqual(x, y, "the reset changes every step's loss") }
+    }
 }

@@ -25,8 +25,11 @@ final class TensorParallelModelTests: XCTestCase {
         return (inputs, targets)
     }
 
-    /// Loss and whole-layout gradients of `t` tensor ranks (one rank: the whole model).
-    func lossAndGradients(_ c: ModelConfig, ranks t: Int, sequenceParallel: Bool) throws -> (Double, [Float]) {
+    /// Loss and whole-layout gradients of `t` tensor ranks (one rank: the whole model), with
+    /// documents packed at `positions` or without.
+    func lossAndGradients(
+        _ c: ModelConfig, ranks t: Int, sequenceParallel: Bool, positions: [Int32]? = nil
+    ) throws -> (Double, [Float]) {
         let whole = ParameterLayout(c)
         let (inputs, targets) = tokens(c)
         let group = ThreadTensorGroup(size: t)
@@ -44,9 +47,12 @@ final class TensorParallelModelTests: XCTestCase {
         let lock = NSLock()
         group.run { r in
             let m = models[r]
-            let loss = m.lossAndBackward(
-                inputs: inputs, targets: targets, batch: self.batch, seqLen: self.seqLen, gradScale: 1 / 15
-            ).lossSum
+            let loss = positions.withPointer {
+                m.lossAndBackward(
+                    inputs: inputs, targets: targets, batch: self.batch, seqLen: self.seqLen, positions: $0,
+                    gradScale: 1 / 15
+                ).lossSum
+            }
             // What the trainer's TensorParallelGradients does: norm weights seeing part of the rows
             // are summed over the group (the tiny config's key/value heads are split, not replicated).
             for tensor in m.layout.tensors where sequenceParallel && tensor.shape.count == 1 {
@@ -63,9 +69,12 @@ final class TensorParallelModelTests: XCTestCase {
         return (losses[0], gradients)
     }
 
-    func assertShardsMatchWhole(_ c: ModelConfig, ranks t: Int, sequenceParallel: Bool) throws {
-        let (loss, grads) = try lossAndGradients(c, ranks: 1, sequenceParallel: false)
-        let (split, splitGrads) = try lossAndGradients(c, ranks: t, sequenceParallel: sequenceParallel)
+    func assertShardsMatchWhole(
+        _ c: ModelConfig, ranks t: Int, sequenceParallel: Bool, positions: [Int32]? = nil
+    ) throws {
+        let (loss, grads) = try lossAndGradients(c, ranks: 1, sequenceParallel: false, positions: positions)
+        let (split, splitGrads) = try lossAndGradients(
+            c, ranks: t, sequenceParallel: sequenceParallel, positions: positions)
         let lossError = abs(split - loss) / abs(loss)
         XCTAssertLessThan(lossError, 1e-6, "relative loss error \(lossError)")
         let diff = zip(grads, splitGrads).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
@@ -119,5 +128,12 @@ final class TensorParallelModelTests: XCTestCase {
     func testSequenceParallelShardsGiveTheWholeModelsLossAndGradients() throws {
         try assertShardsMatchWhole(config(), ranks: 2, sequenceParallel: true)
         try assertShardsMatchWhole(config(parallelLayers: true), ranks: 2, sequenceParallel: true)
+    }
+
+    /// Documents of 3 and 5 tokens, then 1, 4 and 3, packed into the two rows.
+    func testPackedDocumentsOnTensorAndSequenceParallelShardsGiveTheWholeModelsLossAndGradients() throws {
+        let positions: [Int32] = [0, 1, 2, 0, 1, 2, 3, 4, 0, 0, 1, 2, 3, 0, 1, 2]
+        try assertShardsMatchWhole(config(), ranks: 2, sequenceParallel: false, positions: positions)
+        try assertShardsMatchWhole(config(parallelLayers: true), ranks: 2, sequenceParallel: true, positions: positions)
     }
 }

@@ -63,6 +63,38 @@ final class TrainerTests: XCTestCase {
         XCTAssertLessThan(m.last!.loss, m.first!.loss * 0.5, "loss went \(m.first!.loss) → \(m.last!.loss)")
     }
 
+    /// `data.reset_attention = true` on a corpus of short documents: every window restarts its
+    /// positions after each end-of-document token, which changes the losses; synthetic tokens,
+    /// having no documents, are refused naming the key.
+    func testResetAttentionTrainsOnDocumentsAndIsRefusedForSyntheticTokens() throws {
+        let dir = NSTemporaryDirectory() + "kumo-corpus-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let lines = (0..<40).map { "{\"text\": \"document \($0): \(String(repeating: "ab", count: $0 % 7))\"}\n" }
+        try lines.joined().write(toFile: dir + "/a.jsonl", atomically: true, encoding: .utf8)
+        let base = [
+            "data.synthetic=false", "data.path=\"\(dir)\"", "model.vocab_size=384", "train.steps=3",
+            "train.micro_batch_size=2", "train.global_batch_size=4",
+        ]
+        let reset = try config(base + ["data.reset_attention=true"])
+        let data = try TrainingData.make(reset)
+        let source = try XCTUnwrap(data.stream as? DocumentResetSource)
+        XCTAssertEqual(source.eod, data.tokenizer?.eod)
+        let batch = Batch(batch: 2, seqLen: 16)
+        try batch.load(from: data.stream, firstSample: 0)
+        XCTAssertTrue(batch.resetsPositions)
+        let withReset = try run(reset).metrics
+        let without = try run(try config(base)).metrics
+        XCTAssertTrue(withReset.allSatisfy { $0.loss.isFinite && $0.gradNorm.isFinite })
+        for (x, y) in zip(withReset, without) {
+            XCTAssertNotEqual(x.loss, y.loss, "step \(x.step): the reset changes the loss")
+        }
+        XCTAssertThrowsError(try TrainingData.make(try config(["data.reset_attention=true"]))) { error in
+            XCTAssertTrue("\(error)".contains("data.reset_attention"), "\(error)")
+            XCTAssertTrue("\(error)".contains("data.synthetic"), "\(error)")
+        }
+    }
+
     func testNonFiniteLossStopsTheRunNamingTheStep() throws {
         let c = try config(["train.steps=3"])
         let trainer = try Trainer(config: c, stream: try TrainingData.make(c).stream, peakGFLOPs: 50)

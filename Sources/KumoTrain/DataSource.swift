@@ -40,6 +40,7 @@ public struct TrainingData {
                 summary: "synthetic random tokens", sources: [])
         }
         if !config.dataSources.isEmpty { return try blend(config) }
+        if config.data.format == .preference { return try preference(config) }
         let tokenizer = try loadTokenizer(model: config.data.tokenizer)
         try checkVocabulary(tokenizer.vocabSize, config, "data.tokenizer (\(config.data.tokenizer))")
         let corpus = try CorpusReader(paths: config.data.path, textField: config.data.textField)
@@ -59,7 +60,7 @@ public struct TrainingData {
             sources: [])
     }
 
-    private static func checkVocabulary(_ size: Int, _ config: RunConfig, _ what: String) throws {
+    static func checkVocabulary(_ size: Int, _ config: RunConfig, _ what: String) throws {
         if config.model.vocabSize < size {
             throw ConfigError(
                 "model.vocab_size = \(config.model.vocabSize) is smaller than the \(size) ids of \(what); "

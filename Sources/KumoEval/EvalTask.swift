@@ -1,9 +1,10 @@
 import Foundation
 import KumoCore
+import KumoData
 
 /// The tasks `kumo eval` runs.
 public enum EvalTask: String, CaseIterable, Sendable {
-    case jcommonsenseqa, jnli, jsts, jsquad, perplexity
+    case jcommonsenseqa, jnli, jsts, jsquad, perplexity, preference
 
     /// Version of the task's scoring code; written to every output with the template version.
     public var version: String { "1.0" }
@@ -30,6 +31,10 @@ public struct EvalOptions: Sendable {
     public var contextLength: Int = 512
     /// Perplexity: tokens each window advances by (≤ contextLength).
     public var stride: Int = 256
+    /// Preference (and SFT) tasks: how the prompt is templated.
+    public var chatTemplate = InstructionTemplate.llmJP
+    /// Preference: β of the implicit reward and the DPO loss.
+    public var beta = 0.1
 
     /// Default settings.
     public init() {}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KumoData
 import KumoEval
 import KumoInference
 import KumoInterop
@@ -13,7 +14,8 @@ struct EvalCommand: ParsableCommand {
             Prompt templates and metrics are described in docs/eval.md. --data-dir holds the JGLUE v1.3 \
             directories as published (jcommonsenseqa-v1.3/valid-v1.3.json, ...). Few-shot examples come from \
             the train split (or, without one, from the validation split, which then loses them), chosen by \
-            --seed. The perplexity task reads --corpus (JSONL with a "text" field).
+            --seed. The perplexity task reads --corpus (JSONL with a "text" field); the preference task reads \
+            --corpus (JSONL with "prompt", "chosen_response", "rejected_response").
             """)
 
     @OptionGroup var model: ModelOption
@@ -55,6 +57,15 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Write every prompt, its choices and Kumo's scores as JSON lines here.")
     var dumpPrompts: String?
 
+    @Option(help: "Preference and SFT tasks: prompt template (\(InstructionTemplate.names)).")
+    var chatTemplate: String = "llm-jp"
+
+    @Option(help: "Preference: reference model of the implicit rewards and the DPO loss.")
+    var refModel: String?
+
+    @Option(help: "Preference: DPO beta of the implicit rewards and the loss.")
+    var beta: Double = 0.1
+
     func validate() throws {
         for name in tasks.split(separator: ",") where EvalTask(rawValue: String(name)) == nil {
             throw ValidationError("--tasks: unknown task '\(name)'")
@@ -65,6 +76,10 @@ struct EvalCommand: ParsableCommand {
         guard contextLength > 1, stride > 0, stride <= contextLength else {
             throw ValidationError("--stride must be in 1...--context-length and --context-length > 1")
         }
+        guard InstructionTemplate(rawValue: chatTemplate) != nil else {
+            throw ValidationError("--chat-template: unknown template '\(chatTemplate)' (\(InstructionTemplate.names))")
+        }
+        guard beta > 0 else { throw ValidationError("--beta must be positive") }
     }
 
     func run() throws {
@@ -81,7 +96,14 @@ struct EvalCommand: ParsableCommand {
         options.corpus = corpus
         options.contextLength = min(contextLength, m.config.maxPositionEmbeddings)
         options.stride = min(stride, options.contextLength)
+        options.chatTemplate = InstructionTemplate(rawValue: chatTemplate)!
+        options.beta = beta
         let evaluator = Evaluator(scorer: LogLikelihoodScorer(model: m), tokenizer: tok, options: options)
+        if let refModel {
+            let reference = try loadModelReportingErrors(path: refModel)
+            try ServedModel.checkFits(tok, source: tokenizerPath, model: reference, path: refModel)
+            evaluator.referenceScorer = LogLikelihoodScorer(model: reference)
+        }
         var dump: FileHandle?
         if let dumpPrompts {
             FileManager.default.createFile(atPath: dumpPrompts, contents: nil)

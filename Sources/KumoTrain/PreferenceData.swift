@@ -16,7 +16,7 @@ extension TrainingData {
                 samples: config.steps * config.globalBatchSize, seed: config.seed)
             return TrainingData(
                 stream: source, tokenizer: tokenizer, tokenizerName: config.data.tokenizer,
-                summary: "data.path: " + source.summary, sources: [])
+                summary: source.summary, sources: [])
         } catch let error as PreferenceDataError {
             throw ConfigError("data.path: \(error.description)")
         }

@@ -104,7 +104,7 @@ public final class Trainer {
     }
 
     /// Tokens consumed by one optimizer step.
-    public var tokensPerStep: Int { config.globalBatchSize * config.seqLength }
+    public var tokensPerStep: Int { config.globalBatchSize * stream.rowsPerSample * config.seqLength }
 
     /// One optimizer step over the global batch (with gradient accumulation).
     public func trainStep() throws -> StepMetrics {

@@ -13,22 +13,25 @@ public struct PreferenceRecord: Sendable, Equatable {
     }
 
     /// The records of a JSONL file with string fields `prompt`, `chosen_response` and
-    /// `rejected_response`; throws naming the line that lacks one.
-    public static func read(jsonl path: String) throws -> [PreferenceRecord] {
+    /// `rejected_response`, and how many objects lacked one of them (left out, as HH-RLHF's rows
+    /// whose two dialogues share no prompt); throws naming a line that is not a JSON object.
+    public static func read(jsonl path: String) throws -> (records: [PreferenceRecord], incomplete: Int) {
         let reader = try LineReader(path: path)
         var records: [PreferenceRecord] = []
+        var incomplete = 0
         while let line = try reader.nextLine() {
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }
-            let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any]
-            let fields = ["prompt", "chosen_response", "rejected_response"].map { object?[$0] as? String }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+                throw PreferenceDataError("\(path) line \(reader.lineNumber): not a JSON object")
+            }
+            let fields = ["prompt", "chosen_response", "rejected_response"].map { object[$0] as? String }
             guard let prompt = fields[0], let chosen = fields[1], let rejected = fields[2] else {
-                throw PreferenceDataError(
-                    "\(path) line \(reader.lineNumber): a preference record needs string fields \"prompt\", "
-                        + "\"chosen_response\" and \"rejected_response\"")
+                incomplete += 1
+                continue
             }
             records.append(PreferenceRecord(prompt: prompt, chosen: chosen, rejected: rejected))
         }
-        return records
+        return (records, incomplete)
     }
 }
 

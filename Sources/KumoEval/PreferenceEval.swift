@@ -3,7 +3,7 @@ import KumoData
 
 extension Evaluator {
     /// Preference accuracy on `options.corpus` (JSONL records {prompt, chosen_response,
-    /// rejected_response}): the prompt templated with `options.chatTemplate`, each response
+    /// rejected_response}; objects lacking one are left out and counted): the prompt templated with `options.chatTemplate`, each response
     /// scored by its summed log-probability with the tokenizer's EOS after it. With
     /// `referenceScorer`, also the implicit-reward accuracy and the mean sigmoid DPO loss at
     /// `options.beta`.
@@ -13,12 +13,13 @@ extension Evaluator {
                 "--corpus", "the preference task needs --corpus FILE.jsonl (prompt, chosen_response, rejected_response)"
             )
         }
-        let records: [PreferenceRecord]
+        let read: (records: [PreferenceRecord], incomplete: Int)
         do {
-            records = limited(try PreferenceRecord.read(jsonl: corpus))
+            read = try PreferenceRecord.read(jsonl: corpus)
         } catch let error as PreferenceDataError {
             throw EvalDataError(corpus, error.description)
         }
+        let records = limited(read.records)
         guard !records.isEmpty else { throw EvalDataError(corpus, "no preference records") }
         var hits: [Double] = []
         var rewardHits: [Double] = []
@@ -46,6 +47,8 @@ extension Evaluator {
         var metrics = [
             "accuracy": mean(hits), "accuracy_stderr": Metrics.meanStderr(hits),
             "eos_id": Double(tokenizer.eos ?? tokenizer.eod),
+            // Records lacking a prompt, chosen_response or rejected_response: not evaluated.
+            "records_left_out": Double(read.incomplete),
         ]
         var headline = ["accuracy"]
         if referenceScorer != nil {

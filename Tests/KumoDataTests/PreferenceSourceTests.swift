@@ -1,3 +1,4 @@
+import Foundation
 import KumoData
 import XCTest
 
@@ -72,5 +73,24 @@ final class PreferenceSourceTests: XCTestCase {
         let few = try PreferenceSource(
             records: records, template: .plain, tokenizer: tokenizer, seqLen: 16, truncate: true, samples: 3, seed: 3)
         XCTAssertEqual(few.pairs.count, 3, "a run of 3 samples uses 3 pairs")
+    }
+
+    func testRecordsLackingAFieldAreLeftOutAndCountedAndOtherLinesRefused() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("pref-\(UUID()).jsonl").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let good = #"{"prompt": "p", "chosen_response": "c", "rejected_response": "r", "chosen": "x"}"#
+        try [good, #"{"chosen": "a", "rejected": "b"}"#, "", good].joined(separator: "\n")
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let read = try PreferenceRecord.read(jsonl: path)
+        XCTAssertEqual(
+            read.records,
+            [PreferenceRecord(prompt: "p", chosen: "c", rejected: "r")] + [
+                PreferenceRecord(prompt: "p", chosen: "c", rejected: "r")
+            ])
+        XCTAssertEqual(read.incomplete, 1)
+        try [good, "[1, 2]"].joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PreferenceRecord.read(jsonl: path)) { error in
+            XCTAssertTrue("\(error)".contains("line 2: not a JSON object"), "\(error)")
+        }
     }
 }

@@ -16,7 +16,9 @@ final class DPOState {
     init?(config: RunConfig, stream: any SequenceSource) throws {
         guard config.train.objective == .dpo else { return nil }
         guard let source = stream as? PreferenceSource else {
-            throw ConfigError("train.objective = \"dpo\" trains on preference pairs: set data.format = \"preference\"")
+            throw ConfigError(
+                "train.objective = \"dpo\" trains on the preference pairs of data.path (data.format = \"preference\"); "
+                    + "data.synthetic and data.sources hold plain tokens: remove them")
         }
         self.source = source
         loss = DPOLoss(beta: config.dpo.beta, labelSmoothing: config.dpo.labelSmoothing)

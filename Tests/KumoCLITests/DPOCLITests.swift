@@ -87,12 +87,20 @@ final class DPOCLITests: XCTestCase {
         XCTAssertNotEqual(b["dpo.rewards_chosen"] as? Double, 0)
     }
 
-    func testDataParallelZeROAndTensorParallelDPOMatchOneRank() throws {
+    func testDataParallelZeRO2And3AndTensorParallelDPOMatchOneRank() throws {
         let dir = try KumoProcess.temporaryDirectory(for: self)
         try prepare(dir)
         let args = dpoArgs(dir, steps: 5, micro: 1, global: 4)
         let one = try trainRun(ranks: 1, args)
-        assertEquivalent(try trainRun(ranks: 2, args), one, "dp=2")
+        let two = try trainRun(ranks: 2, args)
+        assertEquivalent(two, one, "dp=2")
+        // The dpo.* metrics are global-batch means: the same on two ranks as on one.
+        for (a, b) in zip(two.metrics, one.metrics) {
+            for key in ["dpo.logps_chosen", "dpo.logps_rejected", "dpo.rewards_margin", "dpo.rewards_accuracy"] {
+                XCTAssertEqual(try XCTUnwrap(a[key] as? Double), try XCTUnwrap(b[key] as? Double), accuracy: 1e-4, key)
+            }
+        }
+        assertEquivalent(try trainRun(ranks: 2, args + ["--set", "parallel.zero_stage=2"]), one, "dp=2 ZeRO-2")
         assertEquivalent(try trainRun(ranks: 2, args + ["--set", "parallel.zero_stage=3"]), one, "dp=2 ZeRO-3")
         assertEquivalent(try trainRun(ranks: 2, args + ["--set", "parallel.tensor=2"]), one, "tp=2")
     }

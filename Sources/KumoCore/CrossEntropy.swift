@@ -7,10 +7,11 @@ public enum CrossEntropyKernel {
 
     /// Computes the summed loss over non-ignored rows and replaces `logits` in place by
     /// ∂L/∂logits where L = `gradScale` · Σ loss (e.g. 1/number of scored tokens).
-    /// Returns the summed loss in Double and the number of scored rows.
+    /// Returns the summed loss in Double and the number of scored rows; `rowLosses`, when given,
+    /// receives each row's loss (0 for an ignored row).
     public static func forwardBackward(
         logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, vocab: Int,
-        gradScale: Float
+        gradScale: Float, rowLosses: UnsafeMutablePointer<Double>? = nil
     ) -> (lossSum: Double, count: Int) {
         let losses = UnsafeMutablePointer<Double>.allocate(capacity: rows)
         defer { losses.deallocate() }
@@ -66,10 +67,24 @@ public enum CrossEntropyKernel {
         }
         var total = 0.0
         var count = 0
-        for r in 0..<rows where !losses[r].isNaN {
+        for r in 0..<rows {
+            rowLosses?[r] = losses[r].isNaN ? 0 : losses[r]
+            guard !losses[r].isNaN else { continue }
             total += losses[r]
             count += 1
         }
         return (total, count)
+    }
+
+    /// Multiplies each of `rows` rows of `width` values by its factor in `scales` (a gradient of
+    /// `forwardBackward` computed with scale 1, scaled per row afterwards).
+    public static func scaleRows(
+        _ values: UnsafeMutablePointer<Float>, rows: Int, width: Int, scales: UnsafePointer<Float>
+    ) {
+        parallelFor(rows) { r in
+            let row = values + r * width
+            let scale = scales[r]
+            for j in 0..<width { row[j] *= scale }
+        }
     }
 }

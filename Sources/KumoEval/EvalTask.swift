@@ -4,7 +4,7 @@ import KumoData
 
 /// The tasks `kumo eval` runs.
 public enum EvalTask: String, CaseIterable, Sendable {
-    case jcommonsenseqa, jnli, jsts, jsquad, perplexity
+    case jcommonsenseqa, jnli, jsts, jsquad, perplexity, preference
     /// The response loss on SFT records (`--corpus`, `--chat-template`).
     case sftLoss = "sft_loss"
 
@@ -29,12 +29,14 @@ public struct EvalOptions: Sendable {
     public var maxNewTokens: Int = 32
     /// Perplexity: JSONL corpus with a "text" field; sft_loss: SFT records {instruction, input, output}.
     public var corpus: String?
-    /// sft_loss: the template of the prompts.
-    public var chatTemplate = InstructionTemplate.llmJP
     /// Perplexity: tokens in each scoring window.
     public var contextLength: Int = 512
     /// Perplexity: tokens each window advances by (≤ contextLength).
     public var stride: Int = 256
+    /// Preference (and SFT) tasks: how the prompt is templated.
+    public var chatTemplate = InstructionTemplate.llmJP
+    /// Preference: β of the implicit reward and the DPO loss.
+    public var beta = 0.1
 
     /// Default settings.
     public init() {}

@@ -10,6 +10,8 @@ public final class Evaluator {
     public var progress: (Int, Int) -> Void = { _, _ in }
     /// Receives every prompt as a JSON object (`--dump-prompts`), with Kumo's scores.
     public var promptSink: (([String: Any]) -> Void)?
+    /// The reference model's scorer (`--ref-model`) of the preference task's rewards.
+    public var referenceScorer: LogLikelihoodScorer?
 
     /// An evaluator of `scorer`'s model, reading text through `tokenizer`.
     public init(scorer: LogLikelihoodScorer, tokenizer: any Tokenizer, options: EvalOptions) {
@@ -31,6 +33,7 @@ public final class Evaluator {
         case .jsquad: result = try runQA()
         case .perplexity: result = try runPerplexity()
         case .sftLoss: result = try runSFTLoss()
+        case .preference: result = try runPreference()
         }
         result.seconds = Date().timeIntervalSince(start)
         return result

@@ -392,16 +392,22 @@ public final class LlamaModel {
     /// Softmax cross-entropy of `rows` rows of this rank's logits against `targets` (ignore index
     /// -100), replaced in place by ∂L/∂logits for L = gradScale · Σ token losses; under tensor
     /// parallelism over the vocabulary split across the tensor group. Returns the summed loss
-    /// and the number of scored tokens.
+    /// and the number of scored tokens; `rowLosses`, when given, receives each row's loss (0 where
+    /// not scored).
     public func lossGradient(
-        logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, gradScale: Float
+        logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, gradScale: Float,
+        rowLosses: UnsafeMutablePointer<Double>? = nil
     ) -> (lossSum: Double, count: Int) {
         guard let tensorParallel else {
             return CrossEntropyKernel.forwardBackward(
-                logits: logits, targets: targets, rows: rows, vocab: config.vocabSize, gradScale: gradScale)
+                logits: logits, targets: targets, rows: rows, vocab: config.vocabSize, gradScale: gradScale,
+                rowLosses: rowLosses)
         }
         return VocabParallelCrossEntropy.forwardBackward(
             logits: logits, targets: targets, rows: rows, held: heldVocabulary, gradScale: gradScale,
-            ops: tensorParallel)
+            ops: tensorParallel, rowLosses: rowLosses)
     }
+
+    /// Columns of a logits row this rank holds (the vocabulary, or its share under tensor parallelism).
+    public var logitsWidth: Int { local.vocabSize }
 }

@@ -7,10 +7,11 @@ import KumoCore
 /// reduced instead. Every rank returns the same loss.
 public enum VocabParallelCrossEntropy {
     /// Replaces the local logits with ∂L/∂logits for L = gradScale · Σ token losses (rows whose
-    /// target is -100 score nothing); returns the summed loss and the number of scored tokens.
+    /// target is -100 score nothing); returns the summed loss and the number of scored tokens, and
+    /// each row's loss in `rowLosses` when given (0 for an ignored row).
     public static func forwardBackward(
         logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>, rows: Int, held: Range<Int>,
-        gradScale: Float, ops: any TensorParallelOps
+        gradScale: Float, ops: any TensorParallelOps, rowLosses: UnsafeMutablePointer<Double>? = nil
     ) -> (lossSum: Double, count: Int) {
         let v = held.count
         let maxima = UnsafeMutablePointer<Float>.allocate(capacity: rows)
@@ -45,11 +46,14 @@ public enum VocabParallelCrossEntropy {
         for r in 0..<rows {
             let row = logits + r * v
             let target = Int(targets[r])
+            rowLosses?[r] = 0
             if target == -100 {
                 row.update(repeating: 0, count: v)
                 continue
             }
-            total += Double(maxima[r]) + log(Double(sums[r])) - Double(sums[rows + r])
+            let loss = Double(maxima[r]) + log(Double(sums[r])) - Double(sums[rows + r])
+            rowLosses?[r] = loss
+            total += loss
             count += 1
             let scale = gradScale / sums[r]
             for j in 0..<v { row[j] *= scale }

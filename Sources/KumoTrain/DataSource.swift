@@ -50,6 +50,7 @@ public struct TrainingData {
         }
         if !config.dataSources.isEmpty { return try blend(config) }
         if config.data.format == .sft { return try sft(config) }
+        if config.data.format == .preference { return try preference(config) }
         let tokenizer = try loadTokenizer(model: config.data.tokenizer)
         try checkVocabulary(tokenizer.vocabSize, config, "data.tokenizer (\(config.data.tokenizer))")
         let corpus = try CorpusReader(paths: config.data.path, textField: config.data.textField)

@@ -11,15 +11,23 @@ struct InitialWeights {
 
     /// Loads `config`'s `model.init` model, if any, checking its shape is the run's.
     init(_ config: RunConfig) throws {
+        try self.init(config, path: config.modelSection.initPath, key: "model.init")
+    }
+
+    /// Loads the model at `path` (nil: seeded weights), which the configuration key `key` names,
+    /// checking its shape is the run's.
+    init(_ config: RunConfig, path: String?, key: String) throws {
         seed = config.seed
         std = config.modelSection.initStd
-        guard let path = config.modelSection.initPath else {
+        guard let path else {
             pretrained = nil
             return
         }
         let model = try loadModel(path: path)
         guard model.config == config.model else {
-            throw ConfigError("model.init = \"\(path)\": the model changed since the configuration was read")
+            throw ConfigError(
+                "\(key) = \"\(path)\": its shape differs from the run's model (\(model.config) vs \(config.model)); "
+                    + "use a model of the run's shape")
         }
         pretrained = model
     }

@@ -70,6 +70,11 @@ extension RunConfig {
         if !(0..<0.5).contains(dpo.labelSmoothing) {
             throw ConfigError("dpo.label_smoothing = \(dpo.labelSmoothing): must lie in [0, 0.5)")
         }
+        if train.objective == .dpo && int("parallel.pipeline") > 1 {
+            throw ConfigError(
+                "train.objective = \"dpo\" with parallel.pipeline > 1 is not supported yet; set parallel.pipeline = 1 "
+                    + "(data and tensor parallelism and ZeRO work with DPO)")
+        }
         if train.objective == .dpo && dpo.reference.isEmpty && modelSection.initPath == nil {
             throw ConfigError(
                 "train.objective = \"dpo\" needs a reference model: set model.init (the reference by default) or dpo.reference"

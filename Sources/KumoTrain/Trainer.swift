@@ -54,8 +54,11 @@ public final class Trainer {
     public var accumulationSteps: Int { plan.accumulationSteps }
     /// Every rank of the job.
     var world: any Communicator { plan.world }
-    private let stream: any SequenceSource
-    private let microBatches: [Batch]
+    let stream: any SequenceSource
+    let microBatches: [Batch]
+    /// The DPO objective's loss, pairs, reference log-probabilities and metric sums (nil unless
+    /// `train.objective = "dpo"`).
+    let dpo: DPOState?
     private let start = SystemInfo.now()
     public internal(set) var step = 0
     /// Samples consumed from the stream: the data sampler's position (ahead of `step` × batch after
@@ -93,6 +96,7 @@ public final class Trainer {
             Batch(batch: config.microBatchSize * stream.rowsPerSample, seqLen: config.seqLength)
         }
         optimizer = AdamW(layout: model.layout, settings: config.adam, shard: plan.optimizerShard)
+        dpo = try DPOState(config: config, stream: stream)
         var peak = [peakGFLOPs ?? (config.precision == .bf16 ? BF16GEMM.measure() : SgemmPeak.measure())]
         world.allReduce(&peak, op: .sum)
         self.peakGFLOPs = peak[0]
@@ -100,7 +104,7 @@ public final class Trainer {
     }
 
     /// Tokens consumed by one optimizer step.
-    public var tokensPerStep: Int { config.globalBatchSize * config.seqLength }
+    public var tokensPerStep: Int { config.globalBatchSize * stream.rowsPerSample * config.seqLength }
 
     /// One optimizer step over the global batch (with gradient accumulation).
     public func trainStep() throws -> StepMetrics {
@@ -119,8 +123,13 @@ public final class Trainer {
         let scored = Int(scoredTotal[0])
         model.zeroGrads()
         plan.dataParallel.sharded?.beginStep()
-        let gradScale = 1 / Float(max(scored, 1))
-        let lossSum = pipeline.map { runPipeline($0, gradScale: gradScale) } ?? runMicroBatches(gradScale: gradScale)
+        // DPO averages over the global batch's pairs, the other objectives over its scored tokens.
+        let normalizer = dpo == nil ? max(scored, 1) : perStep
+        let gradScale = 1 / Float(normalizer)
+        dpo?.sums = DPOSums()
+        let lossSum =
+            pipeline.map { runPipeline($0, gradScale: gradScale) }
+            ?? runMicroBatches(firstSample: first, gradScale: gradScale)
         model.gradientsReady = nil
         plan.shardedParameters?.releaseAll()
         var lossTotal = [lossSum]
@@ -133,7 +142,8 @@ public final class Trainer {
             bubbleSeconds = shared[1] / Double(pipeline.group.size)
         }
         group.allReduce(&lossTotal, op: .sum)
-        var loss = lossTotal[0] / Double(max(scored, 1))
+        var loss = lossTotal[0] / Double(normalizer)
+        let dpoMetrics = dpo.map { $0.metrics(group: group, pairs: perStep) } ?? [:]
         // Injected after the reduction, so every rank scales the same gradients.
         if let factor = spikeGuard.settings.injections[dataPosition / perStep] {
             loss = SpikeGuard.inject(factor, loss: loss, grads: plan.gradShard ?? model.grads)
@@ -153,7 +163,7 @@ public final class Trainer {
         step += 1
         let dt = SystemInfo.now() - t0
         let tps = Double(tokensPerStep) / dt
-        let extra = stepMetricsExtra(seconds: dt, bubbleSeconds: bubbleSeconds)
+        let extra = stepMetricsExtra(seconds: dt, bubbleSeconds: bubbleSeconds).merging(dpoMetrics) { $1 }
         return StepMetrics(
             step: step, loss: loss, lr: lr, gradNorm: gradNorm, tokensPerSecond: tps,
             mfu: tps * flopsPerToken / (peakGFLOPs * 1e9), stepSeconds: dt, elapsedSeconds: SystemInfo.now() - start,
@@ -188,9 +198,10 @@ public final class Trainer {
     }
 
     /// Runs forward and backward over the step's micro-batches on this rank's whole model;
-    /// returns the summed loss. Whole gradients are communicated once per step, during the last
-    /// micro-batch's backward; sharded ones during every micro-batch's (they accumulate in the shard).
-    private func runMicroBatches(gradScale: Float) -> Double {
+    /// returns the summed loss (of tokens, or of DPO pairs). Whole gradients are communicated once
+    /// per step, during the last micro-batch's backward; sharded ones during every micro-batch's
+    /// (they accumulate in the shard).
+    private func runMicroBatches(firstSample first: Int, gradScale: Float) -> Double {
         let dataParallel = plan.dataParallel
         var lossSum = 0.0
         for (i, mb) in microBatches.enumerated() {
@@ -201,16 +212,24 @@ public final class Trainer {
                 model.gradientsReady = plan.gradientsReady
             }
             mb.inputs.withUnsafeBufferPointer { inputs in
-                mb.targets.withUnsafeBufferPointer { targets in
-                    mb.positions.withUnsafeBufferPointer { positions in
-                        lossSum +=
-                            model.lossAndBackward(
-                                inputs: inputs.baseAddress!, targets: targets.baseAddress!, batch: mb.batch,
-                                seqLen: mb.seqLen, positions: mb.resetsPositions ? positions.baseAddress! : nil,
-                                gradScale: gradScale
-                            ).lossSum
+                // The slot keeps its own copy of the positions.
+                let logits = mb.positions.withUnsafeBufferPointer { positions in
+                    model.forward(
+                        tokens: inputs.baseAddress!, batch: mb.batch, seqLen: mb.seqLen,
+                        positions: mb.resetsPositions ? positions.baseAddress! : nil)
+                }
+                if let dpo {
+                    lossSum += dpoGradient(
+                        dpo, mb, firstSample: first + i * config.microBatchSize, logits: logits, gradScale: gradScale)
+                } else {
+                    lossSum += mb.targets.withUnsafeBufferPointer { targets in
+                        model.lossGradient(
+                            logits: logits, targets: targets.baseAddress!, rows: mb.batch * mb.seqLen,
+                            gradScale: gradScale
+                        ).lossSum
                     }
                 }
+                model.backward(tokens: inputs.baseAddress!)
             }
             if communicates { dataParallel.finishSync(lastOfStep: last) }
         }

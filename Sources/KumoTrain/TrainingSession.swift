@@ -11,6 +11,8 @@ public final class TrainingSession {
     /// The run directory: rank 0's (nil on the other ranks).
     public let directory: RunDirectory?
     public let store: CheckpointStore
+    /// The run directory's path (every rank's).
+    private let runDirectory: String
     /// Receives each line meant for the user (also written to train.log).
     private let say: (String) -> Void
     private var rollbacks = 0
@@ -28,6 +30,7 @@ public final class TrainingSession {
         self.trainer = trainer
         self.directory = directory
         store = CheckpointStore(runDirectory: runDirectory)
+        self.runDirectory = runDirectory
         self.say = say
         if directory != nil { store.removeAbandonedWrites() }
     }
@@ -109,6 +112,7 @@ public final class TrainingSession {
         let logEvery = config.log.every
         let checkpointEvery = config.checkpoint.every
         var checkpointed = trainer.step
+        if let line = try trainer.prepareDPOReference(runDirectory: runDirectory) { tell(line) }
         while trainer.step < config.steps {
             if let signal = agreedStopSignal() {
                 throw try stop(signal, checkpoint: checkpointEvery > 0 && checkpointed != trainer.step)

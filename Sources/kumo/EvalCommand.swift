@@ -16,7 +16,8 @@ struct EvalCommand: ParsableCommand {
             the train split (or, without one, from the validation split, which then loses them), chosen by \
             --seed. The perplexity task reads --corpus (JSONL with a "text" field); sft_loss reads --corpus as \
             SFT records ({instruction, input, output}) templated with --chat-template and reports the mean \
-            negative log-likelihood of the response tokens (EOS included).
+            negative log-likelihood of the response tokens (EOS included); preference reads --corpus as \
+            pairs ({prompt, chosen_response, rejected_response}) templated with --chat-template.
             """)
 
     @OptionGroup var model: ModelOption
@@ -46,7 +47,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Perplexity: JSONL corpus with a \"text\" field; sft_loss: JSONL of {instruction, input, output}.")
     var corpus: String?
 
-    @Option(help: "sft_loss: prompt template, one of \(InstructionTemplate.names).")
+    @Option(help: "sft_loss and preference: prompt template, one of \(InstructionTemplate.names).")
     var chatTemplate: String = InstructionTemplate.llmJP.rawValue
 
     @Option(help: "Perplexity: tokens per scoring window.")
@@ -61,6 +62,12 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Write every prompt, its choices and Kumo's scores as JSON lines here.")
     var dumpPrompts: String?
 
+    @Option(help: "Preference: reference model of the implicit rewards and the DPO loss.")
+    var refModel: String?
+
+    @Option(help: "Preference: DPO beta of the implicit rewards and the loss.")
+    var beta: Double = 0.1
+
     func validate() throws {
         for name in tasks.split(separator: ",") where EvalTask(rawValue: String(name)) == nil {
             throw ValidationError("--tasks: unknown task '\(name)'")
@@ -74,6 +81,7 @@ struct EvalCommand: ParsableCommand {
         guard contextLength > 1, stride > 0, stride <= contextLength else {
             throw ValidationError("--stride must be in 1...--context-length and --context-length > 1")
         }
+        guard beta > 0 else { throw ValidationError("--beta must be positive") }
     }
 
     func run() throws {
@@ -91,7 +99,13 @@ struct EvalCommand: ParsableCommand {
         options.chatTemplate = InstructionTemplate(rawValue: chatTemplate)!
         options.contextLength = min(contextLength, m.config.maxPositionEmbeddings)
         options.stride = min(stride, options.contextLength)
+        options.beta = beta
         let evaluator = Evaluator(scorer: LogLikelihoodScorer(model: m), tokenizer: tok, options: options)
+        if let refModel {
+            let reference = try loadModelReportingErrors(path: refModel)
+            try ServedModel.checkFits(tok, source: tokenizerPath, model: reference, path: refModel)
+            evaluator.referenceScorer = LogLikelihoodScorer(model: reference)
+        }
         var dump: FileHandle?
         if let dumpPrompts {
             FileManager.default.createFile(atPath: dumpPrompts, contents: nil)

@@ -27,7 +27,8 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
 
     /// Estimates the largest rank of the run `config` describes: the parameters of its biggest
     /// pipeline stage's tensor slice as `ParallelConfig.stageShards` cuts them (ZeRO's partitions
-    /// are not subtracted, and the activations are the whole model's: both bound a rank from above).
+    /// are not subtracted, and the activations are the whole model's: both bound a rank from above);
+    /// a micro-batch of DPO pairs holds two sequences per pair.
     public init(_ config: RunConfig) {
         let c = config.model
         let shards = (try? config.parallel.stageShards(c, seqLen: config.seqLength)) ?? [.whole(c)]
@@ -36,7 +37,8 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
             (try? shard.validate(c)) == nil ? ParameterLayout(c).count : ParameterLayout(c, shard: shard).count
         }
         self.init(
-            model: c, batch: config.microBatchSize, seqLen: config.seqLength, recompute: config.recompute,
+            model: c, batch: config.microBatchSize * config.rowsPerSample, seqLen: config.seqLength,
+            recompute: config.recompute,
             parameters: held.max(), precision: config.precision)
     }
 

@@ -49,6 +49,9 @@ public struct DPOConfig: ConfigSection, Sendable {
 }
 
 extension RunConfig {
+    /// Sequences one sample of the data is: 2 for DPO's pairs (chosen, rejected), else 1.
+    public var rowsPerSample: Int { train.objective == .dpo ? 2 : 1 }
+
     /// Refuses a data format, objective and `[dpo]` combination that does not go together.
     func validatePostTraining() throws {
         let needs: [TrainingObjective: DataFormat] = [.pretrain: .text, .sft: .sft, .dpo: .preference]

@@ -159,7 +159,8 @@ struct Train: ParsableCommand {
                 + plan.stages.stages.map { "blocks \($0.lowerBound)..<\($0.upperBound)" }
                 .joined(separator: " | ") + " (schedule \(plan.config.schedule.rawValue))",
             "data: " + data.summary,
-            "batch: \(config.globalBatchSize) × \(config.seqLength) tokens (micro-batch \(config.microBatchSize), "
+            "batch: \(config.globalBatchSize)" + (config.rowsPerSample == 2 ? " pairs × 2 sequences" : "")
+                + " × \(config.seqLength) tokens (micro-batch \(config.microBatchSize), "
                 + "\(trainer.accumulationSteps) accumulation steps per rank), \(config.steps) steps, "
                 + "\(config.threads) threads per rank",
             "memory: about \(MemoryEstimate(config)); activation recompute \(config.recompute.rawValue)",

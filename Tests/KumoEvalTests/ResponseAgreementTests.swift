@@ -15,9 +15,10 @@ final class ResponseAgreementTests: XCTestCase {
             var n: Int
             var eosId: Int32
             var loss: Double?
+            var tokens: Int?
             var accuracy: Double?
             enum CodingKeys: String, CodingKey {
-                case n, loss, accuracy
+                case n, loss, tokens, accuracy
                 case eosId = "eos_id"
             }
         }
@@ -83,5 +84,46 @@ final class ResponseAgreementTests: XCTestCase {
             wins += chosen > rejected ? 1 : 0
         }
         XCTAssertEqual(Double(wins) / Double(golden.summary.n), try XCTUnwrap(golden.summary.accuracy))
+    }
+
+    /// `kumo eval`'s sft_loss and preference tasks over the golden records (written back as SFT and
+    /// preference JSON lines) give transformers' loss, token count, EOS and accuracy.
+    func testSFTLossAndPreferenceTasksMatchTransformers() throws {
+        let dir = NSTemporaryDirectory() + "kumo-response-tasks-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let sft = try Self.golden("smollm2_sft")
+        let pref = try Self.golden("smollm2_pref")
+        func write(_ name: String, _ records: [[String: String]]) throws -> String {
+            let lines = try records.map {
+                String(decoding: try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]), as: UTF8.self)
+            }
+            try (lines.joined(separator: "\n") + "\n").write(toFile: dir + name, atomically: true, encoding: .utf8)
+            return dir + name
+        }
+        let sftCorpus = try write(
+            "/sft.jsonl",
+            sft.examples.map { ["instruction": $0.instruction, "input": $0.input ?? "", "output": $0.response ?? ""] })
+        let prefCorpus = try write(
+            "/pref.jsonl",
+            pref.examples.map {
+                ["prompt": $0.instruction, "chosen_response": $0.chosen ?? "", "rejected_response": $0.rejected ?? ""]
+            })
+        let model = try loadModel(path: AgreementTests.gguf)
+        let tokenizer = try loadTokenizer(model: AgreementTests.gguf)
+        func run(_ task: EvalTask, _ corpus: String) throws -> TaskResult {
+            var options = EvalOptions()
+            options.corpus = corpus
+            options.chatTemplate = .chatML
+            return try Evaluator(scorer: LogLikelihoodScorer(model: model), tokenizer: tokenizer, options: options)
+                .run(task)
+        }
+        let loss = try run(.sftLoss, sftCorpus)
+        XCTAssertEqual(try XCTUnwrap(loss.metrics["loss"]), try XCTUnwrap(sft.summary.loss), accuracy: 1e-4)
+        XCTAssertEqual(loss.metrics["tokens"], Double(try XCTUnwrap(sft.summary.tokens)))
+        XCTAssertEqual(loss.metrics["eos_id"], Double(sft.summary.eosId))
+        let preference = try run(.preference, prefCorpus)
+        XCTAssertEqual(preference.metrics["accuracy"], pref.summary.accuracy)
+        XCTAssertEqual(preference.metrics["eos_id"], Double(pref.summary.eosId))
     }
 }

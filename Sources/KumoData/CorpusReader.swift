@@ -255,6 +255,42 @@ public struct CorpusReader: Sendable {
         CorpusError(description: "\(problem); strict mode stops at the first bad record")
     }
 
+    /// The records `parse` makes of the JSON lines of `paths` (JSONL files, possibly gzipped, or
+    /// directories of them), in order; a line it refuses is left out and counted by reason.
+    /// `what` says what the lines hold, for a path that is not JSONL.
+    public static func readRecords<Record>(
+        paths: [String], of what: String, _ parse: (CorpusRecord) -> Result<Record, CorpusProblem>
+    ) throws -> (records: [Record], summary: CorpusSummary) {
+        let reader = try CorpusReader(paths: paths)
+        if let file = reader.files.first(where: { !isJSONL($0) }) {
+            throw CorpusError(description: "\(file): \(what); name the file .jsonl")
+        }
+        var records: [Record] = []
+        var counts = CorpusSummary()
+        var summary = try reader.forEachBatch { batch, _ in
+            for line in batch {
+                if let record = try reader.account(parse(line), in: &counts) { records.append(record) }
+            }
+        }
+        summary.merge(counts)
+        return (records, summary)
+    }
+
+    /// The JSON object a JSONL line holds, or why it holds none (blank, invalid UTF-8, invalid
+    /// JSON, another JSON value).
+    public static func jsonObject(_ line: CorpusRecord) -> Result<[String: Any], CorpusProblem> {
+        func problem(_ reason: SkipReason, _ detail: String = "") -> Result<[String: Any], CorpusProblem> {
+            .failure(CorpusProblem(file: line.file, line: line.line, reason: reason, detail: detail))
+        }
+        if line.bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return problem(.blankLine) }
+        guard String(validating: line.bytes, as: UTF8.self) != nil else { return problem(.invalidUTF8) }
+        guard let json = try? JSONSerialization.jsonObject(with: Data(line.bytes), options: [.fragmentsAllowed]) else {
+            return problem(.invalidJSON)
+        }
+        guard let object = json as? [String: Any] else { return problem(.invalidJSON, "not a JSON object") }
+        return .success(object)
+    }
+
     /// Calls `body` with each kept document in order, on the calling thread; returns what was read.
     public func forEachDocument(_ body: (CorpusDocument) throws -> Void) throws -> CorpusSummary {
         var counts = CorpusSummary()

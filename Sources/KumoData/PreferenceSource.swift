@@ -12,26 +12,28 @@ public struct PreferenceRecord: Sendable, Equatable {
         (self.prompt, self.chosen, self.rejected) = (prompt, chosen, rejected)
     }
 
-    /// The records of a JSONL file with string fields `prompt`, `chosen_response` and
-    /// `rejected_response`, and how many objects lacked one of them (left out, as HH-RLHF's rows
-    /// whose two dialogues share no prompt); throws naming a line that is not a JSON object.
-    public static func read(jsonl path: String) throws -> (records: [PreferenceRecord], incomplete: Int) {
-        let reader = try LineReader(path: path)
-        var records: [PreferenceRecord] = []
-        var incomplete = 0
-        while let line = try reader.nextLine() {
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { continue }
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-                throw PreferenceDataError("\(path) line \(reader.lineNumber): not a JSON object")
-            }
+    /// The records of `paths` (JSONL files, possibly gzipped, or directories of them) with string
+    /// fields `prompt`, `chosen_response` and `rejected_response`; a line lacking one (as HH-RLHF's
+    /// rows whose two dialogues share no prompt) or holding no JSON object is left out and counted
+    /// by reason in the summary.
+    public static func read(paths: [String]) throws -> (records: [PreferenceRecord], summary: CorpusSummary) {
+        try CorpusReader.readRecords(
+            paths: paths, of: "preference records are JSON lines {prompt, chosen_response, rejected_response}",
+            parse)
+    }
+
+    /// The record a JSONL line holds, or why it is left out.
+    static func parse(_ line: CorpusRecord) -> Result<PreferenceRecord, CorpusProblem> {
+        CorpusReader.jsonObject(line).flatMap { object in
             let fields = ["prompt", "chosen_response", "rejected_response"].map { object[$0] as? String }
             guard let prompt = fields[0], let chosen = fields[1], let rejected = fields[2] else {
-                incomplete += 1
-                continue
+                return .failure(
+                    CorpusProblem(
+                        file: line.file, line: line.line, reason: .missingField,
+                        detail: "needs string fields 'prompt', 'chosen_response' and 'rejected_response'"))
             }
-            records.append(PreferenceRecord(prompt: prompt, chosen: chosen, rejected: rejected))
+            return .success(PreferenceRecord(prompt: prompt, chosen: chosen, rejected: rejected))
         }
-        return (records, incomplete)
     }
 }
 
@@ -140,12 +142,10 @@ public final class PreferenceSource: SequenceSource {
             + (reasons.isEmpty ? "" : ", over-long: " + reasons.joined(separator: ", "))
     }
 
-    /// 0..<count in a Fisher–Yates order fixed by `seed`.
+    /// 0..<count in an order fixed by `seed`.
     static func shuffled(_ count: Int, seed: UInt64) -> [Int] {
-        var rng = SeededRandom(seed: seed)
-        var order = Array(0..<count)
-        for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-        return order
+        var random = SeededRandom(seed: seed)
+        return Array(0..<count).shuffled(using: &random)
     }
 }
 

@@ -27,39 +27,25 @@ public struct SFTRecord: Sendable, Equatable {
     /// order. A line that is not a JSON object with string `instruction` and `output` (and, if
     /// present, string `input`) is left out and counted by reason in the summary.
     public static func read(paths: [String]) throws -> (records: [SFTRecord], summary: CorpusSummary) {
-        let reader = try CorpusReader(paths: paths)
-        if let file = reader.files.first(where: { !CorpusReader.isJSONL($0) }) {
-            throw CorpusError(
-                description: "\(file): SFT records are JSON lines {instruction, input, output}; name the file .jsonl")
-        }
-        var records: [SFTRecord] = []
-        var counts = CorpusSummary()
-        var summary = try reader.forEachBatch { batch, _ in
-            for line in batch {
-                if let record = try reader.account(parse(line), in: &counts) { records.append(record) }
-            }
-        }
-        summary.merge(counts)
-        return (records, summary)
+        try CorpusReader.readRecords(paths: paths, of: "SFT records are JSON lines {instruction, input, output}", parse)
     }
 
     /// The record a JSONL line holds, or why it is left out.
     static func parse(_ line: CorpusRecord) -> Result<SFTRecord, CorpusProblem> {
-        func problem(_ reason: SkipReason, _ detail: String = "") -> Result<SFTRecord, CorpusProblem> {
-            .failure(CorpusProblem(file: line.file, line: line.line, reason: reason, detail: detail))
+        let object: [String: Any]
+        switch CorpusReader.jsonObject(line) {
+        case .success(let o): object = o
+        case .failure(let problem): return .failure(problem)
         }
-        if line.bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { return problem(.blankLine) }
-        guard String(validating: line.bytes, as: UTF8.self) != nil else { return problem(.invalidUTF8) }
-        guard let json = try? JSONSerialization.jsonObject(with: Data(line.bytes), options: [.fragmentsAllowed]) else {
-            return problem(.invalidJSON)
+        func problem(_ detail: String) -> Result<SFTRecord, CorpusProblem> {
+            .failure(CorpusProblem(file: line.file, line: line.line, reason: .missingField, detail: detail))
         }
-        guard let object = json as? [String: Any] else { return problem(.invalidJSON, "not a JSON object") }
         guard let instruction = object["instruction"] as? String, let output = object["output"] as? String else {
-            return problem(.missingField, "needs string fields 'instruction' and 'output'")
+            return problem("needs string fields 'instruction' and 'output'")
         }
         let input = object["input"] ?? ""
         guard let inputText = input as? String ?? (input is NSNull ? "" : nil) else {
-            return problem(.missingField, "field 'input' is not a string")
+            return problem("field 'input' is not a string")
         }
         return .success(SFTRecord(instruction: instruction, input: inputText, output: output))
     }

@@ -3,7 +3,8 @@ import KumoData
 
 extension Evaluator {
     /// Preference accuracy on `options.corpus` (JSONL records {prompt, chosen_response,
-    /// rejected_response}; objects lacking one are left out and counted): the prompt templated with `options.chatTemplate`, each response
+    /// rejected_response}; other lines are left out and counted in `records_left_out`): the prompt
+    /// templated with `options.chatTemplate`, each response
     /// scored by its summed log-probability with the tokenizer's EOS after it. With
     /// `referenceScorer`, also the implicit-reward accuracy and the mean sigmoid DPO loss at
     /// `options.beta`.
@@ -13,10 +14,10 @@ extension Evaluator {
                 "--corpus", "the preference task needs --corpus FILE.jsonl (prompt, chosen_response, rejected_response)"
             )
         }
-        let read: (records: [PreferenceRecord], incomplete: Int)
+        let read: (records: [PreferenceRecord], summary: CorpusSummary)
         do {
-            read = try PreferenceRecord.read(jsonl: corpus)
-        } catch let error as PreferenceDataError {
+            read = try PreferenceRecord.read(paths: [corpus])
+        } catch let error as CorpusError {
             throw EvalDataError(corpus, error.description)
         }
         let records = limited(read.records)
@@ -48,7 +49,7 @@ extension Evaluator {
             "accuracy": mean(hits), "accuracy_stderr": Metrics.meanStderr(hits),
             "eos_id": Double(tokenizer.eos ?? tokenizer.eod),
             // Records lacking a prompt, chosen_response or rejected_response: not evaluated.
-            "records_left_out": Double(read.incomplete),
+            "records_left_out": Double(read.summary.skippedTotal - read.summary.skipped[.blankLine, default: 0]),
         ]
         var headline = ["accuracy"]
         if referenceScorer != nil {

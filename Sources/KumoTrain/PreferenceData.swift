@@ -7,18 +7,12 @@ extension TrainingData {
     static func preference(_ config: RunConfig) throws -> TrainingData {
         let tokenizer = try loadTokenizer(model: config.data.tokenizer)
         try checkVocabulary(tokenizer.vocabSize, config, "data.tokenizer (\(config.data.tokenizer))")
-        var records: [PreferenceRecord] = []
-        var incomplete = 0
         do {
-            for path in config.data.path {
-                let read = try PreferenceRecord.read(jsonl: path)
-                records += read.records
-                incomplete += read.incomplete
-            }
+            let (records, read) = try PreferenceRecord.read(paths: config.data.path)
             if records.isEmpty {
                 throw ConfigError(
                     "data.path: no record has the string fields \"prompt\", \"chosen_response\" and "
-                        + "\"rejected_response\" that data.format = \"preference\" reads")
+                        + "\"rejected_response\" that data.format = \"preference\" reads (\(read))")
             }
             let source = try PreferenceSource(
                 records: records, template: config.data.chatTemplate, tokenizer: tokenizer,
@@ -26,12 +20,12 @@ extension TrainingData {
                 samples: config.steps * config.globalBatchSize, seed: config.seed)
             return TrainingData(
                 stream: source, tokenizer: tokenizer, tokenizerName: config.data.tokenizer,
-                summary: source.summary
-                    + (incomplete > 0
-                        ? ", \(incomplete) records without prompt, chosen_response and rejected_response left out"
-                        : ""),
+                summary: "preference records (chat_template \(config.data.chatTemplate.rawValue)): \(read); "
+                    + source.summary,
                 sources: [])
         } catch let error as PreferenceDataError {
+            throw ConfigError("data.path: \(error.description)")
+        } catch let error as CorpusError {
             throw ConfigError("data.path: \(error.description)")
         }
     }

@@ -75,22 +75,28 @@ final class PreferenceSourceTests: XCTestCase {
         XCTAssertEqual(few.pairs.count, 3, "a run of 3 samples uses 3 pairs")
     }
 
-    func testRecordsLackingAFieldAreLeftOutAndCountedAndOtherLinesRefused() throws {
+    func testRecordsLackingAFieldOrNotObjectsAreLeftOutAndCountedByReason() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("pref-\(UUID()).jsonl").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         let good = #"{"prompt": "p", "chosen_response": "c", "rejected_response": "r", "chosen": "x"}"#
         try [good, #"{"chosen": "a", "rejected": "b"}"#, "", good].joined(separator: "\n")
             .write(toFile: path, atomically: true, encoding: .utf8)
-        let read = try PreferenceRecord.read(jsonl: path)
+        let read = try PreferenceRecord.read(paths: [path])
         XCTAssertEqual(
             read.records,
             [PreferenceRecord(prompt: "p", chosen: "c", rejected: "r")] + [
                 PreferenceRecord(prompt: "p", chosen: "c", rejected: "r")
             ])
-        XCTAssertEqual(read.incomplete, 1)
-        try [good, "[1, 2]"].joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try PreferenceRecord.read(jsonl: path)) { error in
-            XCTAssertTrue("\(error)".contains("line 2: not a JSON object"), "\(error)")
+        XCTAssertEqual(read.summary.skipped[.missingField], 1)
+        try [good, "[1, 2]", "{"].joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let other = try PreferenceRecord.read(paths: [path])
+        XCTAssertEqual(other.records.count, 1)
+        XCTAssertEqual(other.summary.skipped[.invalidJSON], 2, "\(other.summary)")
+        let text = path + ".txt"
+        defer { try? FileManager.default.removeItem(atPath: text) }
+        try good.write(toFile: text, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try PreferenceRecord.read(paths: [text])) { error in
+            XCTAssertTrue("\(error)".contains("name the file .jsonl"), "\(error)")
         }
     }
 }

@@ -3,8 +3,10 @@
 # sentencepiece library Kumo links (`make sentencepiece`).
 
 SWIFT ?= swift
-APT_PACKAGES := libopenblas-dev zlib1g-dev libopenmpi-dev openmpi-bin cmake libdnnl2
+APT_PACKAGES := libopenblas-dev zlib1g-dev libopenmpi-dev openmpi-bin cmake libdnnl2 libsqlite3-dev postgresql chromium
 # libdnnl2: oneDNN 2.6, loaded at run time (dlopen) for train.precision = "bf16" on CPUs with bf16 units.
+# libsqlite3-dev: the run registry's embedded database (GRDB). postgresql: the tests start a throwaway
+# server to check the team registry (KUMO_REGISTRY); chromium: the tests drive the dashboard headless.
 DEMO_PACKAGES := debian-reference-ja debian-reference-en debian-faq debian-faq-ja
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 KUMO := .build/release/kumo

@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.20.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
@@ -61,6 +63,17 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: cpuFlags),
+        // The run registry: numbered runs in SQLite (GRDB) or PostgreSQL (PostgresNIO) and the dashboard.
+        .target(
+            name: "KumoRegistry",
+            dependencies: [
+                "KumoCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .target(
             name: "KumoTrain",
             dependencies: [
@@ -72,7 +85,7 @@ let package = Package(
             name: "kumo",
             dependencies: [
                 "KumoCore", "KumoModel", "KumoData", "KumoComm", "KumoTrain", "KumoInterop", "KumoInference",
-                "KumoEval",
+                "KumoEval", "KumoRegistry",
                 "KumoServe", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
@@ -83,6 +96,7 @@ let package = Package(
         .testTarget(name: "KumoDataTests", dependencies: ["KumoData"], exclude: ["Golden"], swiftSettings: cpuFlags),
         .testTarget(name: "KumoModelTests", dependencies: ["KumoModel"], swiftSettings: cpuFlags),
         .testTarget(name: "KumoCLITests", swiftSettings: cpuFlags),
+        .testTarget(name: "KumoRegistryTests", dependencies: ["KumoRegistry", "KumoCore"]),
         .testTarget(
             name: "KumoInteropTests", dependencies: ["KumoInterop", "KumoModel", "KumoCore", "KumoData"],
             exclude: ["Golden"],

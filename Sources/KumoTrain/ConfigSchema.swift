@@ -23,12 +23,14 @@ public enum ConfigSchema {
     }
 
     /// The sections in the order a resolved config is written.
-    public static let sections = ["model", "data", "train", "optim", "parallel", "checkpoint", "log", "eval", "dpo"]
+    public static let sections = [
+        "model", "data", "train", "optim", "parallel", "checkpoint", "log", "eval", "dpo", "run",
+    ]
 
     /// All keys: each section struct's fields, and the `[parallel]` keys (read by name until they have a struct).
     public static let keys: [Key] =
         ModelSection.keys + DataConfig.keys + TrainConfig.keys + OptimConfig.keys + parallelKeys
-        + CheckpointConfig.keys + LogConfig.keys + EvalConfig.keys + DPOConfig.keys
+        + CheckpointConfig.keys + LogConfig.keys + EvalConfig.keys + DPOConfig.keys + RunSection.keys
 
     /// The `[parallel]` keys.
     static let parallelKeys: [Key] = [

@@ -15,6 +15,7 @@ public struct RunConfig: Sendable {
     public let optim: OptimConfig
     public let checkpoint: CheckpointConfig
     public let log: LogConfig
+    public let run: RunSection
     public let eval: EvalConfig
     /// `[dpo]`: the preference objective.
     public let dpo: DPOConfig
@@ -183,6 +184,7 @@ public struct RunConfig: Sendable {
         log = try LogConfig(resolved: v)
         eval = try EvalConfig(resolved: v)
         dpo = try DPOConfig(resolved: v)
+        run = try RunSection(resolved: v)
         dataSources = try DataSourceSpec.parse(data.sources)
         try validate()
     }

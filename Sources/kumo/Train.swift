@@ -33,6 +33,9 @@ struct Train: ParsableCommand {
     @Flag(help: "Delete the previous run's files in --run-dir first and start a new run there.")
     var overwrite = false
 
+    @Option(help: "The experiment the run is filed under in the run registry (sets run.experiment).")
+    var experiment: String?
+
     @Option(help: "After training, write the flat fp32 parameter buffer (little-endian) to this file (rank 0).")
     var dumpParams: String?
 
@@ -54,9 +57,12 @@ struct Train: ParsableCommand {
 
     private func train() throws {
         let requested = try requestedRunDirectory()
+        let experimentOverride = experiment.map {
+            "run.experiment=\"" + $0.replacingOccurrences(of: "\"", with: "") + "\""
+        }
         let config = try RunConfig.load(
             path: options.config ?? resume.flatMap { _ in requested.map { $0 + "/config.toml" } },
-            overrides: options.overrides)
+            overrides: options.overrides + (experimentOverride.map { [$0] } ?? []))
         let world = CommWorld.start(timeoutSeconds: config.parallel.commTimeoutSeconds)
         if world.size > 1 {
             printErr(
@@ -102,13 +108,30 @@ struct Train: ParsableCommand {
         session.evaluate = evaluate
         try resumeOnEveryRank(session, world: world)
         let progress = ProgressLine(total: config.steps)
+        let mesh = trainer.plan.mesh
+        let recorder = RunRegistration.recorder(
+            config: config, directory: dir.path,
+            ranks: ["ranks": mesh.world, "data": mesh.data, "tensor": mesh.tensor, "pipeline": mesh.pipeline],
+            resuming: resume != nil)
+        recorder?.begin()
         do {
-            try runStoppable(session, world: world, progress: progress.update)
-        } catch let error where !(error is ExitCode) {
-            dir.note("stopped: \(error)")
+            do {
+                try runStoppable(session, world: world) { metrics in
+                    progress.update(metrics)
+                    recorder?.changed()
+                }
+            } catch let error where !(error is ExitCode) {
+                dir.note("stopped: \(error)")
+                throw error
+            }
+            try finish(trainer: trainer, dir: dir, config: config, world: world, data: data)
+        } catch {
+            recorder?.finish(error is ExitCode ? .killed : .failed, error: error is ExitCode ? nil : "\(error)")
             throw error
         }
-        try finish(trainer: trainer, dir: dir, config: config, world: world, data: data)
+        if let number = recorder?.finish(.completed) {
+            printErr("run \(number) in the run registry: `kumo runs show \(number)`; `kumo dashboard` shows every run")
+        }
     }
 
     /// After the last step on rank 0: checks the replicas, writes model.safetensors (recording the

@@ -11,18 +11,21 @@ enum KumoProcess {
     static let sharedData = root.deletingLastPathComponent().appendingPathComponent("shared/data")
     /// The release binary.
     static let binary = root.appendingPathComponent(".build/release/kumo").path
+    /// `KUMO_HOME` of every process a test starts (unless the test sets its own): the runs the tests
+    /// train go to this process's own registry, not to the user's ~/.kumo.
+    static let home = NSTemporaryDirectory() + "kumo-cli-home-\(getpid())"
 
     /// Runs `kumo args` with `stdin` as its input; its exit status, standard output and standard error.
     /// With a `timeout` in seconds, a process still running then is terminated (its status is then
     /// SIGTERM's), so a command that should have exited fails its test instead of hanging it.
-    static func run(_ args: [String], stdin: String = "", timeout: Double? = nil) throws -> (
-        status: Int32, out: String, err: String
-    ) {
+    static func run(
+        _ args: [String], stdin: String = "", environment: [String: String] = [:], timeout: Double? = nil
+    ) throws -> (status: Int32, out: String, err: String) {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             XCTFail("\(binary) is missing: run `swift build -c release` first (make test does)")
             return (-1, "", "")
         }
-        let p = try Launched(executable: binary, args, stdin: stdin)
+        let p = try Launched(executable: binary, args, stdin: stdin, environment: environment)
         if let timeout { p.terminate(after: timeout) }
         return p.finish()
     }
@@ -65,7 +68,8 @@ enum KumoProcess {
         init(executable: String, _ args: [String], stdin: String = "", environment: [String: String] = [:]) throws {
             process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = args
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            process.environment = ProcessInfo.processInfo.environment.merging(["KUMO_HOME": KumoProcess.home]) { $1 }
+                .merging(environment) { $1 }
             let input = Pipe()
             let o = Pipe()
             let e = Pipe()
@@ -135,7 +139,8 @@ extension KumoProcess {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = args
-        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        p.environment = ProcessInfo.processInfo.environment.merging(["KUMO_HOME": home]) { $1 }
+            .merging(environment) { $1 }
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
         p.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         p.standardOutput = FileHandle.nullDevice

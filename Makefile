@@ -80,7 +80,8 @@ endif
 	$(KUMO) data prepare --input $(DEMO_INPUT) --tokenizer $(DEMO_DIR)/tokenizer.model --output $(DEMO_DIR)/corpus \
 		--level $(DEMO_LEVEL) --force
 	$(KUMO) train --config configs/demo.toml --set train.steps=$(DEMO_STEPS) --set model.vocab_size=$(DEMO_VOCAB) \
-		--set 'data.sources=[{prefix = "$(DEMO_DIR)/corpus"}]' --run-dir runs/demo
+		--set 'data.sources=[{prefix = "$(DEMO_DIR)/corpus"}]' --run-dir runs/demo --overwrite
+	@echo "The run is in the run registry: $(KUMO) runs list; browse it with $(KUMO) dashboard --port 8080 (http://127.0.0.1:8080)"
 
 # Side-by-side training throughput against PyTorch eager (needs torch installed).
 bench: build

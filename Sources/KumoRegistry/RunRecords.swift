@@ -69,6 +69,31 @@ public struct RunSummary: Codable, Equatable, Sendable {
     public var configHash: String
     public var binaryHash: String?
     public var layout: [String: Int]
+
+    /// Every key, a missing value as `null` (a run without a loss yet has `"last_loss": null`).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(number, forKey: .number)
+        try c.encode(name, forKey: .name)
+        try c.encode(experiment, forKey: .experiment)
+        try c.encode(status, forKey: .status)
+        try c.encode(runDir, forKey: .runDir)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(totalSteps, forKey: .totalSteps)
+        try c.encode(lastLoss, forKey: .lastLoss)
+        try c.encode(minLoss, forKey: .minLoss)
+        try c.encode(tokens, forKey: .tokens)
+        try c.encode(tokensPerS, forKey: .tokensPerS)
+        try c.encode(mfu, forKey: .mfu)
+        try c.encode(eval, forKey: .eval)
+        try c.encode(startedAt, forKey: .startedAt)
+        try c.encode(endedAt, forKey: .endedAt)
+        try c.encode(heartbeatAt, forKey: .heartbeatAt)
+        try c.encode(host, forKey: .host)
+        try c.encode(configHash, forKey: .configHash)
+        try c.encode(binaryHash, forKey: .binaryHash)
+        try c.encode(layout, forKey: .layout)
+    }
 }
 
 /// A checkpoint the run wrote.

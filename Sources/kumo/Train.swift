@@ -130,7 +130,9 @@ struct Train: ParsableCommand {
             throw error
         }
         if let number = recorder?.finish(.completed) {
-            printErr("run \(number) in the run registry: `kumo runs show \(number)`; `kumo dashboard` shows every run")
+            printErr(
+                "run \(number) in the run registry: `kumo runs show \(number)`; `kumo dashboard --port 8080` shows every run"
+            )
         }
     }
 

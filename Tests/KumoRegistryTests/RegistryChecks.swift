@@ -50,6 +50,7 @@ struct RegistryChecks {
             XCTAssertNotNil(json[key], key)
         }
         XCTAssertEqual(json["run_dir"] as? String, "/runs/a")
+        XCTAssertTrue(json["ended_at"] is NSNull, "a missing value is null, not left out")
         let detail = try XCTUnwrap(registry.run(n))
         XCTAssertEqual(detail.evals.map(\.name), ["perplexity.ppl", "perplexity.tokens"])
         XCTAssertEqual(detail.configValues["model.hidden_size"], "64")

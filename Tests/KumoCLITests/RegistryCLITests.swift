@@ -71,12 +71,18 @@ final class RegistryCLITests: XCTestCase {
         let home = tmp + "/home"
         XCTAssertEqual(try train(tmp + "/old", home: home, ["--set", "run.registry=false"]).status, 0)
         XCTAssertTrue(try list(home: home).isEmpty)
+        // A run made before the registry existed: its config.toml has no [run] section.
+        let config = tmp + "/old/config.toml"
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        let withoutRun = try XCTUnwrap(text.components(separatedBy: "[run]\n").first)
+        try withoutRun.write(toFile: config, atomically: true, encoding: .utf8)
         XCTAssertTrue(try runs(["import", tmp + "/old"], home: home).contains("run 1: \(tmp)/old (completed)"))
         XCTAssertTrue(
             try runs(["import", tmp + "/old"], home: home).contains("run 1:"), "importing again keeps the number")
         let listed = try list(home: home)
         XCTAssertEqual(listed.count, 1)
         XCTAssertEqual(listed.first?["steps"] as? Int, 4)
+        XCTAssertEqual(listed.first?["experiment"] as? String, "default")
         XCTAssertEqual(
             try runs(["export", "1", "--format", "jsonl"], home: home),
             try String(contentsOfFile: tmp + "/old/metrics.jsonl", encoding: .utf8))

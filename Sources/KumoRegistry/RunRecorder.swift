@@ -13,6 +13,7 @@ public final class RunRecorder: @unchecked Sendable {
     private let warn: (String) -> Void
     private let heartbeat: TimeInterval
     private let retry: TimeInterval
+    private let finishTimeout: TimeInterval
     private let condition = NSCondition()
     private var pending = true
     private var stopping = false
@@ -28,6 +29,7 @@ public final class RunRecorder: @unchecked Sendable {
 
     public init(
         start: RunStart, continuing: Bool, heartbeat: TimeInterval = 10, retry: TimeInterval = 30,
+        finishTimeout: TimeInterval = 20,
         open: @escaping () throws -> RunRegistry, checkpoints: @escaping () -> [(step: Int, path: String)],
         warn: @escaping (String) -> Void
     ) {
@@ -35,6 +37,7 @@ public final class RunRecorder: @unchecked Sendable {
         self.continuing = continuing
         self.heartbeat = heartbeat
         self.retry = retry
+        self.finishTimeout = finishTimeout
         self.open = open
         self.checkpoints = checkpoints
         self.warn = warn
@@ -57,14 +60,25 @@ public final class RunRecorder: @unchecked Sendable {
     }
 
     /// Stops the thread, copies what is left and records how the run ended. Returns the run's number,
-    /// nil when the registry could not be reached (the warning names `kumo runs import`).
+    /// nil when the registry could not be reached, or the thread did not return from it within
+    /// `finishTimeout` seconds (the warning names `kumo runs import`).
     @discardableResult
     public func finish(_ status: RunStatus, error: String? = nil) -> Int? {
         condition.withLock {
             stopping = true
             condition.signal()
         }
-        while thread?.isFinished == false { usleep(10_000) }
+        // A registry call may hang (a server that stopped answering): the run's end waits for it only so long.
+        let deadline = Date().addingTimeInterval(finishTimeout)
+        while thread?.isFinished == false {
+            guard Date() < deadline else {
+                warn(
+                    "run registry: no answer within \(Int(finishTimeout)) s; "
+                        + "`kumo runs import \(start.runDirectory)` records how the run ended")
+                return nil
+            }
+            usleep(10_000)
+        }
         nextAttempt = .distantPast
         guard attempt(), let sync else {
             warn(

@@ -89,4 +89,25 @@ final class RunRecordingTests: XCTestCase {
         XCTAssertEqual(warnings.count, 2, "\(warnings)")
         XCTAssertTrue(warnings.last?.contains("kumo runs import /runs/nowhere") == true, "\(warnings)")
     }
+
+    func testARegistryThatHangsHoldsUpTheEndOfTheRunOnlySoLong() {
+        let warnings = NSLock()
+        var said: [String] = []
+        let entered = DispatchSemaphore(value: 0)
+        let recorder = RunRecorder(
+            start: RegistryChecks.start("/runs/hanging"), continuing: false, finishTimeout: 0.3,
+            open: {
+                entered.signal()
+                Thread.sleep(forTimeInterval: 2)
+                throw RegistryError("timed out")
+            }, checkpoints: { [] }, warn: { message in warnings.withLock { said.append(message) } })
+        recorder.begin()
+        entered.wait()
+        let t0 = Date()
+        XCTAssertNil(recorder.finish(.completed))
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 1.5)
+        let first = warnings.withLock { said.first } ?? ""
+        XCTAssertTrue(first.contains("no answer within"), first)
+        XCTAssertTrue(first.contains("kumo runs import /runs/hanging"), first)
+    }
 }

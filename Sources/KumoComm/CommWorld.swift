@@ -16,6 +16,13 @@ public enum CommWorld {
         isLaunchedByMPI ? MPICommunicator.initWorld(timeoutSeconds: timeoutSeconds) : LocalCommunicator()
     }
 
+    /// The world group renumbered host by host (`HostTopology`), and where its ranks run.
+    public static func startByHost(timeoutSeconds: Double) -> (world: any Communicator, topology: HostTopology) {
+        let launched = start(timeoutSeconds: timeoutSeconds)
+        let topology = HostTopology.discover(launched)
+        return (topology.arrange(launched), topology)
+    }
+
     /// Ends MPI after a successful run (no-op for a local world).
     public static func finish(_ world: any Communicator) {
         if world is MPICommunicator { MPICommunicator.finalize() }

@@ -39,7 +39,7 @@ struct BenchTrain: ParsableCommand {
         let config = try RunConfig.load(
             path: options.config,
             overrides: options.overrides + ["data.synthetic=true", "train.steps=\(steps + warmup)"])
-        let world = CommWorld.start(timeoutSeconds: config.parallel.commTimeoutSeconds)
+        let world = CommWorld.startByHost(timeoutSeconds: config.parallel.commTimeoutSeconds).world
         try RankAgreement.check(world: world, config: config)
         let trainer = try Trainer(config: config, stream: try TrainingData.make(config).stream, world: world)
         var times: [Double] = []

@@ -63,10 +63,13 @@ struct Train: ParsableCommand {
         let config = try RunConfig.load(
             path: options.config ?? resume.flatMap { _ in requested.map { $0 + "/config.toml" } },
             overrides: options.overrides + (experimentOverride.map { [$0] } ?? []))
-        let world = CommWorld.start(timeoutSeconds: config.parallel.commTimeoutSeconds)
+        let (world, topology) = CommWorld.startByHost(timeoutSeconds: config.parallel.commTimeoutSeconds)
         if world.size > 1 {
+            let launched = topology.meshRanks.firstIndex(of: world.rank) ?? world.rank
             printErr(
-                "kumo: rank \(world.rank) of \(world.size), pid \(getpid()), host \(ProcessInfo.processInfo.hostName)")
+                "kumo: rank \(world.rank) of \(world.size)"
+                    + (launched == world.rank ? "" : " (launched as rank \(launched))")
+                    + ", pid \(getpid()), host \(topology.hosts[launched])")
         }
         // Every rank reaches the same verdict here (the hashes are all-gathered, then the configs are
         // equal), so a refusal ends MPI on all of them cleanly: mpirun then forwards every rank's message
@@ -100,7 +103,9 @@ struct Train: ParsableCommand {
         let dir = try RunDirectory(lock: lock, config: config)
         if !data.sources.isEmpty { try dir.recordSources(data.sources) }
         if let sft = data.sft { try dir.recordSFT(sft) }
-        for line in header(dir: dir, config: config, trainer: trainer, data: data) {
+        for line in header(dir: dir, config: config, trainer: trainer, data: data)
+            + hostLines(topology, trainer.plan.mesh)
+        {
             printErr(line)
             dir.note(line)
         }
@@ -195,6 +200,22 @@ struct Train: ParsableCommand {
                 config.precision == .bf16 ? "bf16 GEMM" : "sgemm", trainer.peakGFLOPs, config.threads, ranks)
                 + " (OpenBLAS kernels: \(BLASKernels.coreName))",
         ]
+    }
+
+    /// Where the ranks run, when they span hosts: each host's ranks and mesh coordinates, and a warning
+    /// for tensor groups that cannot stay inside a host.
+    private func hostLines(_ topology: HostTopology, _ mesh: DeviceMesh) -> [String] {
+        guard topology.spansHosts else { return [] }
+        let split = topology.groupsAcrossHosts(size: mesh.tensor)
+        return topology.lines(mesh: mesh)
+            + (split.isEmpty
+                ? []
+                : [
+                    "warning: tensor groups of mesh ranks "
+                        + split.map { $0.map(String.init).joined(separator: ",") }.joined(separator: "; ")
+                        + " span hosts: their all-reduces cross the network; launch a multiple of parallel.tensor = "
+                        + "\(mesh.tensor) ranks on each host"
+                ])
     }
 
     /// Runs `body`; on an error ends MPI first (every rank got the same verdict) and rethrows it.

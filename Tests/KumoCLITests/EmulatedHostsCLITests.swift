@@ -1,0 +1,95 @@
+import Foundation
+import XCTest
+
+/// Training across two emulated hosts (`scripts/emulated_hosts.sh`: network namespaces on a bridge,
+/// each with its own address and UTS host name, reached by mpirun through `scripts/emulated_rsh.sh`,
+/// Open MPI over TCP between them). Needs root, as `make test` in CI runs.
+final class EmulatedHostsCLITests: XCTestCase {
+    private static let scripts = KumoProcess.root.appendingPathComponent("scripts").path
+
+    override func setUpWithError() throws {
+        guard getuid() == 0 else {
+            throw TestFailure("the emulated-host tests create network namespaces: run make test as root")
+        }
+        try Self.hosts("up", "2")
+        addTeardownBlock { try? Self.hosts("down") }
+    }
+
+    @discardableResult
+    private static func hosts(_ args: String...) throws -> String {
+        let r = try KumoProcess.Launched(executable: scripts + "/emulated_hosts.sh", args).finish()
+        guard r.status == 0 else { throw TestFailure("emulated_hosts.sh \(args): \(r.err)") }
+        return r.out.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Starts `kumo args` as 4 ranks over the 2 hosts, placed `mapBy` (`node`: round-robin).
+    private func start(_ args: [String], mapBy: String) throws -> KumoProcess.Launched {
+        let hostfile = try KumoProcess.temporaryDirectory(for: self) + "/hosts"
+        try Self.hosts("hostfile", "2", "2").write(toFile: hostfile, atomically: true, encoding: .utf8)
+        let mca = [
+            "plm_rsh_agent", Self.scripts + "/emulated_rsh.sh", "oob_tcp_if_include", "10.77.0.0/24",
+            "btl_tcp_if_include", "10.77.0.0/24",
+        ]
+        return try KumoProcess.startMPI(
+            ["--hostfile", hostfile, "-np", "4", "--map-by", mapBy]
+                + stride(from: 0, to: mca.count, by: 2).flatMap { ["--mca", mca[$0], mca[$0 + 1]] }
+                + [KumoProcess.binary] + args)
+    }
+
+    /// Trains 4 ranks over the hosts; the run, its train.log and the bytes the hosts sent over the bridge.
+    private func train(_ settings: [String], mapBy: String) throws -> (TrainedRun, String, Int) {
+        let dir = try KumoProcess.temporaryDirectory(for: self)
+        let before = Int(try Self.hosts("bytes")) ?? 0
+        let r = try start(
+            ["train"] + TinyRun.args(micro: 1, global: 4, steps: 8) + settings.flatMap { ["--set", $0] }
+                + ["--run-dir", dir + "/run", "--dump-params", dir + "/params.bin"], mapBy: mapBy
+        ).finish()
+        XCTAssertEqual(r.status, 0, r.err)
+        let bytes = (Int(try Self.hosts("bytes")) ?? 0) - before
+        let params = try Data(contentsOf: URL(fileURLWithPath: dir + "/params.bin"))
+        let run = TrainedRun(
+            metrics: try metricsLines(dir + "/run"),
+            params: params.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }, err: r.err)
+        return (run, try String(contentsOfFile: dir + "/run/train.log", encoding: .utf8), bytes)
+    }
+
+    func testRoundRobinDataTimesTensorKeepsTensorGroupsInAHostAndMatchesOneRank() throws {
+        let one = try trainRun(ranks: 1, TinyRun.args(micro: 1, global: 4, steps: 8))
+        let (byHost, _, hostBytes) = try train(["parallel.tensor=2"], mapBy: "slot")
+        let (roundRobin, log, roundRobinBytes) = try train(["parallel.tensor=2"], mapBy: "node")
+        XCTAssertTrue(log.contains("host kumo-h1: world ranks 0,2 → mesh ranks 0 (tp 0, dp 0, pp 0), 1 (tp 1"), log)
+        XCTAssertTrue(log.contains("host kumo-h2: world ranks 1,3 → mesh ranks 2 (tp 0, dp 1, pp 0), 3 (tp 1"), log)
+        assertEquivalent(byHost, one, "dp=2 × tp=2, host by host")
+        assertEquivalent(roundRobin, one, "dp=2 × tp=2, round-robin")
+        print("wire bytes: host by host \(hostBytes), round-robin \(roundRobinBytes)")
+        XCTAssertGreaterThan(hostBytes, 0)
+        XCTAssertLessThanOrEqual(Double(roundRobinBytes), 1.1 * Double(hostBytes))
+    }
+
+    func testRoundRobinDataParallelMatchesOneRank() throws {
+        let one = try trainRun(ranks: 1, TinyRun.args(micro: 1, global: 4, steps: 8))
+        let (run, _, _) = try train([], mapBy: "node")
+        assertEquivalent(run, one, "dp=4 over 2 hosts, round-robin")
+    }
+
+    func testAHostWhoseRanksAreKilledEndsTheJobNamingIt() throws {
+        let dir = try KumoProcess.temporaryDirectory(for: self)
+        let job = try start(
+            ["train"] + TinyRun.args(micro: 1, global: 4, steps: 100_000) + ["--run-dir", dir + "/run"], mapBy: "node")
+        XCTAssertNotNil(job.waitForError(matching: "step 2/", timeout: 120), job.standardError)
+        let killed = Date()
+        let pids = try KumoProcess.Launched(executable: "/usr/sbin/ip", ["netns", "pids", "kumo-h2"]).finish().out
+        for pid in pids.split(separator: "\n").compactMap({ Int32($0) }) { kill(pid, SIGKILL) }
+        job.terminate(after: 90)
+        let r = job.finish()
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertLessThan(Date().timeIntervalSince(killed), 60)
+        XCTAssertTrue(r.err.contains("10.77.0.12"), r.err)
+    }
+}
+
+/// A test whose setup cannot go on (not a skip: CI must run it).
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -90,6 +90,10 @@ struct Train: ParsableCommand {
                 return lock!.path
             }
         }
+        let hostsByMeshRank = topology.hostsByMeshRank
+        try finishingOnError(world) {
+            try SharedRunDirectory.check(path, world: world) { hostsByMeshRank[$0] }
+        }
         guard let lock else {
             let session = TrainingSession(trainer: trainer, runDirectory: path, directory: nil, say: { _ in })
             try resumeOnEveryRank(session, world: world)

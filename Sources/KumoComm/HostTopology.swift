@@ -17,19 +17,29 @@ public struct HostTopology: Sendable, Equatable {
     /// each process's own (lets one machine stand for several hosts in tests of the renumbering).
     public static let debugHostsVariable = "KUMO_DEBUG_HOSTS"
 
-    /// The hosts of `world`'s ranks (each rank's host name, all-gathered).
+    /// The hosts of `world`'s ranks (each rank's `ownHostName`, all-gathered).
     public static func discover(
         _ world: any Communicator, environment: [String: String] = ProcessInfo.processInfo.environment
     ) -> HostTopology {
-        if let names = environment[debugHostsVariable]?.split(separator: ",").map(String.init),
-            names.count == world.size
-        {
-            return HostTopology(hosts: names)
+        HostTopology(hosts: gatherNames(world, ownHostName(environment: environment)))
+    }
+
+    /// This process's host name, or with `KUMO_DEBUG_HOSTS` the name it gives this launch rank.
+    public static func ownHostName(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        guard let names = environment[debugHostsVariable]?.split(separator: ",").map(String.init) else {
+            return ProcessInfo.processInfo.hostName
         }
+        let rank = ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"].lazy.compactMap { environment[$0] }.first
+        return names[min(rank.flatMap { Int($0) } ?? 0, names.count - 1)]
+    }
+
+    /// Every rank's `name` (up to 255 bytes) in rank order.
+    static func gatherNames(_ group: any Communicator, _ name: String) -> [String] {
         let width = 256
-        let mine = Array(ProcessInfo.processInfo.hostName.utf8.prefix(width))
-        let gathered = world.allGatherBytes(mine + [UInt8](repeating: 0, count: width - mine.count))
-        return HostTopology(hosts: gathered.map { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
+        let mine = Array(name.utf8.prefix(width - 1))
+        return group.allGatherBytes(mine + [UInt8](repeating: 0, count: width - mine.count)).map {
+            String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+        }
     }
 
     /// The hosts, in the order of their lowest world rank.

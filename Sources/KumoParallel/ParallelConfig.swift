@@ -52,12 +52,15 @@ public struct ParallelConfig: Sendable, Equatable {
     public var commTimeoutSeconds: Double
     /// Size of a gradient all-reduce bucket in MiB (`parallel.bucket_mib`).
     public var bucketMiB: Double
+    /// Whether a data-parallel group spanning hosts (the same number of ranks, above one, on each)
+    /// all-reduces hierarchically (`parallel.hierarchical`; `HierarchicalGroup`).
+    public var hierarchical: Bool
 
     /// A configuration; the defaults are `[parallel]`'s: one rank's worth of everything.
     public init(
         tensor: Int = 1, sequence: Bool = false, pipeline: Int = 1, schedule: PipelineSchedule = .oneForwardOneBackward,
         zeroStage: ZeROStage = .none, shardGroupSize: Int = 0, quantizedAllGather: GatherCodec = .fp32,
-        commTimeoutSeconds: Double = 300, bucketMiB: Double = 4
+        commTimeoutSeconds: Double = 300, bucketMiB: Double = 4, hierarchical: Bool = true
     ) {
         self.tensor = tensor
         self.sequence = sequence
@@ -68,6 +71,7 @@ public struct ParallelConfig: Sendable, Equatable {
         self.quantizedAllGather = quantizedAllGather
         self.commTimeoutSeconds = commTimeoutSeconds
         self.bucketMiB = bucketMiB
+        self.hierarchical = hierarchical
     }
 
     /// The gradient bucket size in bytes.

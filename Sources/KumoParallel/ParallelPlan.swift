@@ -134,7 +134,7 @@ public final class ParallelPlan {
     /// Every group this rank communicates over, whose counters belong in the metrics.
     public var groups: [any Communicator] {
         [world, dataGroup, shardGroup] + (replicaGroup.map { [$0] } ?? []) + (pipeline.map { [$0.group] } ?? [])
-            + (tensorGradients?.groups ?? [])
+            + (tensorGradients?.groups ?? []) + ((dataGroup as? HierarchicalGroup)?.levels ?? [])
     }
 
     /// ZeRO-3: gathers the whole parameter buffer onto every rank and detaches the per-stage

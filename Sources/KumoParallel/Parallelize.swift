@@ -137,7 +137,8 @@ public func parallelize(
             "train.global_batch_size = \(batch.global) must be a multiple of train.micro_batch_size × "
                 + "data-parallel size = \(batch.micro) × \(mesh.data) = \(perRank)")
     }
-    let groups = try RankGroups(world: world, mesh: mesh, shardGroupSize: config.shardGroupSize)
+    let groups = try RankGroups(
+        world: world, mesh: mesh, shardGroupSize: config.shardGroupSize, hierarchical: config.hierarchical)
     let stages = try config.pipelinePlan(model, seqLen: batch.seqLen)
     var shard = stages.shard(groups.pipeline?.rank ?? 0)
     shard.tensorRank = groups.tensor?.rank ?? 0
@@ -169,15 +170,21 @@ struct RankGroups {
     let replica: (any Communicator)?
 
     /// Splits `world` by `mesh`; with `shardGroupSize` k > 0 and below the data-parallel size,
-    /// ZeRO shards over groups of k data-parallel ranks.
-    init(world: any Communicator, mesh: DeviceMesh, shardGroupSize k: Int) throws(ParallelConfigError) {
+    /// ZeRO shards over groups of k data-parallel ranks. With `hierarchical`, a data-parallel group
+    /// that spans hosts with several ranks on each all-reduces in levels (`HierarchicalGroup`).
+    init(world: any Communicator, mesh: DeviceMesh, shardGroupSize k: Int, hierarchical: Bool)
+        throws(ParallelConfigError)
+    {
         func split(_ dimension: DeviceMesh.GroupKind, _ name: String) -> any Communicator {
             world.split(color: mesh.groupIndex(of: world.rank, dimension), key: world.rank, name: name)
         }
         self.world = world
         pipeline = mesh.pipeline > 1 ? split(.pipeline, "pp") : nil
         tensor = mesh.tensor > 1 ? split(.tensor, "tp") : nil
-        data = world.size == 1 ? world : split(.data, "dp")
+        let flat = world.size == 1 ? world : split(.data, "dp")
+        data =
+            hierarchical && flat.size > 1
+            ? HierarchicalGroup.make(flat, hostName: HostTopology.ownHostName()) ?? flat : flat
         guard k > 0, k < data.size else {
             (shard, replica) = (data, nil)
             return

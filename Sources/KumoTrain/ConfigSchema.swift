@@ -47,6 +47,9 @@ public enum ConfigSchema {
             name: "parallel.comm_timeout_s", kind: .double, defaultValue: .double(300),
             help: "seconds a collective may wait before the job is aborted"),
         Key(name: "parallel.bucket_mib", kind: .double, defaultValue: .double(4), help: "gradient all-reduce bucket"),
+        Key(
+            name: "parallel.hierarchical", kind: .bool, defaultValue: .bool(true),
+            help: "data-parallel all-reduce across hosts: reduce-scatter in a host, all-reduce across, all-gather"),
     ]
 
     static let presetNames = "tiny, small, 150m, 440m, 980m, 1.8b, 3.7b, 7.2b, 13b, 172b"

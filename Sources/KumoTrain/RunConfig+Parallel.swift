@@ -33,7 +33,7 @@ extension RunConfig {
             tensor: int("parallel.tensor"), sequence: bool("parallel.sequence"), pipeline: int("parallel.pipeline"),
             schedule: schedule, zeroStage: zeroStage, shardGroupSize: int("parallel.shard_group_size"),
             quantizedAllGather: codec, commTimeoutSeconds: double("parallel.comm_timeout_s"),
-            bucketMiB: double("parallel.bucket_mib"))
+            bucketMiB: double("parallel.bucket_mib"), hierarchical: bool("parallel.hierarchical"))
     }
 
     /// Refuses `[parallel]` settings that cannot work with this model and batch on any world

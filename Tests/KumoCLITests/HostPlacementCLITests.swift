@@ -36,4 +36,17 @@ final class HostPlacementCLITests: XCTestCase {
         let (_, log) = try train(ranks: 4, hosts: "a,a,a,b", ["parallel.tensor=2"])
         XCTAssertTrue(log.contains("warning: tensor groups of mesh ranks 2,3 span hosts"), log)
     }
+
+    func testDataParallelAcrossHostsAllReducesInLevelsAndMatchesOneRank() throws {
+        let one = try trainRun(ranks: 1, TinyRun.args(micro: 1, global: 4, steps: 8))
+        let (run, _) = try train(ranks: 4, hosts: "a,b,a,b", [])
+        assertEquivalent(run, one, "dp=4 on 2 hosts, hierarchical")
+        let last = try XCTUnwrap(run.metrics.last)
+        XCTAssertGreaterThan(last["comm.intra_host.reducescatter.bytes"] as? Double ?? 0, 0, "\(last.keys.sorted())")
+        XCTAssertGreaterThan(last["comm.inter_host.allreduce.bytes"] as? Double ?? 0, 0)
+        XCTAssertGreaterThan(last["comm.intra_host.allgather.bytes"] as? Double ?? 0, 0)
+        let (flat, _) = try train(ranks: 4, hosts: "a,b,a,b", ["parallel.hierarchical=false"])
+        assertEquivalent(flat, one, "dp=4 on 2 hosts, flat")
+        XCTAssertNil(flat.metrics.last?["comm.inter_host.allreduce.bytes"])
+    }
 }

@@ -23,14 +23,15 @@ public final class HierarchicalGroup: Communicator {
         self.interHost = interHost
     }
 
-    /// `group` made hierarchical when its ranks (on `hostName` here) span several hosts with the same
-    /// number above one on each; nil otherwise (a flat all-reduce is then as good). Every rank of
-    /// `group` must call it.
-    public static func make(_ group: any Communicator, hostName: String) -> HierarchicalGroup? {
-        let hosts = HostTopology(hosts: HostTopology.gatherNames(group, hostName))
-        let perHost = hosts.ranksByHost.map(\.ranks.count)
+    /// `group` made hierarchical when its ranks (on `hosts`, by group rank) span several hosts with the
+    /// same number above one on each; nil otherwise (a flat all-reduce is then as good). Every rank of
+    /// `group` must call it with the same `hosts`.
+    public static func make(_ group: any Communicator, hosts: [String]) -> HierarchicalGroup? {
+        precondition(hosts.count == group.size, "\(hosts.count) hosts for a group of \(group.size)")
+        let topology = HostTopology(hosts: hosts)
+        let perHost = topology.ranksByHost.map(\.ranks.count)
         guard perHost.count > 1, perHost[0] > 1, Set(perHost).count == 1,
-            let index = hosts.hostOrder.firstIndex(of: hostName)
+            let index = topology.hostOrder.firstIndex(of: hosts[group.rank])
         else { return nil }
         let intra = group.split(color: index, key: group.rank, name: "intra_host")
         let inter = group.split(color: intra.rank, key: group.rank, name: "inter_host")

@@ -121,7 +121,7 @@ extension ParallelConfig {
 /// synchronisation of its stage, ZeRO-3's parameter gathers, the pipeline schedule.
 /// Every rank must call it (the groups are split collectively).
 public func parallelize(
-    _ model: ModelConfig, world: any Communicator, config: ParallelConfig, batch: BatchShape,
+    _ model: ModelConfig, world: any Communicator, hosts: [String]? = nil, config: ParallelConfig, batch: BatchShape,
     prepare: (LlamaModel) -> Void
 ) throws -> ParallelPlan {
     try config.validate(model, batch: batch)
@@ -138,7 +138,7 @@ public func parallelize(
                 + "data-parallel size = \(batch.micro) × \(mesh.data) = \(perRank)")
     }
     let groups = try RankGroups(
-        world: world, mesh: mesh, shardGroupSize: config.shardGroupSize, hierarchical: config.hierarchical)
+        world: world, mesh: mesh, shardGroupSize: config.shardGroupSize, hosts: config.hierarchical ? hosts : nil)
     let stages = try config.pipelinePlan(model, seqLen: batch.seqLen)
     var shard = stages.shard(groups.pipeline?.rank ?? 0)
     shard.tensorRank = groups.tensor?.rank ?? 0
@@ -170,10 +170,10 @@ struct RankGroups {
     let replica: (any Communicator)?
 
     /// Splits `world` by `mesh`; with `shardGroupSize` k > 0 and below the data-parallel size,
-    /// ZeRO shards over groups of k data-parallel ranks. With `hierarchical`, a data-parallel group
-    /// that spans hosts with several ranks on each all-reduces in levels (`HierarchicalGroup`).
-    init(world: any Communicator, mesh: DeviceMesh, shardGroupSize k: Int, hierarchical: Bool)
-        throws(ParallelConfigError)
+    /// ZeRO shards over groups of k data-parallel ranks. Given the host of each rank (`hosts`), a
+    /// data-parallel group that spans hosts with several ranks on each all-reduces in levels
+    /// (`HierarchicalGroup`).
+    init(world: any Communicator, mesh: DeviceMesh, shardGroupSize k: Int, hosts: [String]?) throws(ParallelConfigError)
     {
         func split(_ dimension: DeviceMesh.GroupKind, _ name: String) -> any Communicator {
             world.split(color: mesh.groupIndex(of: world.rank, dimension), key: world.rank, name: name)
@@ -182,9 +182,8 @@ struct RankGroups {
         pipeline = mesh.pipeline > 1 ? split(.pipeline, "pp") : nil
         tensor = mesh.tensor > 1 ? split(.tensor, "tp") : nil
         let flat = world.size == 1 ? world : split(.data, "dp")
-        data =
-            hierarchical && flat.size > 1
-            ? HierarchicalGroup.make(flat, hostName: HostTopology.ownHostName()) ?? flat : flat
+        let memberHosts = hosts.map { h in mesh.group(of: world.rank, .data).map { h[$0] } }
+        data = memberHosts.flatMap { flat.size > 1 ? HierarchicalGroup.make(flat, hosts: $0) : nil } ?? flat
         guard k > 0, k < data.size else {
             (shard, replica) = (data, nil)
             return

@@ -70,11 +70,11 @@ public final class Trainer {
     public internal(set) var spikeGuard: SpikeGuard
 
     /// Checks memory, sets threads, composes the parallel layout of `config.parallel` over
-    /// `world` (`parallelize`), initialises the model from the seed (the same on every rank) or
-    /// from `model.init` and measures the peak.
+    /// `world` (`parallelize`; `hosts`: the host of each rank, nil for one host), initialises the
+    /// model from the seed (the same on every rank) or from `model.init` and measures the peak.
     public init(
         config: RunConfig, stream: any SequenceSource, world: any Communicator = LocalCommunicator(),
-        peakGFLOPs: Double? = nil
+        hosts: [String]? = nil, peakGFLOPs: Double? = nil
     ) throws {
         try MemoryEstimate(config).check()
         self.config = config
@@ -82,7 +82,9 @@ public final class Trainer {
         Threads.set(config.threads)
         do {
             let initial = try InitialWeights(config)
-            plan = try parallelize(config.model, world: world, config: config.parallel, batch: config.batchShape) {
+            plan = try parallelize(
+                config.model, world: world, hosts: hosts, config: config.parallel, batch: config.batchShape
+            ) {
                 $0.recompute = config.recompute
                 $0.precision = config.precision
                 initial.fill($0)

@@ -39,9 +39,11 @@ struct BenchTrain: ParsableCommand {
         let config = try RunConfig.load(
             path: options.config,
             overrides: options.overrides + ["data.synthetic=true", "train.steps=\(steps + warmup)"])
-        let world = CommWorld.startByHost(timeoutSeconds: config.parallel.commTimeoutSeconds).world
+        let (world, topology) = CommWorld.startByHost(timeoutSeconds: config.parallel.commTimeoutSeconds)
         try RankAgreement.check(world: world, config: config)
-        let trainer = try Trainer(config: config, stream: try TrainingData.make(config).stream, world: world)
+        let trainer = try Trainer(
+            config: config, stream: try TrainingData.make(config).stream, world: world,
+            hosts: topology.hostsByMeshRank)
         var times: [Double] = []
         for i in 0..<(steps + warmup) {
             let m = try trainer.trainStep()

@@ -76,7 +76,8 @@ struct Train: ParsableCommand {
         // instead of tearing the job down at the first non-zero exit.
         try finishingOnError(world) { try RankAgreement.check(world: world, config: config) }
         let data = try TrainingData.make(config)
-        let trainer = try Trainer(config: config, stream: data.stream, world: world)
+        let trainer = try Trainer(
+            config: config, stream: data.stream, world: world, hosts: topology.hostsByMeshRank)
         // Rank 0 checks its outputs, then claims the run directory and tells every rank its path.
         var lock: RunLock?
         var evaluate: ((Int, LlamaModel) throws -> [String: Double])?

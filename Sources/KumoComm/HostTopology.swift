@@ -26,9 +26,8 @@ public struct HostTopology: Sendable, Equatable {
 
     /// This process's host name, or with `KUMO_DEBUG_HOSTS` the name it gives this launch rank.
     public static func ownHostName(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        guard let names = environment[debugHostsVariable]?.split(separator: ",").map(String.init) else {
-            return ProcessInfo.processInfo.hostName
-        }
+        guard let names = environment[debugHostsVariable]?.split(separator: ",").map(String.init), !names.isEmpty
+        else { return ProcessInfo.processInfo.hostName }
         let rank = ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"].lazy.compactMap { environment[$0] }.first
         return names[min(rank.flatMap { Int($0) } ?? 0, names.count - 1)]
     }

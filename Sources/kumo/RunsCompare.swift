@@ -2,18 +2,6 @@ import ArgumentParser
 import Foundation
 import KumoRegistry
 
-/// The numeric keys of metrics lines, by step (training lines only: those without `eval_s`).
-func trainingMetrics(_ lines: [String]) -> [Int: [String: Any]] {
-    var out: [Int: [String: Any]] = [:]
-    for line in lines {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any],
-            object["eval_s"] == nil, let step = (object["step"] as? NSNumber)?.intValue
-        else { continue }
-        out[step] = object
-    }
-    return out
-}
-
 struct RunsCompare: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare",
@@ -47,7 +35,14 @@ struct RunsCompare: ParsableCommand {
             }
             return d
         }
-        let metrics = try numbers.map { try trainingMetrics(registry.metricsLines(run: $0)) }
+        // The training lines' values by step (a step logged twice, after a rollback, keeps its last line).
+        let metrics = try zip(numbers, details).map { n, d in
+            Dictionary(
+                RunMetrics(lines: try registry.metricsLines(run: n), summary: d.summary).train.map {
+                    ($0.step, $0.values)
+                }
+            ) { $1 }
+        }
         let keys = Set(details.flatMap(\.configValues.keys)).sorted()
         var diff: [String: [String?]] = [:]
         for key in keys {
@@ -58,7 +53,7 @@ struct RunsCompare: ParsableCommand {
         let picked = Self.evenlySpaced(common, count: steps)
         var values: [String: [Double?]] = [:]
         for (n, m) in zip(numbers, metrics) {
-            values[String(n)] = picked.map { (m[$0]?[metric] as? NSNumber)?.doubleValue }
+            values[String(n)] = picked.map { m[$0]?[metric] }
         }
         let comparison = Comparison(runs: numbers, configDiff: diff, metric: metric, steps: picked, values: values)
         if json { return try printJSON(comparison) }

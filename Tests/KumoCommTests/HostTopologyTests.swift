@@ -46,6 +46,10 @@ final class HostTopologyTests: XCTestCase {
         let world = LocalCommunicator()
         XCTAssertEqual(HostTopology.discover(world, environment: ["KUMO_DEBUG_HOSTS": "x"]).hosts, ["x"])
         XCTAssertEqual(
+            HostTopology.discover(world, environment: ["KUMO_DEBUG_HOSTS": ""]).hosts,
+            [ProcessInfo.processInfo.hostName],
+            "an empty list names no host")
+        XCTAssertEqual(
             HostTopology.discover(world, environment: [:]).hosts, [ProcessInfo.processInfo.hostName])
     }
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Flat against hierarchical data-parallel all-reduce across 2 emulated hosts × 2 ranks (root; see
-# docs/multihost.md): the inter-host links limited to RATE (default 1gbit), ranks launched
+# Flat against hierarchical data-parallel collectives (the all-reduce; with extra args such as
+# `--set parallel.zero_stage=3`, ZeRO's reduce-scatters and all-gathers) across 2 emulated hosts
+# × 2 ranks (root; see docs/multihost.md): the inter-host links limited to RATE (default 1gbit), ranks launched
 # round-robin, ROUNDS alternating rounds. Prints per run the bytes the hosts sent over the bridge
 # and the median step time; `KUMO_DEBUG_HOSTS` gives each rank a host of its own for the
 # "unaware" run (no renumbering, no hierarchy: what Kumo did before it knew hosts).
 # Usage: bench/bench_multihost.sh [RATE] [ROUNDS] [extra kumo train args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+invocation="$0 $*"
 rate=${1:-1gbit}
 rounds=${2:-2}
 shift $(($# > 2 ? 2 : $#))
@@ -33,7 +35,7 @@ run() {
     printf '%-40s wire %6.1f MB  median step %.3f s\n' "$label" "$(echo "$bytes / 1000000" | bc -l)" "$step"
 }
 extra=("$@")
-echo "# bench/bench_multihost.sh: 2 hosts x 2 ranks, dp=4, tiny preset, 8 steps, links $rate, $(date -u +%F)"
+echo "# $invocation: 2 hosts x 2 ranks, dp=4, tiny preset, 8 steps, links $rate, $(date -u +%F)"
 for round in $(seq 1 "$rounds"); do
     echo "round $round"
     run "flat, unaware of hosts (before)" "-x KUMO_DEBUG_HOSTS=u0,u1,u2,u3" ""

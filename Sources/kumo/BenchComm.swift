@@ -8,7 +8,8 @@ struct BenchComm: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "comm",
         abstract:
-            "Check every collective, then time all-reduce (blocking and non-blocking) and all-gather for message "
+            "Check every collective, then time all-reduce (blocking and non-blocking; also in levels when the ranks "
+            + "span hosts) and all-gather for message "
             + "sizes from --min-mib to --max-mib (powers of two); run under mpirun, rank 0 prints one JSON object "
             + "per op and size (nccl-tests bus bandwidth).")
 
@@ -27,9 +28,16 @@ struct BenchComm: ParsableCommand {
     }
 
     func run() throws {
-        let world = CommWorld.start(timeoutSeconds: 300)
+        let (world, topology) = CommWorld.startByHost(timeoutSeconds: 300)
         try CommCheck.run(world)
-        if world.rank == 0 { printErr("collective checks passed on \(world.size) ranks") }
+        let levelled = world.size > 1 ? HierarchicalGroup.make(world, hosts: topology.hostsByMeshRank) : nil
+        if let levelled { try CommCheck.run(levelled) }
+        if world.rank == 0 {
+            let hosts = topology.hostOrder.count
+            printErr(
+                "collective checks passed on \(world.size) ranks"
+                    + (levelled == nil ? "" : ", flat and in levels over \(hosts) hosts"))
+        }
         var mib = minMib
         while mib <= maxMib {
             let bytes = mib * 1_048_576
@@ -37,17 +45,21 @@ struct BenchComm: ParsableCommand {
             var out = [Float](repeating: 0, count: bytes / 4)
             let n = Double(world.size)
             // op, bus bandwidth factor, one call
-            let ops: [(String, Double, () -> Void)] = [
-                ("allreduce", 2 * (n - 1) / n, { world.allReduce(&out, count: bytes / 4, op: .sum) }),
-                (
-                    "allreduce_nonblocking", 2 * (n - 1) / n,
-                    { world.wait(world.startAllReduce(&out, count: bytes / 4, op: .sum)) }
-                ),
-                (
-                    "allgather", (n - 1) / n,
-                    { world.allGather(buffer, &out, countPerRank: bytes / 4 / world.size) }
-                ),
-            ]
+            let ops: [(String, Double, () -> Void)] =
+                [
+                    ("allreduce", 2 * (n - 1) / n, { world.allReduce(&out, count: bytes / 4, op: .sum) }),
+                    (
+                        "allreduce_nonblocking", 2 * (n - 1) / n,
+                        { world.wait(world.startAllReduce(&out, count: bytes / 4, op: .sum)) }
+                    ),
+                    (
+                        "allgather", (n - 1) / n,
+                        { world.allGather(buffer, &out, countPerRank: bytes / 4 / world.size) }
+                    ),
+                ]
+                + (levelled.map { group in
+                    [("allreduce_hierarchical", 2 * (n - 1) / n, { group.allReduce(&out, count: bytes / 4, op: .sum) })]
+                } ?? [])
             for (name, factor, call) in ops {
                 for _ in 0..<2 { call() }
                 world.barrier()

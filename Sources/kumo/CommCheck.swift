@@ -37,6 +37,7 @@ enum CommCheck {
         var flat = (0..<n).flatMap { q in q == r ? owned[q] : [Float](repeating: -1, count: counts[q]) }
         c.allGatherInPlace(&flat, counts: counts)
         try expect("in-place all-gather", flat, owned.flatMap { $0 })
+        try checkUneven(c, expect)
         var shared = [Float](repeating: Float(r), count: count)
         c.broadcast(&shared, count: count, root: n - 1)
         try expect("broadcast", shared, [Float](repeating: Float(n - 1), count: count))
@@ -71,5 +72,38 @@ enum CommCheck {
                     "rank \(r): split gave rank \(half.rank) of \(half.size), expected \(r / 2) of \((n + 1 - r % 2) / 2)"
             )
         }
+    }
+
+    /// The non-blocking collectives ZeRO uses, with a piece per rank of a different length (rank q
+    /// owns q + 1 elements; the last owns none when the group has over 2 ranks), advanced by `test`
+    /// before the wait: reduce-scatter of floats, and in-place all-gather of bytes.
+    private static func checkUneven(
+        _ c: any Communicator, _ expect: (String, [Float], [Float]) throws -> Void
+    ) throws {
+        let (n, r) = (c.size, c.rank)
+        let counts = (0..<n).map { n > 2 && $0 == n - 1 ? 0 : $0 + 1 }
+        let offsets = counts.indices.map { counts[..<$0].reduce(0, +) }
+        let send = (0..<counts.reduce(0, +)).map { Float($0 * (r + 1)) }
+        let mine = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(counts[r], 1))
+        defer { mine.deallocate() }
+        let reducing = c.startReduceScatter(send, mine.baseAddress!, counts: counts, op: .sum)
+        _ = c.test(reducing)
+        c.wait(reducing)
+        let triangle = Float(n * (n + 1) / 2)
+        try expect(
+            "uneven non-blocking reduce-scatter", Array(mine.prefix(counts[r])),
+            (0..<counts[r]).map { Float(offsets[r] + $0) * triangle })
+        let bytes = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(send.count, 1))
+        defer { bytes.deallocate() }
+        for q in 0..<n {
+            for i in 0..<counts[q] { bytes[offsets[q] + i] = q == r ? UInt8(q * 16 + i) : 255 }
+        }
+        let gathering = c.startAllGatherInPlace(
+            UnsafeMutableRawPointer(bytes.baseAddress!), counts: counts, elementBytes: 1)
+        _ = c.test(gathering)
+        c.wait(gathering)
+        try expect(
+            "uneven non-blocking in-place all-gather of bytes", bytes.prefix(send.count).map(Float.init),
+            (0..<n).flatMap { q in (0..<counts[q]).map { Float(q * 16 + $0) } })
     }
 }

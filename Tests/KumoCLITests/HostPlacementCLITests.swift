@@ -49,4 +49,19 @@ final class HostPlacementCLITests: XCTestCase {
         assertEquivalent(flat, one, "dp=4 on 2 hosts, flat")
         XCTAssertNil(flat.metrics.last?["comm.inter_host.allreduce.bytes"])
     }
+
+    /// ZeRO's gradient reduce-scatter and parameter all-gather go in levels too: stage 2 (sharded
+    /// gradients) and stage 3 (gathered parameters) on dp=4 over 2 hosts equal one rank.
+    func testZeROAcrossHostsReduceScattersAndGathersInLevelsAndMatchesOneRank() throws {
+        let one = try trainRun(ranks: 1, TinyRun.args(micro: 1, global: 4, steps: 8))
+        for stage in [2, 3] {
+            let (run, _) = try train(ranks: 4, hosts: "a,b,a,b", ["parallel.zero_stage=\(stage)"])
+            assertEquivalent(run, one, "ZeRO-\(stage), dp=4 on 2 hosts, hierarchical")
+            let last = try XCTUnwrap(run.metrics.last)
+            for key in ["intra_host.reducescatter", "inter_host.reducescatter", "inter_host.allgather"] {
+                XCTAssertGreaterThan(last["comm.\(key).bytes"] as? Double ?? 0, 0, "ZeRO-\(stage): \(key)")
+            }
+            XCTAssertNil(last["comm.dp.reducescatter.bytes"], "ZeRO-\(stage): the flat group reduce-scattered")
+        }
+    }
 }

@@ -118,9 +118,12 @@ public enum BF16GEMM {
         )
     }
 
+    /// Bytes the measurement allocates (a bf16 operand and an fp32 product), freed when it returns.
+    public static let measurementScratchBytes = (2 + 4) * SgemmPeak.side * SgemmPeak.side
+
     /// The best GFLOP/s of `repeats` n×n×n bf16 products with `backend` on the current thread
     /// count, operands already in bf16: the peak MFU is measured against in bf16.
-    public static func measure(_ backend: Backend? = nil, n: Int = 1536, repeats: Int = 8) -> Double {
+    public static func measure(_ backend: Backend? = nil, n: Int = SgemmPeak.side, repeats: Int = 8) -> Double {
         let a = BF16Buffer(count: n * n)
         let c = FloatBuffer(count: n * n)
         var rng = SeededRandom(seed: 7)

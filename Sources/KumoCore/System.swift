@@ -36,8 +36,14 @@ public enum SystemInfo {
 /// The measured single-precision matrix-multiply peak: the best GFLOP/s of a square sgemm
 /// on the current thread count. MFU is reported against this, not a datasheet number.
 public enum SgemmPeak {
+    /// The side of the measured product.
+    public static let side = 1536
+
+    /// Bytes the measurement allocates (three n×n matrices), freed when it returns.
+    public static let scratchBytes = 3 * 4 * side * side
+
     /// Times `repeats` n×n×n products and returns the best rate in GFLOP/s.
-    public static func measure(n: Int = 1536, repeats: Int = 8) -> Double {
+    public static func measure(n: Int = side, repeats: Int = 8) -> Double {
         let a = FloatBuffer(count: n * n)
         let b = FloatBuffer(count: n * n)
         let c = FloatBuffer(count: n * n)

@@ -65,5 +65,5 @@ final class BackwardScratch {
     }
 
     /// Floats allocated by these buffers.
-    var floatCount: Int { [dq, dk, dv, datt, dn, dgate, dup].reduce(0) { $0 + $1.count } }
+    var floatCount: Int { [dq, dk, dv, datt, dn, dgate, dup, allRows, ownRows].reduce(0) { $0 + $1.count } }
 }

@@ -189,23 +189,29 @@ public final class LlamaModel {
         states.reduce(0) { $0 + $1.bytes } + 4 * (scratch?.floatCount ?? 0)
     }
 
-    /// Bytes of activation and scratch memory for a micro-batch of `batch` × `seqLen` tokens;
-    /// under full recompute one block's activations are held instead of every block's.
+    /// Bytes of activation and scratch memory a model holding `shard` (the whole model by default)
+    /// allocates for `slots` micro-batches in flight of `batch` × `seqLen` tokens: per slot the
+    /// residual stream, each block's kept tensors (one block's under full recompute), the final norm
+    /// and logits on the stage with the head, ∂L/∂x and the positions; once, backward's scratch
+    /// (with the row buffers of tensor parallelism). Equal to `activationBytesAllocated` after the
+    /// slots are used.
     public static func activationBytes(
-        _ c: ModelConfig, batch: Int, seqLen: Int, recompute: ActivationRecompute = .none
+        _ c: ModelConfig, shard: ModelShard? = nil, batch: Int, seqLen: Int, recompute: ActivationRecompute = .none,
+        slots: Int = 1
     ) -> Int {
+        let shard = shard ?? .whole(c)
         let rows = batch * seqLen
         let h = c.hiddenSize
-        let qw = c.numAttentionHeads * c.headDim
-        let kvw = c.numKeyValueHeads * c.headDim
-        let perBlock =
-            rows * (h + 1 + qw + 2 * kvw + c.numAttentionHeads + qw + 3 * c.intermediateSize)
-            + (c.parallelLayers ? 0 : rows * (2 * h + 1))
-        let scratch = rows * (2 * qw + 2 * kvw + h + 2 * c.intermediateSize)
-        // The residual stream, final norm, dx, logits and the positions (Int32, as wide as a float).
-        let rest = (c.numHiddenLayers + 1) * rows * h + rows * (2 * h + 1) + rows * c.vocabSize + rows
-        let keptBlocks = recompute == .full ? 1 : c.numHiddenLayers
-        return 4 * (keptBlocks * perBlock + scratch + rest)
+        let heads = shard.heads(c)
+        let (q, kv, ffn) = (heads * c.headDim, shard.kvHeads(c) * c.headDim, shard.intermediate(c))
+        let block =
+            rows * (h + 1 + q + 2 * kv + heads + q + 3 * ffn) + (c.parallelLayers ? 0 : rows * (2 * h + 1))
+        let keptBlocks = recompute == .full ? 1 : shard.layers.count
+        let head = shard.hasHead ? rows * (h + 1 + shard.vocab(c)) : 0
+        let slot = (shard.layers.count + 1) * rows * h + keptBlocks * block + head + rows * h + rows
+        let tensorRows = shard.tensorSize > 1 ? 2 * rows * h : 0
+        let scratch = rows * (2 * q + 2 * kv + h + 2 * ffn) + tensorRows
+        return 4 * (slots * slot + scratch)
     }
 
     /// The state of `slot` for (batch, seqLen); a new shape drops every slot's buffers.

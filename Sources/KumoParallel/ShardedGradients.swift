@@ -49,17 +49,43 @@ public final class ShardedGradients {
         self.partition = partition
         self.group = group
         self.replicas = replicas
-        buckets = GradientBuckets(layout: layout, targetFloats: max(1, bucketBytes / 4))
-        let ready = GradientBuckets.readyOrder(layout)
-        readyRanges = ready
+        let sizes = Scratch(layout: layout, bucketBytes: bucketBytes)
+        buckets = sizes.buckets
+        readyRanges = GradientBuckets.readyOrder(layout)
         shard = FloatBuffer(count: partition.range(of: group.rank).count)
-        let tied = layout.config.tieWordEmbeddings ? ready.count - 1 : nil
-        tiedEmbedding = tied
-        embeddingScratch = tied.map { FloatBuffer(count: ready[$0].count) }
-        scratch = FloatBuffer(count: ready.indices.filter { $0 != tied }.map { ready[$0].count }.max() ?? 0)
-        stagingBuffers = min(2, buckets.ranges.count)
-        let largestBucket = buckets.ranges.map(\.count).max() ?? 0
-        staging = (0..<stagingBuffers).map { _ in FloatBuffer(count: largestBucket) }
+        tiedEmbedding = sizes.tiedEmbedding
+        embeddingScratch = sizes.embedding.map { FloatBuffer(count: $0) }
+        scratch = FloatBuffer(count: sizes.largestRange)
+        stagingBuffers = sizes.stagingBuffers
+        staging = (0..<stagingBuffers).map { _ in FloatBuffer(count: sizes.largestBucket) }
+    }
+
+    /// The sizes of the buffers beside the shard, for `layout` in buckets of about `bucketBytes`
+    /// (what a rank allocates, known before it does: the planner's gradient memory).
+    public struct Scratch: Sendable {
+        public let buckets: GradientBuckets
+        /// Ready-range index of the tied embedding, if tied.
+        public let tiedEmbedding: Int?
+        /// Floats of the tied embedding's own scratch.
+        public let embedding: Int?
+        /// Floats of the scratch every other ready range passes through: the largest of them.
+        public let largestRange: Int
+        public let stagingBuffers: Int
+        public let largestBucket: Int
+
+        public init(layout: ParameterLayout, bucketBytes: Int) {
+            buckets = GradientBuckets(layout: layout, targetFloats: max(1, bucketBytes / 4))
+            let ready = GradientBuckets.readyOrder(layout)
+            let tied = layout.config.tieWordEmbeddings ? ready.count - 1 : nil
+            tiedEmbedding = tied
+            embedding = tied.map { ready[$0].count }
+            largestRange = ready.indices.filter { $0 != tied }.map { ready[$0].count }.max() ?? 0
+            stagingBuffers = min(2, buckets.ranges.count)
+            largestBucket = buckets.ranges.map(\.count).max() ?? 0
+        }
+
+        /// Bytes of the scratch and staging buffers.
+        public var bytes: Int { 4 * (largestRange + (embedding ?? 0) + stagingBuffers * largestBucket) }
     }
 
     /// Bytes of gradient memory this rank allocated: the shard, the scratch and the staging buffers.

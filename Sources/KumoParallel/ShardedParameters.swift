@@ -62,7 +62,11 @@ public final class ShardedParameters {
     }
 
     private func next(after stage: ParameterStage, forward: Bool) -> ParameterStage? {
-        let layers = layout.config.numHiddenLayers
+        Self.next(after: stage, forward: forward, layers: layout.config.numHiddenLayers)
+    }
+
+    /// The stage forward (or backward) reads after `stage`, which `use` prefetches.
+    private static func next(after stage: ParameterStage, forward: Bool, layers: Int) -> ParameterStage? {
         switch (stage, forward) {
         case (.embedding, true): return layers > 0 ? .block(0) : .head
         case (.block(let i), true): return i + 1 < layers ? .block(i + 1) : .head
@@ -70,6 +74,20 @@ public final class ShardedParameters {
         case (.block(let i), false): return i > 0 ? .block(i - 1) : nil
         default: return nil
         }
+    }
+
+    /// Bytes of gathered stages resident at once at most, as `peakGatheredBytes` finds them over a
+    /// forward and backward pass of `layout`: the stage in use and the one prefetched.
+    public static func peakGatheredBytes(_ layout: ParameterLayout) -> Int {
+        let layers = layout.config.numHiddenLayers
+        let order: [ParameterStage] = [.embedding] + (0..<layers).map { .block($0) } + [.head]
+        func floats(_ stage: ParameterStage?) -> Int {
+            stage.map { layout.ranges(of: $0).reduce(0) { $0 + $1.count } } ?? 0
+        }
+        let pairs =
+            order.map { ($0, next(after: $0, forward: true, layers: layers)) }
+            + order.reversed().map { ($0, next(after: $0, forward: false, layers: layers)) }
+        return 4 * (pairs.map { floats($0.0) + ($0.1 == $0.0 ? 0 : floats($0.1)) }.max() ?? 0)
     }
 
     private func use(_ stage: ParameterStage, next: ParameterStage?) {

@@ -5,8 +5,11 @@ import KumoComm
 /// and the same executable, else the job is refused before training.
 public enum RankAgreement {
     /// FNV-1a 64 of `bytes`.
-    static func fnv1a(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    static func fnv1a(_ bytes: UnsafeRawBufferPointer) -> UInt64 { fnv1a(bytes, continuing: 0xcbf2_9ce4_8422_2325) }
+
+    /// FNV-1a over `bytes` from the hash `h` of the bytes before them.
+    static func fnv1a(_ bytes: UnsafeRawBufferPointer, continuing h: UInt64) -> UInt64 {
+        var h = h
         for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         return h
     }
@@ -16,12 +19,18 @@ public enum RankAgreement {
         Array(config.toml().utf8).withUnsafeBytes(fnv1a)
     }
 
-    /// Hash of the running executable's bytes (`/proc/self/exe`).
+    /// Hash of the running executable's bytes (`/proc/self/exe`), read a MiB at a time (the binary
+    /// is over 100 MB: read whole, every rank's peak memory held it once).
     public static func binaryHash() throws -> UInt64 {
-        guard let data = FileManager.default.contents(atPath: "/proc/self/exe") else {
+        guard let file = FileHandle(forReadingAtPath: "/proc/self/exe") else {
             throw ConfigError("cannot read /proc/self/exe to check that every rank runs the same kumo binary")
         }
-        return data.withUnsafeBytes(fnv1a)
+        defer { try? file.close() }
+        var h = fnv1a(UnsafeRawBufferPointer(start: nil, count: 0))
+        while let chunk = try file.read(upToCount: 1 << 20), !chunk.isEmpty {
+            h = chunk.withUnsafeBytes { fnv1a($0, continuing: h) }
+        }
+        return h
     }
 
     /// Compares hashes across `world`; throws naming the first rank whose config or binary differs from rank 0's.

@@ -3,57 +3,46 @@ import KumoCore
 import KumoModel
 import KumoParallel
 
-/// Bytes one rank of a training run needs, estimated before anything is allocated.
-public struct MemoryEstimate: Sendable, CustomStringConvertible {
-    /// Parameters, gradients and two AdamW moments, fp32 (and under bf16 the parameters' bf16 copy).
-    public let stateBytes: Int
-    /// Activations and scratch of one micro-batch (fewer under full recompute).
-    public let activationBytes: Int
-    /// The RoPE table: cos and sin for every one of max_position_embeddings positions.
-    public let ropeBytes: Int
-    public var totalBytes: Int { stateBytes + activationBytes + ropeBytes }
-
-    /// Estimates a rank of a run of `model` that holds `parameters` floats (the whole model by
-    /// default) with micro-batches of `batch` × `seqLen` tokens, its products in `precision`.
-    public init(
-        model: ModelConfig, batch: Int, seqLen: Int, recompute: ActivationRecompute = .none, parameters: Int? = nil,
-        precision: Precision = .fp32
-    ) {
-        stateBytes = (precision == .bf16 ? 18 : 16) * (parameters ?? ParameterLayout(model).count)
-        activationBytes = LlamaModel.activationBytes(model, batch: batch, seqLen: seqLen, recompute: recompute)
-        let rope = RoPETable.bytes(headDim: model.headDim, maxPositions: model.maxPositionEmbeddings)
-        ropeBytes = rope < Double(Int.max / 4) ? Int(rope) : Int.max / 4
+extension RunConfig {
+    /// This run as a `TrainingLayout` over `ranks` processes.
+    public func trainingLayout(ranks: Int) -> TrainingLayout {
+        TrainingLayout(
+            model: model, parallel: parallel, ranks: ranks, batch: batchShape, rowsPerSample: rowsPerSample,
+            recompute: recompute, precision: precision)
     }
 
-    /// Estimates the largest rank of the run `config` describes: the parameters of its biggest
-    /// pipeline stage's tensor slice as `ParallelConfig.stageShards` cuts them (ZeRO's partitions
-    /// are not subtracted, and the activations are the whole model's: both bound a rank from above);
-    /// a micro-batch of DPO pairs holds two sequences per pair.
-    public init(_ config: RunConfig) {
-        let c = config.model
-        let shards = (try? config.parallel.stageShards(c, seqLen: config.seqLength)) ?? [.whole(c)]
-        let held = shards.map { shard in
-            // A shard the model cannot be cut into is refused with its message when the config is loaded.
-            (try? shard.validate(c)) == nil ? ParameterLayout(c).count : ParameterLayout(c, shard: shard).count
+    /// The memory of this run's ranks over `ranks` processes, before anything is allocated (the
+    /// config was checked when loaded, so its pipeline stages cut).
+    public func memory(ranks: Int, runtimeBytes: Int = 0) -> MemoryModel {
+        do {
+            return try MemoryModel(trainingLayout(ranks: ranks), runtimeBytes: runtimeBytes)
+        } catch {
+            preconditionFailure("[parallel] was checked when the config was loaded: \(error)")
         }
-        self.init(
-            model: c, batch: config.microBatchSize * config.rowsPerSample, seqLen: config.seqLength,
-            recompute: config.recompute,
-            parameters: held.max(), precision: config.precision)
+    }
+}
+
+extension MemoryModel {
+    /// The largest rank's parts, for train.log and refusals.
+    public var summary: String {
+        let m = largest
+        return "\(gib(m.total)) per rank (weights \(gib(m.weights + m.weightsBF16 + m.gatheredWeights)), "
+            + "gradients \(gib(m.gradients)), AdamW \(gib(m.optimizer)), activations \(gib(m.activations)) = "
+            + "\(m.activations) bytes, RoPE table \(gib(m.rope)))"
     }
 
-    public var description: String {
-        "\(gib(totalBytes)) (weights+grads+AdamW \(gib(stateBytes)), activations \(gib(activationBytes)) = "
-            + "\(activationBytes) bytes, RoPE table \(gib(ropeBytes)))"
-    }
-
-    /// Throws when the run would not fit in `available` bytes (by default 90% of physical memory).
-    public func check(available: Int = SystemInfo.physicalMemoryBytes * 9 / 10) throws {
-        if totalBytes > available {
+    /// Throws when the largest rank would not fit in `available` bytes (by default 90% of physical
+    /// memory: every rank of a one-machine run shares it, so the ranks on it are counted).
+    public func check(available: Int = SystemInfo.physicalMemoryBytes * 9 / 10, ranksHere: Int = 1) throws {
+        if peakBytesPerRank.multipliedReportingOverflow(by: ranksHere).overflow
+            || peakBytesPerRank * ranksHere > available
+        {
             throw ConfigError(
-                "this run needs about \(self) but the machine has \(gib(available)) usable; "
-                    + "choose a smaller model.preset, or lower train.micro_batch_size, train.seq_length or "
-                    + "model.max_position_embeddings")
+                "this run needs about \(summary)"
+                    + (ranksHere > 1 ? " × \(ranksHere) ranks on this host" : "")
+                    + " but the machine has \(gib(available)) usable; choose a smaller model.preset, more ranks "
+                    + "(tensor, pipeline or ZeRO), train.recompute = \"full\", or lower train.micro_batch_size, "
+                    + "train.seq_length or model.max_position_embeddings (kumo plan shows the parts)")
         }
     }
 }

@@ -76,7 +76,8 @@ public final class Trainer {
         config: RunConfig, stream: any SequenceSource, world: any Communicator = LocalCommunicator(),
         hosts: [String]? = nil, peakGFLOPs: Double? = nil
     ) throws {
-        try MemoryEstimate(config).check()
+        try config.memory(ranks: world.size).check(
+            ranksHere: hosts.map { h in h.filter { $0 == h[world.rank] }.count } ?? 1)
         self.config = config
         self.stream = stream
         Threads.set(config.threads)

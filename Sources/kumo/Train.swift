@@ -198,7 +198,7 @@ struct Train: ParsableCommand {
                 + " × \(config.seqLength) tokens (micro-batch \(config.microBatchSize), "
                 + "\(trainer.accumulationSteps) accumulation steps per rank), \(config.steps) steps, "
                 + "\(config.threads) threads per rank",
-            "memory: about \(MemoryEstimate(config)); activation recompute \(config.recompute.rawValue)",
+            "memory: about \(config.memory(ranks: ranks).summary); activation recompute \(config.recompute.rawValue)",
             "precision: " + (config.precision == .bf16 ? "bf16; " + BF16GEMM.selection.reason : "fp32"),
             String(
                 format: "measured %@ peak: %.1f GFLOP/s on %d threads × %d ranks",

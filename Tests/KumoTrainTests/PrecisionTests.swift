@@ -31,12 +31,14 @@ final class PrecisionTests: XCTestCase {
         }
     }
 
-    func testMemoryEstimateAddsTheBF16CopyOfTheParameters() throws {
-        let fp32 = MemoryEstimate(try config([]))
-        let bf16 = MemoryEstimate(try config(["train.precision=bf16"]))
+    func testMemoryModelAddsTheBF16CopyOfTheParameters() throws {
+        let fp32 = try config([]).memory(ranks: 1).largest
+        let bf16 = try config(["train.precision=bf16"]).memory(ranks: 1).largest
         let parameters = ParameterLayout(try config([]).model).count
-        XCTAssertEqual(bf16.stateBytes - fp32.stateBytes, 2 * parameters)
-        XCTAssertEqual(bf16.activationBytes, fp32.activationBytes)
+        XCTAssertEqual(fp32.weightsBF16, 0)
+        XCTAssertEqual(bf16.weightsBF16, 2 * parameters)
+        XCTAssertEqual(bf16.total - fp32.total, 2 * parameters)
+        XCTAssertEqual(bf16.activations, fp32.activations)
     }
 
     func testBF16TrainingFollowsFP32WithinBF16Rounding() throws {

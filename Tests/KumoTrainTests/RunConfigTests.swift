@@ -1,5 +1,6 @@
 import KumoData
 import KumoModel
+import KumoParallel
 import XCTest
 
 @testable import KumoTrain
@@ -111,39 +112,39 @@ final class RunConfigTests: XCTestCase {
     }
 
     /// A rank of a tensor × pipeline run holds a stage's slice: 172B at tp=8 × pp=16 needs about
-    /// 1/128 of the whole model's state per rank (more on the stages with the embedding or head).
-    func testMemoryEstimateCountsTheLargestRanksShard() throws {
+    /// 1/128 of the whole model's state per rank (more on the stages with the embedding or head),
+    /// and the activations of its stage's slice.
+    func testMemoryModelCountsTheLargestRanksShard() throws {
         let toml = "[model]\npreset = \"172b\"\n[data]\nsynthetic = true\n[train]\nseq_length = 4096\n"
-        let whole = MemoryEstimate(try load(toml))
-        let split = MemoryEstimate(try load(toml + "[parallel]\ntensor = 8\npipeline = 16\n"))
+        let whole = try load(toml).memory(ranks: 1).largest
+        let split = try load(toml + "[parallel]\ntensor = 8\npipeline = 16\n").memory(ranks: 128).largest
         let wholeState = 16 * ParameterLayout(try XCTUnwrap(ModelPreset.config("172b"))).count
-        XCTAssertEqual(whole.stateBytes, wholeState)
-        XCTAssertGreaterThan(split.stateBytes, wholeState / 128)
-        XCTAssertLessThan(split.stateBytes, wholeState / 128 * 2)
-        XCTAssertEqual(split.activationBytes, whole.activationBytes)
+        func state(_ m: RankMemory) -> Int { m.weights + m.gradients + m.optimizer }
+        XCTAssertEqual(state(whole), wholeState)
+        XCTAssertGreaterThan(state(split), wholeState / 128)
+        XCTAssertLessThan(state(split), wholeState / 128 * 2)
+        XCTAssertLessThan(split.activations, whole.activations / 8)
     }
 
     func testRunTooLargeForTheMachineIsRefusedBeforeAllocating() throws {
         let c = try load("[model]\npreset = \"172b\"\n[data]\nsynthetic = true\n[train]\nseq_length = 4096\n")
-        let estimate = MemoryEstimate(model: c.model, batch: 1, seqLen: 4096)
-        XCTAssertGreaterThan(estimate.totalBytes, 16 * 170_000_000_000)
-        XCTAssertThrowsError(try estimate.check()) { error in
+        let memory = c.memory(ranks: 1)
+        XCTAssertGreaterThan(memory.peakBytesPerRank, 16 * 170_000_000_000)
+        XCTAssertThrowsError(try memory.check()) { error in
             XCTAssertTrue("\(error)".contains("smaller model.preset"), "\(error)")
         }
         XCTAssertThrowsError(try Trainer(config: c, stream: SyntheticTokenStream(vocabSize: 10, seed: 1)))
     }
 
     /// max_position_embeddings = 2e9 asked for a 256 GB RoPE table the estimate did not count.
-    func testMemoryEstimateCountsTheRoPETableAndRefusesAHugeOne() throws {
+    func testMemoryModelCountsTheRoPETableAndRefusesAHugeOne() throws {
         let toml = "[model]\npreset = \"tiny\"\n[data]\nsynthetic = true\n"
         let huge = try load(toml, ["model.max_position_embeddings=2000000000"])
-        let estimate = MemoryEstimate(huge)
-        XCTAssertEqual(estimate.ropeBytes, 4 * 2_000_000_000 * huge.model.headDim)
-        XCTAssertEqual(estimate.totalBytes, estimate.stateBytes + estimate.activationBytes + estimate.ropeBytes)
+        XCTAssertEqual(huge.memory(ranks: 1).largest.rope, 4 * 2_000_000_000 * huge.model.headDim)
         XCTAssertThrowsError(try Trainer(config: huge, stream: SyntheticTokenStream(vocabSize: 10, seed: 1))) {
             XCTAssertTrue("\($0)".contains("RoPE table 476.84 GiB"), "\($0)")
         }
-        XCTAssertEqual(MemoryEstimate(try load(toml)).ropeBytes, 4 * 1024 * 64)
+        XCTAssertEqual(try load(toml).memory(ranks: 1).largest.rope, 4 * 1024 * 64)
     }
 
     func testNonFiniteFloatsAreRefusedNamingTheKey() {

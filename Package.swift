@@ -65,6 +65,9 @@ let package = Package(
             swiftSettings: cpuFlags),
         // The run registry: numbered runs in SQLite (GRDB) or PostgreSQL (PostgresNIO) and the dashboard.
         .target(
+            name: "KumoPlan", dependencies: ["KumoCore", "KumoModel", "KumoParallel", "KumoComm"],
+            swiftSettings: cpuFlags),
+        .target(
             name: "KumoRegistry",
             dependencies: [
                 "KumoCore",
@@ -85,7 +88,7 @@ let package = Package(
             name: "kumo",
             dependencies: [
                 "KumoCore", "KumoModel", "KumoData", "KumoComm", "KumoTrain", "KumoInterop", "KumoInference",
-                "KumoEval", "KumoRegistry",
+                "KumoEval", "KumoRegistry", "KumoPlan",
                 "KumoServe", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpuFlags),
@@ -95,6 +98,9 @@ let package = Package(
             name: "KumoParallelTests", dependencies: ["KumoParallel", "KumoModel", "KumoComm"], swiftSettings: cpuFlags),
         .testTarget(name: "KumoDataTests", dependencies: ["KumoData"], exclude: ["Golden"], swiftSettings: cpuFlags),
         .testTarget(name: "KumoModelTests", dependencies: ["KumoModel"], swiftSettings: cpuFlags),
+        .testTarget(
+            name: "KumoPlanTests", dependencies: ["KumoPlan", "KumoParallel", "KumoModel", "KumoCore"],
+            swiftSettings: cpuFlags),
         .testTarget(name: "KumoCLITests", swiftSettings: cpuFlags),
         .testTarget(name: "KumoRegistryTests", dependencies: ["KumoRegistry", "KumoCore"]),
         .testTarget(

@@ -17,7 +17,7 @@ struct BenchTrain: ParsableCommand {
         commandName: "train",
         abstract:
             "Time training steps on synthetic data; prints tokens/s, step time, MFU, GFLOP/s and peak memory "
-            + "(of all ranks under mpirun; rank 0 prints).")
+            + "(rank 0's, and the largest of all ranks under mpirun; rank 0 prints).")
 
     @OptionGroup var options: ConfigOptions
 
@@ -52,6 +52,8 @@ struct BenchTrain: ParsableCommand {
                 printErr(String(format: "step %d: %.3f s, loss %.4f", m.step, m.stepSeconds, m.loss))
             }
         }
+        var peakRSS = [Double(SystemInfo.peakRSSBytes)]
+        world.allReduce(&peakRSS, op: .max)
         CommWorld.finish(world)
         guard world.rank == 0 else { return }
         times.sort()
@@ -63,7 +65,8 @@ struct BenchTrain: ParsableCommand {
         let fields: [(String, String)] = [
             ("tokens_per_s", "\(tps)"), ("step_s_median", "\(median)"), ("mfu", "\(gflops / trainer.peakGFLOPs)"),
             ("achieved_gflops", "\(gflops)"), ("peak_gflops", "\(trainer.peakGFLOPs)"),
-            ("peak_rss_bytes", "\(SystemInfo.peakRSSBytes)"), ("threads", "\(config.threads)"),
+            ("peak_rss_bytes", "\(SystemInfo.peakRSSBytes)"), ("peak_rss_bytes_max_rank", "\(Int(peakRSS[0]))"),
+            ("threads", "\(config.threads)"),
             ("precision", "\"\(config.precision.rawValue)\""),
             ("bf16_gemm", config.precision == .bf16 ? "\"\(BF16GEMM.backend.rawValue)\"" : "null"),
             ("parameters", "\(trainer.model.layout.count)"), ("flops_per_token", "\(trainer.flopsPerToken)"),

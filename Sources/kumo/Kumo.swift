@@ -11,7 +11,7 @@ struct Kumo: ParsableCommand {
         subcommands: [
             Train.self, Bench.self, TokenizerCommand.self, DataCommand.self, ConvertCommand.self, LogitsCommand.self,
             EvalCommand.self,
-            GenerateCommand.self, ServeCommand.self, RunsCommand.self, DashboardCommand.self,
+            GenerateCommand.self, ServeCommand.self, RunsCommand.self, DashboardCommand.self, PlanCommand.self,
         ])
 
     /// Runs the command; help and errors are each written in one `write`, so that the messages of

@@ -1,0 +1,106 @@
+import KumoCore
+import KumoModel
+import KumoParallel
+
+/// Seconds of one training step on the slowest pipeline stage, part by part:
+/// - `gemm`: every projection's forward and two backward products (and forward again under full
+///   recompute) at the profile's rate for that shape, precision and thread count;
+/// - `attention`: the flash kernel's forward and backward at the profile's attention rate;
+/// - `memory_bound`: norms, RoPE, SwiGLU, residuals and the cross-entropy, as three passes over the
+///   activations a block keeps (written forward, read backward, gradients written) at memory
+///   bandwidth, and AdamW's and clipping's passes over the rank's state;
+/// - `comm_exposed`: tensor-parallel and pipeline transfers in full, data-parallel ones beyond what
+///   the backward pass of the last micro-batch hides;
+/// - `bubble`: the pipeline's (p − 1) idle micro-batch slots.
+/// Where a host's ranks × threads exceed its cores, compute is slowed by the ratio.
+public struct StepTime: Sendable, Equatable {
+    public var gemm = 0.0
+    public var attention = 0.0
+    public var memoryBound = 0.0
+    public var optimizer = 0.0
+    public var commExposed = 0.0
+    public var bubble = 0.0
+
+    /// The parts as (JSON key, seconds).
+    public var parts: [(String, Double)] {
+        [
+            ("gemm", gemm), ("attention", attention), ("memory_bound", memoryBound), ("optimizer", optimizer),
+            ("comm_exposed", commExposed), ("pipeline_bubble", bubble),
+        ]
+    }
+
+    public var total: Double { parts.reduce(0) { $0 + $1.1 } }
+
+    /// The largest part.
+    public var bottleneck: String { parts.max { $0.1 < $1.1 }!.0 }
+}
+
+/// Predicts `StepTime` for a layout on a hardware profile.
+public struct StepTimeModel: Sendable {
+    public let profile: HardwareProfile
+    public let threads: Int
+    public let ranksPerHost: Int
+
+    public init(profile: HardwareProfile, threads: Int, ranksPerHost: Int) {
+        self.profile = profile
+        self.threads = threads
+        self.ranksPerHost = ranksPerHost
+    }
+
+    /// How much slower compute runs when the host's ranks ask for more threads than it has cores.
+    var oversubscription: Double { max(1, Double(min(ranksPerHost, 1 << 20) * threads) / Double(profile.coresPerHost)) }
+
+    /// Seconds of one micro-batch's forward and backward on a stage holding `shard`.
+    func microBatch(_ t: TrainingLayout, shard: ModelShard) -> (gemm: Double, attention: Double, memory: Double) {
+        let c = t.model
+        let rows = t.batch.micro * t.rowsPerSample * t.batch.seqLen
+        let h = c.hiddenSize
+        let (q, kv, ffn) = (shard.heads(c) * c.headDim, shard.kvHeads(c) * c.headDim, shard.intermediate(c))
+        let passes = t.recompute == .full ? 4.0 : 3.0
+        func product(_ n: Int, _ k: Int) -> Double {
+            let rate = profile.gemmGFLOPs(t.precision, threads: threads, m: rows, n: n, k: k)
+            return passes * 2 * Double(rows) * Double(n) * Double(k) / (rate * 1e9)
+        }
+        let block = product(q + 2 * kv, h) + product(h, q) + product(2 * ffn, h) + product(h, ffn)
+        let layers = Double(shard.layers.count)
+        let head = shard.hasHead ? product(shard.vocab(c), h) : 0
+        let attentionFLOPs = 12 * Double(q) * Double(t.batch.seqLen) * Double(rows) * (passes / 3)
+        let attention =
+            layers * attentionFLOPs / (profile.attentionGFLOPs(seq: t.batch.seqLen, threads: threads) * 1e9)
+        let kept = LlamaModel.activationBytes(
+            c, shard: shard, batch: t.batch.micro * t.rowsPerSample, seqLen: t.batch.seqLen, recompute: .none)
+        let memory = 3 * Double(kept) / profile.bandwidth(threads: threads)
+        return (layers * block + head, attention, memory)
+    }
+
+    /// The step time of `t` whose slowest stage holds `shard` and `stateBytes` of weights,
+    /// gradients and optimizer state, with `comm`'s traffic.
+    public func step(_ t: TrainingLayout, shard: ModelShard, stateBytes: Int, comm: CommVolume) -> StepTime {
+        let mb = microBatch(t, shard: shard)
+        let slow = oversubscription
+        let m = Double(t.accumulationSteps)
+        var time = StepTime()
+        time.gemm = m * mb.gemm * slow
+        time.attention = m * mb.attention * slow
+        time.memoryBound = m * mb.memory * slow
+        // AdamW reads and writes parameter, gradient and two moments; clipping reads the gradients.
+        time.optimizer = 2.25 * Double(stateBytes) / profile.bandwidth(threads: threads) * slow
+        let perMicroBatch = (mb.gemm + mb.attention + mb.memory) * slow
+        time.bubble = Double(t.parallel.pipeline - 1) * perMicroBatch
+        let backward = perMicroBatch * 2 / 3
+        for g in comm.groups {
+            let seconds = transferSeconds(g)
+            time.commExposed += g.overlapped ? max(seconds - backward, seconds / 8) : seconds
+        }
+        return time
+    }
+
+    /// Seconds of a group's traffic: its bytes over the link's bandwidth (the inter-host part over
+    /// the inter-host link) and the latency of its messages.
+    func transferSeconds(_ g: GroupTraffic) -> Double {
+        let link = g.link == .interHost ? profile.interHost : profile.intraHost
+        return g.messagesPerStep * link.latencySeconds + g.interHostBytesPerStep
+            / profile.interHost.bandwidthBytesPerSecond + (g.bytesPerStep - g.interHostBytesPerStep)
+            / profile.intraHost.bandwidthBytesPerSecond
+    }
+}

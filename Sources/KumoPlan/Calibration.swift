@@ -104,6 +104,18 @@ public enum Calibration {
         return .init(threads: threads, bytesPerSecond: 2 * 4 * Double(count) / seconds)
     }
 
+    /// Bytes per second of writing 64 MiB whose pages were just handed back (`MADV_DONTNEED`).
+    static func pageFaults() -> Double {
+        let count = 16 << 20
+        let buffer = FloatBuffer(count: count)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let seconds = best(3) {
+            madvise(UnsafeMutableRawPointer(buffer.pointer), 4 * count / page * page, MADV_DONTNEED)
+            buffer.pointer.update(repeating: 1, count: count)
+        }
+        return 4 * Double(count) / seconds
+    }
+
     /// Measures the compute side of this machine; `progress` hears each finished part.
     public static func measureCompute(cores: Int = SystemInfo.cores, progress: (String) -> Void) -> HardwareProfile {
         let counts = threadCounts(cores: cores)
@@ -125,7 +137,10 @@ public enum Calibration {
                     bandwidths.last!.bytesPerSecond / 1e9))
         }
         let link = HardwareProfile.Link(bandwidthBytesPerSecond: 1e9, latencySeconds: 1e-5)
-        return HardwareProfile(
+        Threads.set(1)
+        let faults = pageFaults()
+        progress(String(format: "writing released pages: %.1f GB/s", faults / 1e9))
+        var profile = HardwareProfile(
             name: "local",
             source: "measured by kumo plan --calibrate on \(ProcessInfo.processInfo.hostName), "
                 + "\(cores) cores, \(ISO8601DateFormatter().string(from: Date()))",
@@ -133,6 +148,8 @@ public enum Calibration {
             memoryBytesPerRank: SystemInfo.physicalMemoryBytes,
             runtime: [], gemm: gemms, attention: attention, memoryBandwidth: bandwidths,
             intraHost: link, interHost: link)
+        profile.pageFaultBytesPerSecond = faults
+        return profile
     }
 
     /// Latency (half the round trip of 8 bytes) and bandwidth (16 MiB each way in turn) between

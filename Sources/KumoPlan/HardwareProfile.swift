@@ -89,6 +89,9 @@ public struct HardwareProfile: Codable, Sendable, Equatable {
     public var attention: [AttentionPoint]
     /// Memory bandwidth of one rank by thread count.
     public var memoryBandwidth: [BandwidthPoint]
+    /// Bytes per second of pages handed back to the kernel and written again (ZeRO-3 releases the
+    /// gathered stages and gathers into fresh pages every pass); nil: as fast as memory.
+    public var pageFaultBytesPerSecond: Double?
     public var intraHost: Link
     public var interHost: Link
 

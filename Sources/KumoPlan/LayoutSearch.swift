@@ -3,7 +3,7 @@ import KumoModel
 import KumoParallel
 
 /// Enumerates layouts of a model on `nodes` hosts of a profile (tensor, pipeline and data
-/// parallelism, ZeRO stage, ZeRO-3 confined to a host or not, sequence parallelism, micro-batch,
+/// parallelism, ZeRO stage, ZeRO-3 confined to a host or not, micro-batch,
 /// recompute, precision), drops those Kumo refuses or that do not fit, and ranks the rest by
 /// predicted tokens/s.
 public struct LayoutSearch: Sendable {
@@ -32,31 +32,31 @@ public struct LayoutSearch: Sendable {
         public var refused = 0
         public var tooLarge = 0
         public var plans: [Plan] = []
+        /// Of the layouts that do not fit, the one needing the least memory per rank.
+        public var nearest: Plan?
     }
 
     public var ranks: Int { nodes * hardware.ranksPerHost }
 
-    /// The parallel settings to try: tensor sizes up to a host's ranks (8 at most), pipeline sizes
-    /// dividing the layers, every ZeRO stage, ZeRO-3 over the whole data-parallel group or one host.
+    /// The parallel settings to try: tensor sizes up to 8 (inside a host or, past its ranks, across
+    /// hosts), pipeline sizes dividing the layers, every ZeRO stage, ZeRO-3 over the whole
+    /// data-parallel group or one host.
     func parallelCandidates() -> [ParallelConfig] {
         let powers = (0..<8).map { 1 << $0 }
-        let tensors = powers.filter { $0 <= max(1, min(8, hardware.ranksPerHost)) && ranks % $0 == 0 }
+        let tensors = powers.filter { $0 <= 8 && ranks % $0 == 0 }
         let pipelines = powers.filter { $0 <= model.numHiddenLayers && model.numHiddenLayers % $0 == 0 }
         var out: [ParallelConfig] = []
         for tp in tensors {
             for pp in pipelines where ranks % (tp * pp) == 0 {
                 let dp = ranks / (tp * pp)
                 for zero in ZeROStage.allCases where zero == .none || dp > 1 {
-                    let perHost = hardware.ranksPerHost / tp
+                    let perHost = max(1, hardware.ranksPerHost / tp)
                     let groups =
                         zero == .parameters && perHost > 1 && perHost < dp && dp % perHost == 0 ? [0, perHost] : [0]
+                    // Sequence parallelism is left out: Kumo's sequence-parallel ranks keep whole-row buffers,
+                    // so it changes neither memory nor traffic here.
                     for group in groups {
-                        for sequence in tp > 1 ? [false, true] : [false] {
-                            out.append(
-                                ParallelConfig(
-                                    tensor: tp, sequence: sequence, pipeline: pp, zeroStage: zero, shardGroupSize: group
-                                ))
-                        }
+                        out.append(ParallelConfig(tensor: tp, pipeline: pp, zeroStage: zero, shardGroupSize: group))
                     }
                 }
             }
@@ -81,7 +81,14 @@ public struct LayoutSearch: Sendable {
                             result.refused += 1
                             continue
                         }
-                        if plan.fits { result.plans.append(plan) } else { result.tooLarge += 1 }
+                        if plan.fits {
+                            result.plans.append(plan)
+                        } else {
+                            result.tooLarge += 1
+                            if plan.peakMemoryBytesPerRank < result.nearest?.peakMemoryBytesPerRank ?? .max {
+                                result.nearest = plan
+                            }
+                        }
                     }
                 }
             }

@@ -8,7 +8,8 @@ import KumoParallel
 /// - `attention`: the flash kernel's forward and backward at the profile's attention rate;
 /// - `memory_bound`: norms, RoPE, SwiGLU, residuals and the cross-entropy, as three passes over the
 ///   activations a block keeps (written forward, read backward, gradients written) at memory
-///   bandwidth, and AdamW's and clipping's passes over the rank's state;
+///   bandwidth, and under ZeRO-3 the gathered stages written into freshly faulted pages;
+/// - `optimizer`: AdamW's and clipping's passes over the rank's state;
 /// - `comm_exposed`: tensor-parallel and pipeline transfers in full, data-parallel ones beyond what
 ///   the backward pass of the last micro-batch hides;
 /// - `bubble`: the pipeline's (p − 1) idle micro-batch slots.
@@ -69,7 +70,13 @@ public struct StepTimeModel: Sendable {
             layers * attentionFLOPs / (profile.attentionGFLOPs(seq: t.batch.seqLen, threads: threads) * 1e9)
         let kept = LlamaModel.activationBytes(
             c, shard: shard, batch: t.batch.micro * t.rowsPerSample, seqLen: t.batch.seqLen, recompute: .none)
-        let memory = 3 * Double(kept) / profile.bandwidth(threads: threads)
+        var memory = 3 * Double(kept) / profile.bandwidth(threads: threads)
+        if t.parallel.zeroStage == .parameters {
+            // Forward and backward gather every stage into pages released after the last use.
+            let n = Double(t.shardRanks)
+            let gathered = 2 * 4 * Double(ParameterLayout(c, shard: shard).count) * (n - 1) / n
+            memory += gathered / (profile.pageFaultBytesPerSecond ?? profile.bandwidth(threads: threads))
+        }
         return (layers * block + head, attention, memory)
     }
 

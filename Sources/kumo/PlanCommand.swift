@@ -41,7 +41,7 @@ struct PlanCommand: ParsableCommand {
     @Flag(help: "Search layouts of --model on --nodes hosts of --hardware.")
     var search = false
 
-    @Option(help: "--search: the model (a preset).")
+    @Option(help: "The model (a model.preset or a planner shape; required by --search, else replaces the config's).")
     var model: String?
 
     @Option(help: "--search: hosts.")
@@ -62,7 +62,7 @@ struct PlanCommand: ParsableCommand {
     @Flag(help: "Print JSON.")
     var json = false
 
-    @Flag(help: .hidden)
+    @Flag(help: "Under mpirun across hosts: measure the links between them into the local profile.")
     var calibrateLinks = false
 
     func validate() throws {
@@ -77,26 +77,40 @@ struct PlanCommand: ParsableCommand {
         if calibrateLinks { return try PlanCalibration.links() }
         if calibrate { return try PlanCalibration.run() }
         if search { return try runSearch() }
-        let config = try RunConfig.load(path: options.config, overrides: options.overrides)
+        let shapeKeys = try model.map { name -> [String] in
+            let c = try shape(name)
+            return [
+                "model.vocab_size=\(c.vocabSize)", "model.hidden_size=\(c.hiddenSize)",
+                "model.intermediate_size=\(c.intermediateSize)", "model.num_hidden_layers=\(c.numHiddenLayers)",
+                "model.num_attention_heads=\(c.numAttentionHeads)", "model.num_key_value_heads=\(c.numKeyValueHeads)",
+                "model.max_position_embeddings=\(c.maxPositionEmbeddings)", "model.parallel_layers=\(c.parallelLayers)",
+            ]
+        }
+        let config = try RunConfig.load(path: options.config, overrides: (shapeKeys ?? []) + options.overrides)
         let profile = try ProfileStore.load(hardware)
         let hostCount =
             hosts ?? (profile.measured ? 1 : (ranks + profile.ranksPerHost - 1) / profile.ranksPerHost)
+        let layout = config.trainingLayout(ranks: ranks)
         let plan: Plan
         do {
-            plan = try Plan(
-                config.trainingLayout(ranks: ranks), hardware: profile, hosts: hostCount,
-                threads: threads ?? config.threads)
+            plan = try Plan(layout, hardware: profile, hosts: hostCount, threads: threads ?? config.threads)
         } catch {
             throw ConfigError(error.description)
         }
         try PlanReport(plan: plan, tokens: tokens).print(json: json)
     }
 
-    private func runSearch() throws {
-        guard let shape = PlanModels.config(model!) else {
+    /// The model called `name`: a `model.preset` or a planner shape.
+    private func shape(_ name: String) throws -> ModelConfig {
+        guard let shape = PlanModels.config(name) else {
             throw ValidationFailure(
-                "--model \(model!): not one of \((ModelPreset.names + PlanModels.names).joined(separator: ", "))")
+                "--model \(name): not one of \((ModelPreset.names + PlanModels.names).joined(separator: ", "))")
         }
+        return shape
+    }
+
+    private func runSearch() throws {
+        let shape = try shape(model!)
         let profile = try ProfileStore.load(hardware)
         let searching = LayoutSearch(
             model: shape, hardware: profile, nodes: nodes!, globalBatch: globalBatch!, seqLen: seq!, threads: threads)
@@ -119,6 +133,11 @@ struct PlanCommand: ParsableCommand {
         for (i, plan) in result.plans.prefix(top).enumerated() {
             print("\(i + 1). " + PlanReport(plan: plan, tokens: tokens).summary)
         }
-        if result.plans.isEmpty { throw ValidationFailure("no layout fits: more nodes, or a smaller --global-batch") }
+        if result.plans.isEmpty {
+            throw ValidationFailure(
+                "no layout fits"
+                    + (result.nearest.map { "; the smallest needs \(PlanReport(plan: $0, tokens: nil).summary)" } ?? "")
+                    + ": more nodes, or a smaller --global-batch")
+        }
     }
 }

@@ -30,6 +30,8 @@ public final class LlamaModel {
     private var states: [ForwardState] = []
     /// Backward's scratch (and recompute's block output), shared by the slots: one backward runs at a time.
     private var scratch: BackwardScratch?
+    /// Under full recompute: the block tensors every slot's blocks share.
+    private var recomputed: BlockActivations?
     /// Called during `backward` with each range of the flat gradient buffer that holds its final
     /// values for the pass, from the top of the buffer down: the final norm and head, each block
     /// from the last to the first, then the embedding (of those the shard holds). Data
@@ -69,13 +71,20 @@ public final class LlamaModel {
         /// The positions of the last forward pass in this slot (nil: each row is one sequence).
         private(set) var positions: UnsafePointer<Int32>?
 
-        init(_ c: ModelConfig, _ shard: ModelShard, _ shape: AttentionShape, _ recompute: ActivationRecompute) {
+        /// Under full recompute every slot uses `recomputed`, the one set of block tensors the model
+        /// shares: a block's backward refills it from the block's input just before reading it.
+        init(
+            _ c: ModelConfig, _ shard: ModelShard, _ shape: AttentionShape, _ recompute: ActivationRecompute,
+            recomputed: BlockActivations?
+        ) {
             self.shape = shape
             self.recompute = recompute
             let rows = shape.batch * shape.seqLen
             let head = shard.hasHead ? 1 : 0
             residual = (0...shard.layers.count).map { _ in FloatBuffer(count: rows * c.hiddenSize) }
-            blocks = (0..<(recompute == .full ? 1 : shard.layers.count)).map { _ in BlockActivations(c, shape: shape) }
+            blocks =
+                recompute == .full
+                ? [recomputed!] : (0..<shard.layers.count).map { _ in BlockActivations(c, shape: shape) }
             finalNormed = FloatBuffer(count: head * rows * c.hiddenSize)
             finalRstd = FloatBuffer(count: head * rows)
             logits = FloatBuffer(count: head * rows * c.vocabSize)
@@ -104,11 +113,11 @@ public final class LlamaModel {
         /// The activations block `i` writes in forward and reads in backward.
         func activations(_ i: Int) -> BlockActivations { blocks[recompute == .full ? 0 : i] }
 
-        /// Bytes allocated by all these buffers.
+        /// Bytes allocated by all these buffers (not the shared recompute set).
         var bytes: Int {
             let floats =
                 (residual + [finalNormed, finalRstd, logits, dx]).reduce(0) { $0 + $1.count }
-                + blocks.reduce(0) { $0 + $1.floatCount }
+                + (recompute == .full ? 0 : blocks.reduce(0) { $0 + $1.floatCount })
             return 4 * floats + 4 * positionStore.count
         }
     }
@@ -186,15 +195,15 @@ public final class LlamaModel {
 
     /// Bytes of activation and scratch memory allocated for the micro-batch slots in use (0 before any forward).
     public var activationBytesAllocated: Int {
-        states.reduce(0) { $0 + $1.bytes } + 4 * (scratch?.floatCount ?? 0)
+        states.reduce(0) { $0 + $1.bytes } + 4 * ((scratch?.floatCount ?? 0) + (recomputed?.floatCount ?? 0))
     }
 
     /// Bytes of activation and scratch memory a model holding `shard` (the whole model by default)
     /// allocates for `slots` micro-batches in flight of `batch` × `seqLen` tokens: per slot the
-    /// residual stream, each block's kept tensors (one block's under full recompute), the final norm
-    /// and logits on the stage with the head, ∂L/∂x and the positions; once, backward's scratch
-    /// (with the row buffers of tensor parallelism). Equal to `activationBytesAllocated` after the
-    /// slots are used.
+    /// residual stream, each block's kept tensors, the final norm and logits on the stage with the
+    /// head, ∂L/∂x and the positions; once, backward's scratch (with the row buffers of tensor
+    /// parallelism) and under full recompute the one block's tensors all slots share. Equal to
+    /// `activationBytesAllocated` after the slots are used.
     public static func activationBytes(
         _ c: ModelConfig, shard: ModelShard? = nil, batch: Int, seqLen: Int, recompute: ActivationRecompute = .none,
         slots: Int = 1
@@ -206,11 +215,11 @@ public final class LlamaModel {
         let (q, kv, ffn) = (heads * c.headDim, shard.kvHeads(c) * c.headDim, shard.intermediate(c))
         let block =
             rows * (h + 1 + q + 2 * kv + heads + q + 3 * ffn) + (c.parallelLayers ? 0 : rows * (2 * h + 1))
-        let keptBlocks = recompute == .full ? 1 : shard.layers.count
+        let keptBlocks = recompute == .full ? 0 : shard.layers.count
         let head = shard.hasHead ? rows * (h + 1 + shard.vocab(c)) : 0
         let slot = (shard.layers.count + 1) * rows * h + keptBlocks * block + head + rows * h + rows
         let tensorRows = shard.tensorSize > 1 ? 2 * rows * h : 0
-        let scratch = rows * (2 * q + 2 * kv + h + 2 * ffn) + tensorRows
+        let scratch = rows * (2 * q + 2 * kv + h + 2 * ffn) + tensorRows + (recompute == .full ? block : 0)
         return 4 * (slots * slot + scratch)
     }
 
@@ -223,11 +232,15 @@ public final class LlamaModel {
         if let s = states.first, s.shape.batch != batch || s.shape.seqLen != seqLen || s.recompute != recompute {
             states = []
             scratch = nil
+            recomputed = nil
         }
         let shape = AttentionShape(
             batch: batch, seqLen: seqLen, heads: shard.heads(config), kvHeads: shard.kvHeads(config),
             headDim: config.headDim)
-        while states.count <= slot { states.append(ForwardState(local, shard, shape, recompute)) }
+        if recompute == .full && recomputed == nil { recomputed = BlockActivations(local, shape: shape) }
+        while states.count <= slot {
+            states.append(ForwardState(local, shard, shape, recompute, recomputed: recomputed))
+        }
         if scratch == nil { scratch = BackwardScratch(local, shape: shape, tensorParallel: tensorParallel != nil) }
         return states[slot]
     }

@@ -17,10 +17,11 @@ final class PlanCLITests: XCTestCase {
     }
 
     /// Rank 0's allocation report (metrics.jsonl) equals the plan's first stage, part by part, on
-    /// 1 rank, ZeRO-3 over 2 ranks and tp=2 × pp=2 over 4 ranks.
+    /// 1 rank, ZeRO-3 over 2 ranks and tp=2 × pp=2 over 4 ranks with full recompute (whose slots share one
+    /// set of block tensors).
     func testPredictedPartsEqualTheTrainersAllocationReport() throws {
         for (ranks, extra) in [
-            (1, []), (2, ["parallel.zero_stage=3"]), (4, ["parallel.tensor=2", "parallel.pipeline=2"]),
+            (1, []), (2, ["parallel.zero_stage=3"]), (4, ["parallel.tensor=2", "parallel.pipeline=2", "train.recompute=full"]),
         ] {
             let settings = (tiny + extra).flatMap { ["--set", $0] }
             let run = try trainRun(ranks: ranks, settings)

@@ -21,7 +21,8 @@ final class PlanCLITests: XCTestCase {
     /// set of block tensors).
     func testPredictedPartsEqualTheTrainersAllocationReport() throws {
         for (ranks, extra) in [
-            (1, []), (2, ["parallel.zero_stage=3"]), (4, ["parallel.tensor=2", "parallel.pipeline=2", "train.recompute=full"]),
+            (1, []), (2, ["parallel.zero_stage=3"]),
+            (4, ["parallel.tensor=2", "parallel.pipeline=2", "train.recompute=full"]),
         ] {
             let settings = (tiny + extra).flatMap { ["--set", $0] }
             let run = try trainRun(ranks: ranks, settings)

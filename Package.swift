@@ -65,7 +65,7 @@ let package = Package(
             swiftSettings: cpuFlags),
         // The run registry: numbered runs in SQLite (GRDB) or PostgreSQL (PostgresNIO) and the dashboard.
         .target(
-            name: "KumoPlan", dependencies: ["KumoCore", "KumoModel", "KumoParallel", "KumoComm"],
+            name: "KumoPlan", dependencies: ["KumoCore", "KumoModel", "KumoParallel"],
             swiftSettings: cpuFlags),
         .target(
             name: "KumoRegistry",
@@ -80,7 +80,7 @@ let package = Package(
         .target(
             name: "KumoTrain",
             dependencies: [
-                "KumoCore", "KumoModel", "KumoData", "KumoInterop", "KumoComm", "KumoParallel", "CZlib",
+                "KumoCore", "KumoModel", "KumoData", "KumoInterop", "KumoComm", "KumoParallel", "KumoPlan", "CZlib",
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: cpuFlags),
@@ -115,7 +115,8 @@ let package = Package(
             dependencies: ["KumoInference", "KumoModel", "KumoCore", "KumoData", "KumoInterop"],
             exclude: ["Golden"], swiftSettings: cpuFlags),
         .testTarget(
-            name: "KumoTrainTests", dependencies: ["KumoTrain", "KumoData", "KumoInterop"], exclude: ["Golden"],
+            name: "KumoTrainTests", dependencies: ["KumoTrain", "KumoData", "KumoInterop", "KumoPlan"],
+            exclude: ["Golden"],
             swiftSettings: cpuFlags),
     ],
     swiftLanguageModes: [.v5],

@@ -1,11 +1,10 @@
 import Foundation
-import KumoComm
 import KumoCore
 
 /// Measures this machine for the planner (`kumo plan --calibrate`): Kumo's own GEMMs (fp32, and
 /// bf16 where the CPU has the units) over a grid of shapes, its flash-attention kernel forward and
-/// backward, and a memory copy, each at 1, 2, 4, ... threads up to the cores; then the links
-/// between ranks (`links`).
+/// backward, a memory copy and writes into released pages, each at 1, 2, 4, ... threads up to the
+/// cores. (The links between ranks are measured by the command, which has ranks.)
 public enum Calibration {
     /// The GEMM grid: rows m (a micro-batch's tokens) by the n = k sizes of the projections.
     static let rows = [32, 128, 512, 1024, 2048, 4096]
@@ -150,43 +149,5 @@ public enum Calibration {
             intraHost: link, interHost: link)
         profile.pageFaultBytesPerSecond = faults
         return profile
-    }
-
-    /// Latency (half the round trip of 8 bytes) and bandwidth (16 MiB each way in turn) between
-    /// rank 0 and the first rank on its host (`intra`) and on another host (`inter`). Every rank of
-    /// `world` must call it; rank 0's answer counts.
-    public static func measureLinks(_ world: any Communicator, hosts: [String]) -> (
-        intra: HardwareProfile.Link?, inter: HardwareProfile.Link?
-    ) {
-        let intraPartner = hosts.indices.first { $0 != 0 && hosts[$0] == hosts[0] }
-        let interPartner = hosts.indices.first { hosts[$0] != hosts[0] }
-        let links = [intraPartner, interPartner].map { partner -> HardwareProfile.Link? in
-            guard let partner else { return nil }
-            let small = pingPong(world, partner: partner, count: 2, rounds: 200)
-            let large = pingPong(world, partner: partner, count: 4 << 20, rounds: 5)
-            world.barrier()
-            return HardwareProfile.Link(
-                bandwidthBytesPerSecond: Double(16 << 20) / max(large - small, 1e-9), latencySeconds: small)
-        }
-        return (links[0], links[1])
-    }
-
-    /// Seconds of one message of `count` floats each way between rank 0 and `partner` (half the mean
-    /// round trip); the other ranks wait.
-    private static func pingPong(_ world: any Communicator, partner: Int, count: Int, rounds: Int) -> Double {
-        let buffer = FloatBuffer(count: count)
-        world.barrier()
-        guard world.rank == 0 || world.rank == partner else { return 0 }
-        let t0 = SystemInfo.now()
-        for round in 0..<rounds {
-            if world.rank == 0 {
-                world.send(buffer.pointer, count: count, to: partner, tag: round)
-                world.receive(buffer.pointer, count: count, from: partner, tag: round)
-            } else {
-                world.receive(buffer.pointer, count: count, from: 0, tag: round)
-                world.send(buffer.pointer, count: count, to: 0, tag: round)
-            }
-        }
-        return (SystemInfo.now() - t0) / Double(2 * rounds)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import KumoCore
 import KumoModel
 import KumoParallel
+import KumoPlan
 
 extension RunConfig {
     /// This run as a `TrainingLayout` over `ranks` processes.

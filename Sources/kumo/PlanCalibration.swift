@@ -63,7 +63,7 @@ enum PlanCalibration {
     static func links() throws {
         let (world, topology) = CommWorld.startByHost(timeoutSeconds: 120)
         guard world.size >= 2 else { throw ValidationFailure("--calibrate-links needs at least 2 ranks under mpirun") }
-        let (intra, inter) = Calibration.measureLinks(world, hosts: topology.hostsByMeshRank)
+        let (intra, inter) = measureLinks(world, hosts: topology.hostsByMeshRank)
         CommWorld.finish(world)
         guard world.rank == 0 else { return }
         var found: [String: HardwareProfile.Link] = [:]
@@ -101,5 +101,43 @@ enum PlanCalibration {
                 "mpirun \(args.joined(separator: " ")) failed with status \(process.terminationStatus)")
         }
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Latency (half the round trip of 8 bytes) and bandwidth (16 MiB each way in turn) between
+    /// rank 0 and the first rank on its host (`intra`) and on another host (`inter`). Every rank of
+    /// `world` must call it; rank 0's answer counts.
+    static func measureLinks(_ world: any Communicator, hosts: [String]) -> (
+        intra: HardwareProfile.Link?, inter: HardwareProfile.Link?
+    ) {
+        let intraPartner = hosts.indices.first { $0 != 0 && hosts[$0] == hosts[0] }
+        let interPartner = hosts.indices.first { hosts[$0] != hosts[0] }
+        let links = [intraPartner, interPartner].map { partner -> HardwareProfile.Link? in
+            guard let partner else { return nil }
+            let small = pingPong(world, partner: partner, count: 2, rounds: 200)
+            let large = pingPong(world, partner: partner, count: 4 << 20, rounds: 5)
+            world.barrier()
+            return HardwareProfile.Link(
+                bandwidthBytesPerSecond: Double(16 << 20) / max(large - small, 1e-9), latencySeconds: small)
+        }
+        return (links[0], links[1])
+    }
+
+    /// Seconds of one message of `count` floats each way between rank 0 and `partner` (half the mean
+    /// round trip); the other ranks wait.
+    private static func pingPong(_ world: any Communicator, partner: Int, count: Int, rounds: Int) -> Double {
+        let buffer = FloatBuffer(count: count)
+        world.barrier()
+        guard world.rank == 0 || world.rank == partner else { return 0 }
+        let t0 = SystemInfo.now()
+        for round in 0..<rounds {
+            if world.rank == 0 {
+                world.send(buffer.pointer, count: count, to: partner, tag: round)
+                world.receive(buffer.pointer, count: count, from: partner, tag: round)
+            } else {
+                world.receive(buffer.pointer, count: count, from: 0, tag: round)
+                world.send(buffer.pointer, count: count, to: 0, tag: round)
+            }
+        }
+        return (SystemInfo.now() - t0) / Double(2 * rounds)
     }
 }

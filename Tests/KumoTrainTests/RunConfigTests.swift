@@ -1,6 +1,7 @@
 import KumoData
 import KumoModel
 import KumoParallel
+import KumoPlan
 import XCTest
 
 @testable import KumoTrain

@@ -1,5 +1,6 @@
 import KumoCore
 import KumoModel
+import KumoParallel
 
 /// What a training run is, as far as its memory and speed go: the model, the parallel layout over
 /// `ranks` processes, the batch, activation recompute and precision.

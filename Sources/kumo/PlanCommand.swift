@@ -32,7 +32,7 @@ struct PlanCommand: ParsableCommand {
     @Option(help: "Hardware profile: local, a preset, or a profile JSON file.")
     var hardware = "local"
 
-    @Option(help: "Threads per rank (default: train.threads, or the preset's cores per rank).")
+    @Option(help: "Threads per rank (default: train.threads; with --search, a host's cores over its ranks).")
     var threads: Int?
 
     @Flag(help: "Measure this machine (GEMM, attention, memory bandwidth, MPI links) and save it as local.")

@@ -67,20 +67,25 @@ public enum DecodeAttentionKernel {
     }
 
     /// One split: partial holds, per head, the unnormalized output [headDim], then the maximum score
-    /// and the sum of exp(score − maximum).
+    /// and the sum of exp(score − maximum). Positions go four at a time: their four key (value) rows
+    /// stay in L1 while every head reads its group's slice of them, and each head's four products
+    /// are independent chains of FMAs.
     private static func attendSplit(
         _ row: Row, positions: Range<Int>, heads: Int, kvHeads: Int, headDim: Int,
         partial: UnsafeMutablePointer<Float>
     ) {
         let (n, group, kvw) = (positions.count, heads / kvHeads, kvHeads * headDim)
         let scale = 1 / Float(headDim).squareRoot()
+        let (keys, values) = (row.keys + positions.lowerBound * kvw, row.values + positions.lowerBound * kvw)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: heads * splitLength) { buffer in
             let scores = buffer.baseAddress!
-            for j in 0..<n {
-                let k = row.keys + (positions.lowerBound + j) * kvw
-                for h in 0..<heads {
-                    scores[h * splitLength + j] =
-                        dotProduct(row.q + h * headDim, k + h / group * headDim, count: headDim) * scale
+            forEachQuad(n, kvw) { j, width, rows in
+                for g in 0..<kvHeads {
+                    let k = offset(keys + g * headDim, rows)
+                    for h in (g * group)..<((g + 1) * group) {
+                        let d = dot4(row.q + h * headDim, k, count: headDim) * scale
+                        for i in 0..<width { scores[h * splitLength + j + i] = d[i] }
+                    }
                 }
             }
             for h in 0..<heads {
@@ -91,14 +96,85 @@ public enum DecodeAttentionKernel {
                 out[headDim + 1] = AttentionKernel.exponentiate(p, from: 0, to: n, width: n, minus: m)
                 out.update(repeating: 0, count: headDim)
             }
-            for j in 0..<n {
-                let v = row.values + (positions.lowerBound + j) * kvw
-                for h in 0..<heads {
-                    axpy(scores[h * splitLength + j], v + h / group * headDim, partial + h * (headDim + 2), headDim)
+            forEachQuad(n, kvw) { j, width, rows in
+                for g in 0..<kvHeads {
+                    let v = offset(values + g * headDim, rows)
+                    for h in (g * group)..<((g + 1) * group) {
+                        var p = SIMD4<Float>()
+                        for i in 0..<width { p[i] = scores[h * splitLength + j + i] }
+                        axpy4(p, v, partial + h * (headDim + 2), count: headDim)
+                    }
                 }
             }
         }
     }
+
+    /// Four rows' offsets (row · width) in a [n, width] matrix.
+    typealias Quad = (Int, Int, Int, Int)
+
+    /// Calls body(j, count, rows) for j = 0, 4, 8, … < n: count = min(4, n − j) rows from j, and their
+    /// offsets, the rows past n-1 given as row n − 1 (read, never counted).
+    @inline(__always)
+    private static func forEachQuad(_ n: Int, _ width: Int, _ body: (Int, Int, Quad) -> Void) {
+        for j in stride(from: 0, to: n, by: 4) {
+            let last = n - 1
+            body(
+                j, min(4, n - j),
+                (j * width, min(j + 1, last) * width, min(j + 2, last) * width, min(j + 3, last) * width))
+        }
+    }
+
+    /// q·k_i for four rows k_i, `count` floats each.
+    @inline(__always)
+    static func dot4(_ q: UnsafePointer<Float>, _ k: Rows, count: Int) -> SIMD4<Float> {
+        var (a0, a1, a2, a3) = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+        var i = 0
+        while i + 8 <= count {
+            let x = q.load8(i)
+            a0.addProduct(x, k.0.load8(i))
+            a1.addProduct(x, k.1.load8(i))
+            a2.addProduct(x, k.2.load8(i))
+            a3.addProduct(x, k.3.load8(i))
+            i += 8
+        }
+        var d = SIMD4(hsum(a0), hsum(a1), hsum(a2), hsum(a3))
+        while i < count {
+            d += q[i] * SIMD4(k.0[i], k.1[i], k.2[i], k.3[i])
+            i += 1
+        }
+        return d
+    }
+
+    /// y += Σ_i p[i]·v_i over `count` floats for four rows v_i.
+    @inline(__always)
+    static func axpy4(_ p: SIMD4<Float>, _ v: Rows, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        let (p0, p1, p2, p3) = (
+            SIMD8(repeating: p[0]), SIMD8(repeating: p[1]), SIMD8(repeating: p[2]), SIMD8(repeating: p[3])
+        )
+        var i = 0
+        while i + 8 <= count {
+            var s = y.load8(i)
+            s.addProduct(p0, v.0.load8(i))
+            s.addProduct(p1, v.1.load8(i))
+            s.addProduct(p2, v.2.load8(i))
+            s.addProduct(p3, v.3.load8(i))
+            y.store8(i, s)
+            i += 8
+        }
+        while i < count {
+            y[i] += p[0] * v.0[i] + p[1] * v.1[i] + p[2] * v.2[i] + p[3] * v.3[i]
+            i += 1
+        }
+    }
+
+    /// The four rows of `quad` from `base`.
+    @inline(__always)
+    static func offset(_ base: UnsafePointer<Float>, _ quad: Quad) -> Rows {
+        (base + quad.0, base + quad.1, base + quad.2, base + quad.3)
+    }
+
+    /// Four rows of keys or values.
+    typealias Rows = (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>)
 
     /// out_h = Σ_s e^(m_s − M)·o_s / Σ_s e^(m_s − M)·l_s over a row's splits, M the largest m_s.
     private static func merge(

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { BLOCK = 32 };
+enum { BLOCK = 32, PREFETCH_ROWS = 4 };
 
 int kumo_q8_supported(kumo_q8_kernel kernel) {
     __builtin_cpu_init();
@@ -109,6 +109,11 @@ void kumo_q8_matvec(
     float (*dot)(const int8_t *, const float *, const int16_t *, const float *, long) =
         kernel == KUMO_Q8_AVX512_VNNI ? dot_vnni : kernel == KUMO_Q8_AVX2 ? dot_avx2 : dot_scalar;
     for (long r = first; r < end; r++) {
+        /* The weight row PREFETCH_ROWS ahead and its scales, asked for ahead of use. */
+        if (r + PREFETCH_ROWS < end) {
+            for (long at = 0; at < columns; at += 64) __builtin_prefetch(w + (r + PREFETCH_ROWS) * columns + at, 0, 3);
+            __builtin_prefetch(wscale + (r + PREFETCH_ROWS) * blocks, 0, 3);
+        }
         for (long b = 0; b < count; b++) {
             float d = dot(w + r * columns, wscale + r * blocks, x + b * columns, xscale + b * blocks, blocks);
             float *out = y + b * ldy + r;

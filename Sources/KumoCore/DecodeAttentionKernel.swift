@@ -1,3 +1,4 @@
+import CKumoBF16
 import Foundation
 
 /// Attention of single query rows (one new token each) over cached keys and values, for
@@ -79,7 +80,7 @@ public enum DecodeAttentionKernel {
         let (keys, values) = (row.keys + positions.lowerBound * kvw, row.values + positions.lowerBound * kvw)
         withUnsafeTemporaryAllocation(of: Float.self, capacity: heads * splitLength) { buffer in
             let scores = buffer.baseAddress!
-            forEachQuad(n, kvw) { j, width, rows in
+            forEachQuad(n, kvw, prefetching: keys) { j, width, rows in
                 for g in 0..<kvHeads {
                     let k = offset(keys + g * headDim, rows)
                     for h in (g * group)..<((g + 1) * group) {
@@ -96,7 +97,7 @@ public enum DecodeAttentionKernel {
                 out[headDim + 1] = AttentionKernel.exponentiate(p, from: 0, to: n, width: n, minus: m)
                 out.update(repeating: 0, count: headDim)
             }
-            forEachQuad(n, kvw) { j, width, rows in
+            forEachQuad(n, kvw, prefetching: values) { j, width, rows in
                 for g in 0..<kvHeads {
                     let v = offset(values + g * headDim, rows)
                     for h in (g * group)..<((g + 1) * group) {
@@ -112,12 +113,22 @@ public enum DecodeAttentionKernel {
     /// Four rows' offsets (row · width) in a [n, width] matrix.
     typealias Quad = (Int, Int, Int, Int)
 
+    /// Rows ahead of the four in use that `forEachQuad` asks the cache for.
+    static let prefetchDistance = 8
+
     /// Calls body(j, count, rows) for j = 0, 4, 8, … < n: count = min(4, n − j) rows from j, and their
-    /// offsets, the rows past n-1 given as row n − 1 (read, never counted).
+    /// offsets (row · width) in `matrix`, [n, width], the rows past n − 1 given as row n − 1 (read,
+    /// never counted); before each call, asks for the four rows `prefetchDistance` further on.
     @inline(__always)
-    private static func forEachQuad(_ n: Int, _ width: Int, _ body: (Int, Int, Quad) -> Void) {
+    private static func forEachQuad(
+        _ n: Int, _ width: Int, prefetching matrix: UnsafePointer<Float>, _ body: (Int, Int, Quad) -> Void
+    ) {
+        let last = n - 1
         for j in stride(from: 0, to: n, by: 4) {
-            let last = n - 1
+            let ahead = min(j + prefetchDistance, n)
+            for line in stride(from: ahead * width, to: min(ahead + 4, n) * width, by: 16) {
+                kumo_prefetch(matrix + line)
+            }
             body(
                 j, min(4, n - j),
                 (j * width, min(j + 1, last) * width, min(j + 2, last) * width, min(j + 3, last) * width))

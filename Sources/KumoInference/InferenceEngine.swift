@@ -25,6 +25,7 @@ public final class InferenceEngine: @unchecked Sendable {
     public init(model: LlamaModel, slots: Int, capacity: Int, format: WeightFormat = .fp32) {
         let c = model.config
         precondition(capacity <= c.maxPositionEmbeddings, "cache capacity beyond max_position_embeddings")
+        precondition(format.isSupported, "--weights \(format.rawValue) is not supported on this CPU")
         self.model = model
         self.format = format
         cache = KVCache(config: c, slots: slots, capacity: capacity)

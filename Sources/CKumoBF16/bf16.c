@@ -71,6 +71,35 @@ void kumo_bf16_round(const float *src, uint16_t *dst, long n) {
     for (long i = 0; i < n; i++) dst[i] = round_one(src[i]);
 }
 
+__attribute__((target("avx512f,avx512bf16"))) static float dot_bf16(
+    const uint16_t *w, const uint16_t *x, long columns) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    long i = 0;
+    for (; i + 64 <= columns; i += 64) {
+        acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)_mm512_loadu_si512(w + i), (__m512bh)_mm512_loadu_si512(x + i));
+        acc1 = _mm512_dpbf16_ps(
+            acc1, (__m512bh)_mm512_loadu_si512(w + i + 32), (__m512bh)_mm512_loadu_si512(x + i + 32));
+    }
+    if (i < columns)
+        acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)_mm512_loadu_si512(w + i), (__m512bh)_mm512_loadu_si512(x + i));
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+void kumo_bf16_matvec(
+    const uint16_t *w, long first, long end, long columns, const uint16_t *x, long count, float *y, long ldy,
+    int accumulate) {
+    enum { PREFETCH_ROWS = 4 };
+    for (long r = first; r < end; r++) {
+        if (r + PREFETCH_ROWS < end)
+            for (long at = 0; at < columns; at += 32) __builtin_prefetch(w + (r + PREFETCH_ROWS) * columns + at, 0, 3);
+        for (long b = 0; b < count; b++) {
+            float d = dot_bf16(w + r * columns, x + b * columns, columns);
+            float *out = y + b * ldy + r;
+            *out = accumulate ? *out + d : d;
+        }
+    }
+}
+
 void kumo_bf16_widen(const uint16_t *src, float *dst, long n) {
     uint32_t *out = (uint32_t *)dst;
     for (long i = 0; i < n; i++) out[i] = (uint32_t)src[i] << 16;

@@ -21,7 +21,8 @@ extension InferenceEngine {
         let perRow =
             Double(Scratch.floatsPerRow(c)) + Double(GenerationBuffers.floatsPerRow(c, capacity: capacity))
         let probs = Double(c.numAttentionHeads) * t * t
-        let quantized = format == .int8 ? Double(parameters) * 1.125 / 4 : 0
+        let copyBytesPerWeight: [WeightFormat: Double] = [.fp32: 0, .int8: 1.125, .bf16: 2]
+        let quantized = Double(parameters) * copyBytesPerWeight[format]! / 4
         return cacheBytes(config: c, slots: slots, capacity: capacity) + 4 * (rows * perRow + probs + quantized)
     }
 

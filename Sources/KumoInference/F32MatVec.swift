@@ -1,3 +1,4 @@
+import CKumoBF16
 import KumoCore
 
 /// Matrix-vector products of decoding with fp32 weights, y = x·Wᵀ for a few input rows. Decoding is
@@ -10,6 +11,9 @@ enum F32MatVec {
     static let maxInputRows = 8
     /// Weight rows per parallel task.
     static let rowsPerTask = 16
+    /// Rows ahead of the one in use whose cache lines are asked for (the hardware prefetcher alone
+    /// leaves the stream short of memory bandwidth).
+    static let prefetchRows = 4
 
     /// y[b·rows + r] (+)= W[r]·x[b] for b in 0..<count, with W [rows, columns] row-major.
     static func apply(
@@ -17,8 +21,14 @@ enum F32MatVec {
         count: Int, accumulate: Bool
     ) {
         parallelFor((rows + rowsPerTask - 1) / rowsPerTask) { task in
-            for r in (task * rowsPerTask)..<min(rows, (task + 1) * rowsPerTask) {
+            let end = min(rows, (task + 1) * rowsPerTask)
+            for r in (task * rowsPerTask)..<end {
                 let row = w + r * columns
+                if r + prefetchRows < end {
+                    for line in stride(from: prefetchRows * columns, to: (prefetchRows + 1) * columns, by: 16) {
+                        kumo_prefetch(row + line)
+                    }
+                }
                 for b in 0..<count {
                     let d = dot(row, x + b * columns, columns)
                     let out = y + b * rows + r

@@ -2,9 +2,11 @@ import KumoCore
 import KumoModel
 
 /// Runs a LLaMA-family model for generation through the model's own decoder blocks: `prefill` pushes
-/// a whole prompt through them with the training kernels (GEMMs, blocked causal attention) and fills
-/// the sequence's key/value cache; `decode` then advances several sequences by one token each, with
-/// matrix-vector kernels, attending over their caches.
+/// a whole prompt through them (blocked causal attention) and fills the sequence's key/value cache;
+/// `decode` then advances several sequences by one token each, with matrix-vector kernels, attending
+/// over their caches. A prompt of up to `F32MatVec.maxInputRows` tokens multiplies as decoding does
+/// (its cost is its few tokens', with int8 weights in int8 mode); a longer one through GEMMs on the
+/// fp32 weights, as in training.
 /// Not thread-safe: one caller at a time (the server's scheduler thread).
 public final class InferenceEngine: @unchecked Sendable {
     /// The model whose fp32 parameters the engine reads.
@@ -23,6 +25,7 @@ public final class InferenceEngine: @unchecked Sendable {
     public init(model: LlamaModel, slots: Int, capacity: Int, format: WeightFormat = .fp32) {
         let c = model.config
         precondition(capacity <= c.maxPositionEmbeddings, "cache capacity beyond max_position_embeddings")
+        precondition(format.isSupported, "--weights \(format.rawValue) is not supported on this CPU")
         self.model = model
         self.format = format
         cache = KVCache(config: c, slots: slots, capacity: capacity)
@@ -31,7 +34,8 @@ public final class InferenceEngine: @unchecked Sendable {
             DecodeBlock(
                 BlockWeights(base: p + model.layout.blockStart($0), layout: model.layout.block), c, format: format)
         }
-        scratch = Scratch(config: c, capacity: capacity)
+        // Buffers for a short prompt or a batch are allocated (their pages touched) here, not by the first call.
+        scratch = Scratch(config: c, capacity: capacity).ensure(c, rows: Scratch.logitRows)
         head = DecodeMatrix(p + model.layout.head, rows: c.vocabSize, columns: c.hiddenSize, format: format)
     }
 
@@ -45,12 +49,14 @@ public final class InferenceEngine: @unchecked Sendable {
         let t = tokens.count
         precondition(t >= 1 && t <= cache.capacity, "prompt of \(t) tokens does not fit the cache")
         let s = scratch.ensure(c, rows: t)
-        // The prompt's products are GEMMs on the fp32 weights, as in training.
-        let hidden = runBlocks(tokens, s, step: .prompt(cache, slot: slot)) { $0.weights }
+        let step = CacheStep.prompt(cache, slot: slot)
+        let hidden =
+            t <= F32MatVec.maxInputRows
+            ? runBlocks(tokens, s, step: step) { $0 } : runBlocks(tokens, s, step: step) { $0.weights }
         let rowsWanted = eachRow == nil ? (t - 1)..<t : 0..<t
         for lo in stride(from: rowsWanted.lowerBound, to: t, by: Scratch.logitRows) {
             let n = min(Scratch.logitRows, t - lo)
-            finalLogits(from: hidden + lo * c.hiddenSize, rows: n, s, quantized: false)
+            finalLogits(from: hidden + lo * c.hiddenSize, rows: n, s, quantized: n <= F32MatVec.maxInputRows)
             for r in 0..<n { eachRow?(lo + r, s.logits.pointer + r * c.vocabSize) }
         }
         let lastRow = (t - 1 - rowsWanted.lowerBound) % Scratch.logitRows

@@ -1,10 +1,31 @@
+import CKumoBF16
 import KumoCore
+
+/// The instructions of Q8 products, chosen at run time among those the CPU has.
+public enum Q8Kernel: UInt32, CaseIterable, Sendable {
+    /// Plain C: integer products one byte at a time.
+    case scalar = 0
+    /// AVX2: vpmaddwd, 16 products at a time.
+    case avx2 = 1
+    /// AVX-512 VNNI: vpdpwssd, a block of 32 products at a time.
+    case avx512VNNI = 2
+
+    /// The kernels this CPU runs.
+    public static var supported: [Q8Kernel] { allCases.filter { kumo_q8_supported(kumo_q8_kernel($0.rawValue)) != 0 } }
+    /// The fastest kernel this CPU runs, or the one the KUMO_Q8_KERNEL variable names (scalar, avx2, vnni).
+    public static let selected = Q8Kernel(rawValue: kumo_q8_default_kernel().rawValue)!
+}
 
 /// A [rows, columns] weight matrix quantized as llama.cpp's Q8_0 does: each run of 32 weights of a
 /// row is stored as 32 signed bytes and one fp32 scale (max |w| / 127), for matrix-vector products.
+/// Products quantize the input rows per block of 32 to int16 (scale max|x| / 32767, an error 256
+/// times below the weights', where llama.cpp's Q8_0 × Q8_0 takes int8) and multiply with integer
+/// instructions, one scale product per block.
 public final class Q8Matrix: @unchecked Sendable {
     /// Weights per block sharing one scale.
     public static let blockSize = 32
+    /// Weight rows per parallel task.
+    static let rowsPerTask = 16
     /// Output features.
     public let rows: Int
     /// Input features (a multiple of `blockSize`).
@@ -19,17 +40,7 @@ public final class Q8Matrix: @unchecked Sendable {
         self.columns = columns
         quants = .allocate(capacity: rows * columns)
         scales = .allocate(capacity: rows * columns / Self.blockSize)
-        for block in 0..<(rows * columns / Self.blockSize) {
-            let w = weights + block * Self.blockSize
-            var amax: Float = 0
-            for i in 0..<Self.blockSize { amax = max(amax, abs(w[i])) }
-            let scale = amax / 127
-            scales[block] = scale
-            let inv: Float = scale == 0 ? 0 : 1 / scale
-            for i in 0..<Self.blockSize {
-                quants[block * Self.blockSize + i] = Int8((w[i] * inv).rounded())
-            }
-        }
+        kumo_q8_quantize(weights, quants, scales, rows * columns)
     }
 
     deinit {
@@ -42,50 +53,23 @@ public final class Q8Matrix: @unchecked Sendable {
         Float(quants[row * columns + column]) * scales[(row * columns + column) / Self.blockSize]
     }
 
-    /// y[r] (+)= W·x[r] for `count` input rows x ([count, columns]) into y ([count, rows]).
+    /// y[r] (+)= W·x[r] for `count` input rows x ([count, columns]) into y ([count, rows]), x
+    /// quantized to int16 blocks first.
     public func apply(
-        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int, accumulate: Bool
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int, accumulate: Bool,
+        kernel: Q8Kernel = .selected
     ) {
-        let blocks = columns / Self.blockSize
-        let chunk = 16
-        parallelFor((rows + chunk - 1) / chunk) { c in
-            for r in (c * chunk)..<min(rows, (c + 1) * chunk) {
-                let q = UnsafePointer(quants + r * columns)
-                let s = UnsafePointer(scales + r * blocks)
-                for b in 0..<count {
-                    let dot = Self.rowDot(q, s, x + b * columns, blocks: blocks)
-                    let out = y + b * rows + r
-                    out.pointee = accumulate ? out.pointee + dot : dot
-                }
-            }
+        let xq = UnsafeMutablePointer<Int16>.allocate(capacity: count * columns)
+        let xs = UnsafeMutablePointer<Float>.allocate(capacity: count * columns / Self.blockSize)
+        defer {
+            xq.deallocate()
+            xs.deallocate()
         }
-    }
-
-    /// Σ_blocks scale · Σ_i q_i·x_i, converting bytes to floats eight at a time.
-    @inline(__always)
-    static func rowDot(
-        _ q: UnsafePointer<Int8>, _ s: UnsafePointer<Float>, _ x: UnsafePointer<Float>, blocks: Int
-    ) -> Float {
-        var total = SIMD8<Float>()
-        let raw = UnsafeRawPointer(q)
-        for b in 0..<blocks {
-            var acc = SIMD8<Float>()
-            let base = b * blockSize
-            for i in stride(from: 0, to: blockSize, by: 8) {
-                let bytes = raw.loadUnaligned(fromByteOffset: base + i, as: SIMD8<Int8>.self)
-                acc.addProduct(toFloat(bytes), x.load8(base + i))
-            }
-            total.addProduct(acc, SIMD8(repeating: s[b]))
+        kumo_q16_quantize(x, xq, xs, count * columns)
+        parallelFor((rows + Self.rowsPerTask - 1) / Self.rowsPerTask) { task in
+            kumo_q8_matvec(
+                kumo_q8_kernel(kernel.rawValue), quants, scales, task * Self.rowsPerTask,
+                min(rows, (task + 1) * Self.rowsPerTask), columns, xq, xs, count, y, rows, accumulate ? 1 : 0)
         }
-        return hsum(total)
-    }
-
-    /// Exact int8 → float: the byte, sign-extended, is added to the bits of 1.5·2²³ (whose low
-    /// mantissa then holds it) and 1.5·2²³ is subtracted; integer and float adds only.
-    @inline(__always)
-    static func toFloat(_ v: SIMD8<Int8>) -> SIMD8<Float> {
-        let wide = SIMD8<Int32>(truncatingIfNeeded: v)
-        let magic = SIMD8<Float>(repeating: 12_582_912)
-        return unsafeBitCast(wide &+ unsafeBitCast(magic, to: SIMD8<Int32>.self), to: SIMD8<Float>.self) - magic
     }
 }

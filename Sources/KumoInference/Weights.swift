@@ -5,14 +5,20 @@ import KumoModel
 public enum WeightFormat: String, Sendable, CaseIterable {
     /// The model's fp32 weights.
     case fp32
-    /// Q8_0-style blocks of 32 int8 weights with an fp32 scale (weight-only quantization).
+    /// Q8_0-style blocks of 32 int8 weights with an fp32 scale (inputs quantized to int16 blocks).
     case int8
+    /// bf16 weights and inputs with fp32 sums, on CPUs with AVX512_BF16 only.
+    case bf16
+
+    /// Whether this CPU runs the format's products.
+    public var isSupported: Bool { self != .bf16 || BF16Matrix.supported }
 }
 
-/// One projection's weights for decoding: the fp32 matrix, and its Q8 copy in int8 mode.
+/// One projection's weights for decoding: the fp32 matrix, and its Q8 (bf16) copy in int8 (bf16) mode.
 struct DecodeMatrix {
     let fp32: UnsafePointer<Float>
     let q8: Q8Matrix?
+    let bf16: BF16Matrix?
     let rows: Int
     let columns: Int
 
@@ -23,12 +29,17 @@ struct DecodeMatrix {
         q8 =
             format == .int8 && columns % Q8Matrix.blockSize == 0
             ? Q8Matrix(weights: w, rows: rows, columns: columns) : nil
+        bf16 =
+            format == .bf16 && columns % BF16Matrix.columnMultiple == 0
+            ? BF16Matrix(weights: w, rows: rows, columns: columns) : nil
     }
 
     /// y (+)= x·Wᵀ for `count` rows of x.
     func apply(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, count: Int, accumulate: Bool = false) {
         if let q8 {
             q8.apply(x: x, y: y, count: count, accumulate: accumulate)
+        } else if let bf16 {
+            bf16.apply(x: x, y: y, count: count, accumulate: accumulate)
         } else if count <= F32MatVec.maxInputRows {
             F32MatVec.apply(w: fp32, rows: rows, columns: columns, x: x, y: y, count: count, accumulate: accumulate)
         } else {

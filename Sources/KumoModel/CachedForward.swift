@@ -31,7 +31,7 @@ public struct CacheStep {
 struct LayerCache {
     let step: CacheStep
     let layer: Int
-    /// Attention scores of single-token rows: rows · heads · capacity floats.
+    /// Working memory of single-token rows' attention (`DecodeAttention.scratchFloats`).
     let scores: UnsafeMutablePointer<Float>
 
     /// Where a prompt's keys and values go: its slot's rows of this layer.
@@ -77,20 +77,20 @@ public final class GenerationBuffers {
         scratch = BackwardScratch(config, shape: Self.shape(config, rows: 0))
     }
 
-    /// Floats per row these buffers hold: a block's activations and the scores of a token over a slot.
+    /// Floats per row these buffers hold: a block's activations and a token's attention over a slot.
     public static func floatsPerRow(_ c: ModelConfig, capacity: Int) -> Int {
         let qw = c.numAttentionHeads * c.headDim
         let kvw = c.numKeyValueHeads * c.headDim
         let sequential = c.parallelLayers ? 0 : 2 * c.hiddenSize + 1
         return c.hiddenSize + 1 + 2 * qw + 2 * kvw + c.numAttentionHeads + 3 * c.intermediateSize + sequential
-            + c.numAttentionHeads * capacity
+            + DecodeAttention.scratchFloats(c, rows: 1, capacity: capacity)
     }
 
     func ensure(rows needed: Int) {
         guard needed > rows else { return }
         rows = needed
         activations = BlockActivations(config, shape: Self.shape(config, rows: needed))
-        scores = FloatBuffer(count: needed * config.numAttentionHeads * capacity)
+        scores = FloatBuffer(count: DecodeAttention.scratchFloats(config, rows: needed, capacity: capacity))
     }
 
     private static func shape(_ c: ModelConfig, rows: Int) -> AttentionShape {

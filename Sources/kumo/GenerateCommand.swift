@@ -12,7 +12,10 @@ struct ServingOptions: ParsableArguments {
     @Option(help: "Tokenizer (default: the GGUF's own or the Hugging Face directory's tokenizer.json).")
     var tokenizer: String?
 
-    @Option(help: "Weights of decoding's matrix-vector products: fp32 or int8 (Q8_0-style blocks).")
+    @Option(
+        help:
+            "Weights of decoding's matrix-vector products: fp32, int8 (Q8_0-style blocks) or bf16 (CPUs with AVX512_BF16)."
+    )
     var weights: String = "fp32"
 
     @Option(help: "Threads for BLAS and Kumo's kernels.")
@@ -24,7 +27,11 @@ struct ServingOptions: ParsableArguments {
     /// Loads the model and builds an engine with `slots` cache slots.
     func load(slots: Int) throws -> (ServedModel, Generator) {
         guard let format = WeightFormat(rawValue: weights) else {
-            throw ValidationFailure("--weights \(weights): expected fp32 or int8")
+            throw ValidationFailure("--weights \(weights): expected fp32, int8 or bf16")
+        }
+        guard format.isSupported else {
+            throw ValidationFailure(
+                "--weights \(weights) needs a CPU with AVX512_BF16 (vdpbf16ps), which this one lacks: use fp32 or int8")
         }
         guard threads >= 1 else { throw ValidationFailure("--threads must be at least 1") }
         Threads.set(threads)

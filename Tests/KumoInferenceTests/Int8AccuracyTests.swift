@@ -2,7 +2,7 @@ import XCTest
 
 @testable import KumoInference
 
-/// Int8 weight-only decoding of SmolLM2-135M-Instruct stays close to fp32 decoding, logit by logit.
+/// int8 (and bf16) decoding of SmolLM2-135M-Instruct stays close to fp32 decoding, logit by logit.
 final class Int8AccuracyTests: XCTestCase {
     static let texts = [
         "The quick brown fox jumps over the lazy dog, and then it runs into the forest to find its friends.",
@@ -10,40 +10,51 @@ final class Int8AccuracyTests: XCTestCase {
         "東京は日本の首都であり、多くの人々が住んでいます。",
     ]
 
-    /// Prefills each text's first tokens in an fp32 and an int8 engine, then feeds both the text's
-    /// next tokens one by one and compares the decoded logits at every position.
-    func testInt8DecodingLogitsStayWithinBoundOfFP32() throws {
+    /// Prefills each text's first tokens in an fp32 engine and one with `format`, then feeds both the
+    /// text's next tokens one by one; returns the largest logit difference, the widest fp32 logit
+    /// range and the positions compared.
+    private func compareWithFP32(_ format: WeightFormat) throws -> (worst: Float, range: Float, positions: Int) {
         let served = try SmolLM2Fixture.load()
         let vocab = served.model.config.vocabSize
         let fp32 = InferenceEngine(model: served.model, slots: 1, capacity: 128, format: .fp32)
-        let int8 = InferenceEngine(model: served.model, slots: 1, capacity: 128, format: .int8)
+        let other = InferenceEngine(model: served.model, slots: 1, capacity: 128, format: format)
         let promptLength = 4
-        var worst: Float = 0
-        var worstRange: Float = 0
-        var positions = 0
+        var (worst, worstRange, positions): (Float, Float, Int) = (0, 0, 0)
         for text in Self.texts {
             let ids = try served.encode(text)
             XCTAssertGreaterThan(ids.count, promptLength + 8, "too few tokens in \(text.debugDescription)")
             fp32.prefill(slot: 0, tokens: Array(ids.prefix(promptLength)))
-            int8.prefill(slot: 0, tokens: Array(ids.prefix(promptLength)))
+            other.prefill(slot: 0, tokens: Array(ids.prefix(promptLength)))
             for p in promptLength..<ids.count {
                 let a = fp32.decode(tokens: [ids[p]], slots: [0], positions: [Int32(p)])
-                let b = int8.decode(tokens: [ids[p]], slots: [0], positions: [Int32(p)])
-                var lo = Float.infinity
-                var hi = -Float.infinity
+                let b = other.decode(tokens: [ids[p]], slots: [0], positions: [Int32(p)])
+                var (lo, hi) = (Float.infinity, -Float.infinity)
                 for j in 0..<vocab {
                     worst = max(worst, abs(a[j] - b[j]))
-                    lo = min(lo, a[j])
-                    hi = max(hi, a[j])
+                    (lo, hi) = (min(lo, a[j]), max(hi, a[j]))
                 }
                 worstRange = max(worstRange, hi - lo)
                 positions += 1
             }
         }
         print(
-            "int8 vs fp32 decoding over \(positions) positions: max |Δlogit| \(worst) (fp32 logit range up to \(worstRange))"
+            "\(format) vs fp32 decoding over \(positions) positions: max |Δlogit| \(worst) (fp32 logit range up to \(worstRange))"
         )
+        return (worst, worstRange, positions)
+    }
+
+    /// int8 logits stay within the bound of fp32's, and differ from them (the weights were quantized).
+    func testInt8DecodingLogitsStayWithinBoundOfFP32() throws {
+        let (worst, _, positions) = try compareWithFP32(.int8)
         XCTAssertGreaterThan(worst, 0, "int8 decoding should not be bit-identical to fp32: were the weights quantized?")
         XCTAssertLessThan(worst, 2.5, "int8 vs fp32 decoding: max |Δlogit| \(worst) over \(positions) positions")
+    }
+
+    /// bf16 logits (on CPUs with AVX512_BF16) stay within the same bound.
+    func testBF16DecodingLogitsStayWithinBoundOfFP32() throws {
+        try XCTSkipUnless(WeightFormat.bf16.isSupported, "this CPU has no AVX512_BF16")
+        let (worst, _, positions) = try compareWithFP32(.bf16)
+        XCTAssertGreaterThan(worst, 0, "bf16 decoding should not be bit-identical to fp32")
+        XCTAssertLessThan(worst, 2.5, "bf16 vs fp32 decoding: max |Δlogit| \(worst) over \(positions) positions")
     }
 }

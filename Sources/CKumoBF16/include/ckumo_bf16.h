@@ -33,4 +33,11 @@ int kumo_gemm_bf16(
     kumo_bf16_backend backend, int transA, int transB, long m, long n, long k, kumo_bf16_operand a, long lda,
     kumo_bf16_operand b, long ldb, float beta, float *c, long ldc);
 
+/* For weight rows r in [first, end) and input rows b < count, with columns a multiple of 32:
+   y[b·ldy + r] (+)= Σ_i w[r·columns + i]·x[b·columns + i], bf16 operands and fp32 sums
+   (vdpbf16ps); accumulate non-zero adds to y. Needs kumo_cpu_has_avx512_bf16(). */
+void kumo_bf16_matvec(
+    const uint16_t *w, long first, long end, long columns, const uint16_t *x, long count, float *y, long ldy,
+    int accumulate);
+
 #endif

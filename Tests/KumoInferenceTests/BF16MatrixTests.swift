@@ -1,4 +1,5 @@
 import CKumoBF16
+import Foundation
 import KumoCore
 import XCTest
 
@@ -6,6 +7,14 @@ import XCTest
 
 /// The bf16 matrix-vector kernel (vdpbf16ps) equals a naive product of the bf16-rounded operands.
 final class BF16MatrixTests: XCTestCase {
+    /// Whether the kernel's flags (avx512_bf16, avx512f) are in /proc/cpuinfo.
+    static func cpuInfoListsBF16() -> Bool {
+        let info =
+            FileManager.default.contents(atPath: "/proc/cpuinfo").map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let flags = info.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ") ?? []
+        return flags.contains("avx512_bf16") && flags.contains("avx512f")
+    }
+
     private func bf16(_ x: [Float]) -> [Float] {
         var rounded = [UInt16](repeating: 0, count: x.count)
         kumo_bf16_round(x, &rounded, x.count)
@@ -15,7 +24,9 @@ final class BF16MatrixTests: XCTestCase {
     /// y = W·x for `count` rows, accumulating onto ones and not, for column counts that are and are
     /// not multiples of 64 (the kernel takes 64 columns per step, then 32).
     func testKernelEqualsNaiveProductOfRoundedOperands() throws {
-        try XCTSkipUnless(BF16Matrix.supported, "this CPU has no AVX512_BF16")
+        XCTAssertEqual(BF16Matrix.supported, Self.cpuInfoListsBF16(), "dispatch disagrees with /proc/cpuinfo")
+        // Without the units the kernel must not run (it would SIGILL): the dispatch check above is the test.
+        guard BF16Matrix.supported else { return }
         var rng = SeededRandom(seed: 9)
         for (rows, columns, count) in [(37, 96, 3), (50, 576, 1), (16, 1536, 8)] {
             let w = (0..<(rows * columns)).map { _ in Float(rng.next() % 2001) / 1000 - 1 }

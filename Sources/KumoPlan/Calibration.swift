@@ -16,16 +16,17 @@ public enum Calibration {
         Array(Set(sequence(first: 1) { $0 * 2 }.prefix { $0 < cores } + [cores])).sorted()
     }
 
-    /// Best seconds of `repeats` calls after one untimed call.
-    static func best(_ repeats: Int, _ body: () -> Void) -> Double {
+    /// Median seconds of `repeats` calls after one untimed call: what a training step sustains, where
+    /// the best call catches a quiet moment of a shared machine.
+    static func typical(_ repeats: Int, _ body: () -> Void) -> Double {
         body()
-        var best = Double.infinity
+        var times: [Double] = []
         for _ in 0..<repeats {
             let t0 = SystemInfo.now()
             body()
-            best = min(best, SystemInfo.now() - t0)
+            times.append(SystemInfo.now() - t0)
         }
-        return best
+        return times.sorted()[times.count / 2]
     }
 
     /// GEMM rates of `precision` at `threads` over the grid.
@@ -40,7 +41,7 @@ public enum Calibration {
                 for i in 0..<a.count { a[i] = Float(i % 7) * 0.1 }
                 for i in 0..<b.count { b[i] = Float(i % 5) * 0.1 }
                 let repeats = max(5, min(40, 400_000_000 / (2 * m * w * w)))
-                let seconds = best(repeats) {
+                let seconds = typical(repeats) {
                     if precision == .bf16 {
                         gemmBF16(
                             .none, .none, m: m, n: w, k: w, a: .fp32(a.pointer), lda: w, b: .fp32(b.pointer), ldb: w,
@@ -71,7 +72,7 @@ public enum Calibration {
                 FloatBuffer(count: n), FloatBuffer(count: n), FloatBuffer(count: n), FloatBuffer(count: 8 * t)
             )
             for i in 0..<n { (q[i], k[i], v[i], dout[i]) = (Float(i % 11) * 0.01, Float(i % 13) * 0.01, 0.5, 0.1) }
-            let seconds = best(3) {
+            let seconds = typical(5) {
                 AttentionKernel.forward(
                     q: q.pointer, k: k.pointer, v: v.pointer, out: out.pointer, lse: lse.pointer, shape: shape)
                 AttentionKernel.backward(
@@ -90,7 +91,7 @@ public enum Calibration {
         let (source, destination) = (FloatBuffer(count: count), FloatBuffer(count: count))
         for i in stride(from: 0, to: count, by: 1024) { source[i] = 1 }
         let chunk = (count + threads - 1) / threads
-        let seconds = best(3) {
+        let seconds = typical(5) {
             parallelFor(threads) { p in
                 let lower = p * chunk
                 let upper = min(count, lower + chunk)
@@ -108,7 +109,7 @@ public enum Calibration {
         let count = 16 << 20
         let buffer = FloatBuffer(count: count)
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let seconds = best(3) {
+        let seconds = typical(5) {
             madvise(UnsafeMutableRawPointer(buffer.pointer), 4 * count / page * page, MADV_DONTNEED)
             buffer.pointer.update(repeating: 1, count: count)
         }

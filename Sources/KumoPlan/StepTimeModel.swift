@@ -13,7 +13,8 @@ import KumoParallel
 /// - `comm_exposed`: tensor-parallel and pipeline transfers in full, data-parallel ones beyond what
 ///   the backward pass of the last micro-batch hides;
 /// - `bubble`: the pipeline's (p − 1) idle micro-batch slots.
-/// Where a host's ranks × threads exceed its cores, compute is slowed by the ratio.
+/// A measured host's ranks share its rates; on datasheet hosts, where ranks × threads exceed the
+/// cores, compute is slowed by the ratio.
 public struct StepTime: Sendable, Equatable {
     public var gemm = 0.0
     public var attention = 0.0
@@ -48,8 +49,19 @@ public struct StepTimeModel: Sendable {
         self.ranksPerHost = ranksPerHost
     }
 
-    /// How much slower compute runs when the host's ranks ask for more threads than it has cores.
-    var oversubscription: Double { max(1, Double(min(ranksPerHost, 1 << 20) * threads) / Double(profile.coresPerHost)) }
+    /// How much slower compute runs when the host's ranks ask for more threads than it has cores
+    /// (datasheet profiles; a measured host's sharing is in `share`).
+    var oversubscription: Double {
+        profile.measured ? 1 : max(1, Double(min(ranksPerHost, 1 << 20) * threads) / Double(profile.coresPerHost))
+    }
+
+    /// A rank's part of a rate measured by thread count: on a measured CPU host the ranks share its
+    /// cores, caches and memory, so each gets 1/ranks of the host's rate at all their threads (at
+    /// most its cores); a datasheet rank (a GPU) has its own.
+    func share(_ rate: (Int) -> Double) -> Double {
+        guard profile.measured, ranksPerHost > 1 else { return rate(threads) }
+        return rate(min(profile.coresPerHost, ranksPerHost * threads)) / Double(ranksPerHost)
+    }
 
     /// Seconds of one micro-batch's forward and backward on a stage holding `shard`.
     func microBatch(_ t: TrainingLayout, shard: ModelShard) -> (gemm: Double, attention: Double, memory: Double) {
@@ -59,7 +71,7 @@ public struct StepTimeModel: Sendable {
         let (q, kv, ffn) = (shard.heads(c) * c.headDim, shard.kvHeads(c) * c.headDim, shard.intermediate(c))
         let passes = t.recompute == .full ? 4.0 : 3.0
         func product(_ n: Int, _ k: Int) -> Double {
-            let rate = profile.gemmGFLOPs(t.precision, threads: threads, m: rows, n: n, k: k)
+            let rate = share { profile.gemmGFLOPs(t.precision, threads: $0, m: rows, n: n, k: k) }
             return passes * 2 * Double(rows) * Double(n) * Double(k) / (rate * 1e9)
         }
         let block = product(q + 2 * kv, h) + product(h, q) + product(2 * ffn, h) + product(h, ffn)
@@ -67,15 +79,16 @@ public struct StepTimeModel: Sendable {
         let head = shard.hasHead ? product(shard.vocab(c), h) : 0
         let attentionFLOPs = 12 * Double(q) * Double(t.batch.seqLen) * Double(rows) * (passes / 3)
         let attention =
-            layers * attentionFLOPs / (profile.attentionGFLOPs(seq: t.batch.seqLen, threads: threads) * 1e9)
+            layers * attentionFLOPs / (share { profile.attentionGFLOPs(seq: t.batch.seqLen, threads: $0) } * 1e9)
         let kept = LlamaModel.activationBytes(
             c, shard: shard, batch: t.batch.micro * t.rowsPerSample, seqLen: t.batch.seqLen, recompute: .none)
-        var memory = 3 * Double(kept) / profile.bandwidth(threads: threads)
+        let bandwidth = share { profile.bandwidth(threads: $0) }
+        var memory = 3 * Double(kept) / bandwidth
         if t.parallel.zeroStage == .parameters {
             // Forward and backward gather every stage into pages released after the last use.
             let n = Double(t.shardRanks)
             let gathered = 2 * 4 * Double(ParameterLayout(c, shard: shard).count) * (n - 1) / n
-            memory += gathered / (profile.pageFaultBytesPerSecond ?? profile.bandwidth(threads: threads))
+            memory += gathered / (profile.pageFaultBytesPerSecond.map { $0 / Double(ranksPerHost) } ?? bandwidth)
         }
         return (layers * block + head, attention, memory)
     }
@@ -91,9 +104,12 @@ public struct StepTimeModel: Sendable {
         time.attention = m * mb.attention * slow
         time.memoryBound = m * mb.memory * slow
         // AdamW reads and writes parameter, gradient and two moments; clipping reads the gradients.
-        time.optimizer = 2.25 * Double(stateBytes) / profile.bandwidth(threads: threads) * slow
+        time.optimizer = 2.25 * Double(stateBytes) / share { profile.bandwidth(threads: $0) } * slow
         let perMicroBatch = (mb.gemm + mb.attention + mb.memory) * slow
-        time.bubble = Double(t.parallel.pipeline - 1) * perMicroBatch
+        // On a measured host with more ranks × threads than cores, a stage idle in the bubble frees
+        // its core for the others: the shared rates already count the work of every rank.
+        let crowded = profile.measured && ranksPerHost * threads > profile.coresPerHost
+        time.bubble = crowded ? 0 : Double(t.parallel.pipeline - 1) * perMicroBatch
         let backward = perMicroBatch * 2 / 3
         for g in comm.groups {
             let seconds = transferSeconds(g)

@@ -178,7 +178,24 @@ public struct HardwareProfile: Codable, Sendable, Equatable {
         guard points.count > 1 else { return first.bytes }
         let upper = points.firstIndex { $0.ranks >= ranks }.map { max(1, $0) } ?? points.count - 1
         let (a, b) = (points[upper - 1], points[upper])
+        guard b.ranks > a.ranks else { return max(0, a.bytes) }
         let slope = Double(b.bytes - a.bytes) / Double(b.ranks - a.ranks)
-        return max(0, Int(Double(a.bytes) + slope * Double(ranks - a.ranks)))
+        return Int(min(max(0, Double(a.bytes) + slope * Double(ranks - a.ranks)), 1e15))
+    }
+
+    /// What a profile read from a file lacks for the time model to give finite times, if anything.
+    public var missingMeasurement: String? {
+        let rates = gemm.flatMap(\.points).map(\.gflops) + attention.map(\.gflops)
+        let links = [intraHost, interHost].flatMap { [$0.bandwidthBytesPerSecond, $0.latencySeconds] }
+        if gemm.allSatisfy({ $0.points.isEmpty }) { return "no GEMM rates" }
+        if attention.isEmpty { return "no attention rates" }
+        if memoryBandwidth.isEmpty { return "no memory bandwidth" }
+        if !(rates + memoryBandwidth.map(\.bytesPerSecond)).allSatisfy({ $0 > 0 && $0.isFinite }) {
+            return "a rate that is not a positive number"
+        }
+        if !links.allSatisfy({ $0 >= 0 && $0.isFinite }) || links[0] <= 0 || links[2] <= 0 {
+            return "a link without a positive bandwidth"
+        }
+        return nil
     }
 }

@@ -35,11 +35,16 @@ public enum ProfileStore {
                         + "not local, and no such file")
         }
         let decoder = JSONDecoder()
+        let profile: HardwareProfile
         do {
-            return try decoder.decode(HardwareProfile.self, from: data)
+            profile = try decoder.decode(HardwareProfile.self, from: data)
         } catch {
             throw ProfileError("\(url.path) is not a hardware profile (\(error)); run `kumo plan --calibrate` again")
         }
+        if let missing = profile.missingMeasurement {
+            throw ProfileError("\(url.path) has \(missing); run `kumo plan --calibrate` again")
+        }
+        return profile
     }
 }
 

@@ -71,6 +71,11 @@ struct PlanCommand: ParsableCommand {
         if search && (model == nil || nodes == nil || globalBatch == nil || seq == nil) {
             throw ValidationError("--search needs --model, --nodes, --global-batch and --seq")
         }
+        let counts = [("--nodes", nodes), ("--global-batch", globalBatch), ("--seq", seq), ("--threads", threads)]
+        for (name, value) in counts + [("--top", top)] where (value ?? 1) < 1 {
+            throw ValidationError("\(name) must be at least 1")
+        }
+        if let tokens, !(tokens > 0 && tokens.isFinite) { throw ValidationError("--tokens must be a positive number") }
     }
 
     func run() throws {
@@ -91,6 +96,11 @@ struct PlanCommand: ParsableCommand {
         let hostCount =
             hosts ?? (profile.measured ? 1 : (ranks + profile.ranksPerHost - 1) / profile.ranksPerHost)
         let layout = config.trainingLayout(ranks: ranks)
+        if profile.peakGFLOPs(layout.precision, threads: threads ?? config.threads) <= 0 {
+            throw ValidationFailure(
+                "hardware \(profile.name) has no \(layout.precision.rawValue) GEMM rates (a CPU without bf16 units "
+                    + "is calibrated in fp32 only): plan train.precision = \"fp32\" or another --hardware")
+        }
         let plan: Plan
         do {
             plan = try Plan(layout, hardware: profile, hosts: hostCount, threads: threads ?? config.threads)

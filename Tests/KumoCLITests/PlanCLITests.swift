@@ -87,4 +87,29 @@ final class PlanCLITests: XCTestCase {
             XCTAssertLessThanOrEqual(p["peak_memory_bytes_per_rank"] as? Int ?? .max, 80_000_000_000)
         }
     }
+
+    /// Bad numbers and a profile file without measurements are refused by name, never a crash.
+    func testMistakesAreRefusedNamingThem() throws {
+        let dir = try KumoProcess.temporaryDirectory(for: self)
+        let broken = dir + "/broken.json"
+        let h100 = try plan(["--hardware", "h100"] + tiny.flatMap { ["--set", $0] })
+        XCTAssertEqual(h100["hardware"] as? String, "h100")
+        let cases: [([String], String)] = [
+            (
+                [
+                    "plan", "--search", "--model", "tiny", "--hardware", "h100", "--nodes", "0", "--global-batch", "8",
+                    "--seq", "64",
+                ], "--nodes must be at least 1"
+            ),
+            (["plan", "--hardware", "h100", "--tokens=-1"], "--tokens must be a positive number"),
+            (["plan", "--hardware", broken], "not a hardware profile"),
+        ]
+        try Data(#"{"name": "x"}"#.utf8).write(to: URL(fileURLWithPath: broken))
+        for (args, message) in cases {
+            let r = try KumoProcess.run(args + tiny.flatMap { ["--set", $0] })
+            XCTAssertNotEqual(r.status, 0, args.joined(separator: " "))
+            XCTAssertTrue(r.err.contains(message), "\(args): \(r.err)")
+            XCTAssertFalse(r.err.contains("Fatal error"), r.err)
+        }
+    }
 }

@@ -120,4 +120,19 @@ final class PlanFormulaTests: XCTestCase {
         let days = 300e9 * gpt3.flopsPerToken(seqLen: 2048) / peak / 86400
         XCTAssertEqual(days, 3.5, accuracy: 0.15)
     }
+
+    /// A profile lacking a measurement, or with a rate that is not positive, is named as such;
+    /// runtime points with one rank count twice do not divide by zero.
+    func testIncompleteProfilesAreNamed() {
+        XCTAssertNil(flat.missingMeasurement)
+        var noAttention = flat
+        noAttention.attention = []
+        XCTAssertEqual(noAttention.missingMeasurement, "no attention rates")
+        var zeroRate = flat
+        zeroRate.memoryBandwidth = [.init(threads: 1, bytesPerSecond: 0)]
+        XCTAssertEqual(zeroRate.missingMeasurement, "a rate that is not a positive number")
+        var twice = flat
+        twice.runtime = [.init(ranks: 2, bytes: 100), .init(ranks: 2, bytes: 300)]
+        XCTAssertEqual(twice.runtimeBytes(ranksOnHost: 4), 100)
+    }
 }

@@ -13,7 +13,10 @@ final class BlockActivations {
     let lse: FloatBuffer
     /// Sequential blocks only: the residual after attention, its norm and 1/rms.
     let h1, n2, rstd2: FloatBuffer?
+    /// The feed-forward's products, [rows·(experts per token), intermediate].
     let gate, up, act: FloatBuffer
+    /// A mixture's routing (nil: a dense MLP).
+    let router: RouterActivations?
 
     init(_ c: ModelConfig, shape: AttentionShape) {
         let rows = shape.batch * shape.seqLen
@@ -32,21 +35,28 @@ final class BlockActivations {
             n2 = FloatBuffer(count: rows * h)
             rstd2 = FloatBuffer(count: rows)
         }
-        gate = FloatBuffer(count: rows * c.intermediateSize)
-        up = FloatBuffer(count: rows * c.intermediateSize)
-        act = FloatBuffer(count: rows * c.intermediateSize)
+        let ffn = rows * c.activeExperts * c.intermediateSize
+        gate = FloatBuffer(count: ffn)
+        up = FloatBuffer(count: ffn)
+        act = FloatBuffer(count: ffn)
+        router =
+            c.isMoE
+            ? RouterActivations(rows: rows, hidden: h, experts: c.numLocalExperts, k: c.numExpertsPerTok) : nil
     }
 
     /// Floats allocated by these buffers.
     var floatCount: Int {
         [n1, rstd1, q, k, v, lse, att, gate, up, act].reduce(0) { $0 + $1.count }
-            + [h1, n2, rstd2].reduce(0) { $0 + ($1?.count ?? 0) }
+            + [h1, n2, rstd2].reduce(0) { $0 + ($1?.count ?? 0) } + (router?.floatCount ?? 0)
     }
 }
 
 /// Scratch for the backward pass, shared by all blocks.
 final class BackwardScratch {
     let dq, dk, dv, datt, dn, dgate, dup: FloatBuffer
+    /// A mixture's ∂L/∂(expert outputs) and ∂L/∂(expert inputs) ([rows·k, hidden]) and its router's
+    /// ∂L/∂logits ([rows, experts]); empty for a dense MLP.
+    let expertOutputGrad, expertInputGrad, routerGrad: FloatBuffer
     /// Tensor parallelism only: [rows, hidden] for partial row-parallel outputs and gathered
     /// gradients, and for the rank's own rows under sequence parallelism (forward uses them too).
     let allRows, ownRows: FloatBuffer
@@ -60,10 +70,18 @@ final class BackwardScratch {
         dv = FloatBuffer(count: rows * shape.kvHeads * shape.headDim)
         datt = FloatBuffer(count: rows * shape.heads * shape.headDim)
         dn = FloatBuffer(count: rows * c.hiddenSize)
-        dgate = FloatBuffer(count: rows * c.intermediateSize)
-        dup = FloatBuffer(count: rows * c.intermediateSize)
+        dgate = FloatBuffer(count: rows * c.activeExperts * c.intermediateSize)
+        dup = FloatBuffer(count: rows * c.activeExperts * c.intermediateSize)
+        let routed = c.isMoE ? rows * c.numExpertsPerTok * c.hiddenSize : 0
+        expertOutputGrad = FloatBuffer(count: routed)
+        expertInputGrad = FloatBuffer(count: routed)
+        routerGrad = FloatBuffer(count: c.isMoE ? rows * c.numLocalExperts : 0)
     }
 
     /// Floats allocated by these buffers.
-    var floatCount: Int { [dq, dk, dv, datt, dn, dgate, dup, allRows, ownRows].reduce(0) { $0 + $1.count } }
+    var floatCount: Int {
+        [dq, dk, dv, datt, dn, dgate, dup, allRows, ownRows, expertOutputGrad, expertInputGrad, routerGrad].reduce(0) {
+            $0 + $1.count
+        }
+    }
 }

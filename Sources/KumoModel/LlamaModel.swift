@@ -55,6 +55,9 @@ public final class LlamaModel {
     /// The bf16 copy of `params` (same layout; only the matrices that enter products are
     /// filled), under bf16 precision.
     private var paramsBF16: BF16Buffer?
+    /// The weight of a pass's router losses in the loss backward differentiates (a mixture of
+    /// experts): 1 for one pass, 1/passes when a step's gradient averages several micro-batches.
+    public var routerLossWeight: Float = 1
 
     /// Buffers of one micro-batch slot, sized for one (batch, seqLen): the residual stream
     /// (the stage's input first), per-block activations (one set for all blocks under
@@ -67,6 +70,8 @@ public final class LlamaModel {
         let residual: [FloatBuffer]
         let blocks: [BlockActivations]
         let finalNormed, finalRstd, logits, dx: FloatBuffer
+        /// The routing of the last forward pass over the mixture layers (empty for a dense model).
+        var router: RouterStatistics
         private let positionStore: UnsafeMutableBufferPointer<Int32>
         /// The positions of the last forward pass in this slot (nil: each row is one sequence).
         private(set) var positions: UnsafePointer<Int32>?
@@ -89,6 +94,7 @@ public final class LlamaModel {
             finalRstd = FloatBuffer(count: head * rows)
             logits = FloatBuffer(count: head * rows * c.vocabSize)
             dx = FloatBuffer(count: rows * c.hiddenSize)
+            router = RouterStatistics(experts: c.numLocalExperts)
             positionStore = .allocate(capacity: rows)
         }
 
@@ -187,6 +193,11 @@ public final class LlamaModel {
     /// columns); after `lossAndBackward` they hold ∂L/∂logits instead.
     public var logits: UnsafeMutablePointer<Float> { logits(slot: 0) }
 
+    /// The routing of `slot`'s last forward pass over the mixture layers (nil for a dense model).
+    public func routerStatistics(slot: Int = 0) -> RouterStatistics? {
+        config.isMoE && slot < states.count ? states[slot].router : nil
+    }
+
     /// Logits of `slot`'s last forward pass (a stage with the head); backward reads ∂L/∂logits here.
     public func logits(slot: Int) -> UnsafeMutablePointer<Float> {
         precondition(shard.hasHead && slot < states.count, "forward has not run in slot \(slot)")
@@ -212,14 +223,20 @@ public final class LlamaModel {
         let rows = batch * seqLen
         let h = c.hiddenSize
         let heads = shard.heads(c)
-        let (q, kv, ffn) = (heads * c.headDim, shard.kvHeads(c) * c.headDim, shard.intermediate(c))
+        let (q, kv) = (heads * c.headDim, shard.kvHeads(c) * c.headDim)
+        let ffn = shard.intermediate(c) * c.activeExperts
+        let routing =
+            c.isMoE
+            ? RouterActivations.floats(rows: rows, hidden: h, experts: c.numLocalExperts, k: c.numExpertsPerTok) : 0
         let block =
-            rows * (h + 1 + q + 2 * kv + heads + q + 3 * ffn) + (c.parallelLayers ? 0 : rows * (2 * h + 1))
+            rows * (h + 1 + q + 2 * kv + heads + q + 3 * ffn) + (c.parallelLayers ? 0 : rows * (2 * h + 1)) + routing
         let keptBlocks = recompute == .full ? 0 : shard.layers.count
         let head = shard.hasHead ? rows * (h + 1 + shard.vocab(c)) : 0
         let slot = (shard.layers.count + 1) * rows * h + keptBlocks * block + head + rows * h + rows
         let tensorRows = shard.tensorSize > 1 ? 2 * rows * h : 0
-        let scratch = rows * (2 * q + 2 * kv + h + 2 * ffn) + tensorRows + (recompute == .full ? block : 0)
+        let expertGrads = c.isMoE ? rows * (2 * c.numExpertsPerTok * h + c.numLocalExperts) : 0
+        let scratch =
+            rows * (2 * q + 2 * kv + h + 2 * ffn) + expertGrads + tensorRows + (recompute == .full ? block : 0)
         return 4 * (slots * slot + scratch)
     }
 
@@ -319,12 +336,14 @@ public final class LlamaModel {
             }
         }
         let layers = shard.layers.count
+        s.router = RouterStatistics(experts: config.numLocalExperts)
         for i in 0..<layers {
             beforeForward?(.block(i))
             roundToBF16(layout.blockStart(i)..<layout.blockStart(i) + layout.block.count)
             block.forward(
                 s.residual[i].pointer, out: s.residual[i + 1].pointer, blockWeights(i), s.activations(i), scratch,
                 s.shape, positions: s.positions)
+            if let routed = s.activations(i).router { s.router.add(routed) }
         }
         guard shard.hasHead else { return s.residual[layers].pointer }
         beforeForward?(.head)
@@ -369,6 +388,7 @@ public final class LlamaModel {
                 rows: sharding.localRows(rows), dim: h, accumulate: false)
             gradientsReady?(layout.finalNorm..<layout.count)
         }
+        let routerLoss = config.isMoE ? s.router.lossGradient(config, weight: routerLossWeight) : nil
         for i in stride(from: layers - 1, through: 0, by: -1) {
             beforeBackward?(.block(i))
             let range = layout.blockStart(i)..<layout.blockStart(i) + layout.block.count
@@ -382,7 +402,7 @@ public final class LlamaModel {
             }
             block.backward(
                 s.dx.pointer, s.residual[i].pointer, blockWeights(i), g, s.activations(i), scratch, s.shape,
-                positions: s.positions)
+                positions: s.positions, routerLoss: routerLoss)
             gradientsReady?(range)
         }
         if shard.hasEmbedding {

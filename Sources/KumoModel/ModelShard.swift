@@ -15,11 +15,20 @@ public struct ModelShard: Sendable, Equatable {
     public var hasEmbedding: Bool
     /// Whether this rank holds the final norm and the output head (the last pipeline stage).
     public var hasHead: Bool
+    /// This rank's index in its expert-parallel group (which splits a mixture's experts).
+    public var expertRank: Int
+    /// Ranks in the expert-parallel group.
+    public var expertSize: Int
 
-    /// A shard: `tensorRank` of `tensorSize`, the given blocks, embedding and head.
-    public init(tensorRank: Int = 0, tensorSize: Int = 1, layers: Range<Int>, hasEmbedding: Bool, hasHead: Bool) {
+    /// A shard: `tensorRank` of `tensorSize`, `expertRank` of `expertSize`, the given blocks, embedding and head.
+    public init(
+        tensorRank: Int = 0, tensorSize: Int = 1, expertRank: Int = 0, expertSize: Int = 1, layers: Range<Int>,
+        hasEmbedding: Bool, hasHead: Bool
+    ) {
         self.tensorRank = tensorRank
         self.tensorSize = tensorSize
+        self.expertRank = expertRank
+        self.expertSize = expertSize
         self.layers = layers
         self.hasEmbedding = hasEmbedding
         self.hasHead = hasHead
@@ -58,6 +67,27 @@ public struct ModelShard: Sendable, Equatable {
                     "\(c.numKeyValueHeads) key/value heads can be neither split nor replicated over parallel.tensor = \(t): "
                     + "one must divide the other")
         }
+        precondition(expertSize >= 1 && (0..<expertSize).contains(expertRank), "expert rank outside the group")
+        if expertSize > 1 && c.numLocalExperts % expertSize != 0 {
+            throw ModelConfigError(
+                key: "num_local_experts",
+                message:
+                    "\(c.numLocalExperts) experts do not split over parallel.expert = \(expertSize); use an expert size that divides it"
+            )
+        }
+        if c.isMoE && layers != 0..<c.numHiddenLayers {
+            throw ModelConfigError(
+                key: "num_local_experts",
+                message:
+                    "a mixture of experts does not split over pipeline stages yet (its load-balancing loss spans all layers); use parallel.pipeline = 1"
+            )
+        }
+        if c.isMoE && t > 1 {
+            throw ModelConfigError(
+                key: "num_local_experts",
+                message:
+                    "a mixture of experts does not split over parallel.tensor = \(t) yet; use parallel.expert instead")
+        }
         if c.tieWordEmbeddings && hasEmbedding != hasHead {
             throw ModelConfigError(
                 key: "tie_word_embeddings",
@@ -77,6 +107,10 @@ public struct ModelShard: Sendable, Equatable {
     public func firstKVHead(_ c: ModelConfig) -> Int { tensorRank / kvReplicas(c) * kvHeads(c) }
     /// Intermediate (MLP) columns on this rank.
     public func intermediate(_ c: ModelConfig) -> Int { c.intermediateSize / tensorSize }
+    /// Experts of each mixture on this rank (1 for a dense MLP, which is whole on every expert rank).
+    public func experts(_ c: ModelConfig) -> Int { c.isMoE ? c.numLocalExperts / expertSize : 1 }
+    /// The first (global) expert on this rank.
+    public func firstExpert(_ c: ModelConfig) -> Int { c.isMoE ? expertRank * experts(c) : 0 }
     /// Vocabulary rows of the embedding and head on this rank.
     public func vocab(_ c: ModelConfig) -> Int { c.vocabSize / tensorSize }
     /// The first (global) vocabulary row on this rank.

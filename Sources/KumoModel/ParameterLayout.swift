@@ -28,7 +28,14 @@ public struct BlockLayout: Sendable {
     public let inputNorm, q, k, v, o: Int
     /// Offset of post_attention_layernorm; nil for parallel blocks, which share one norm.
     public let postNorm: Int?
+    /// Offset of a mixture's router ([experts, hidden]); nil for a dense MLP.
+    public let router: Int?
+    /// The first (or only) feed-forward's gate, up and down projections.
     public let gate, up, down: Int
+    /// Feed-forward networks in the block (this rank's experts, or the one dense MLP), each laid
+    /// out as gate, up, down, `expertStride` floats apart.
+    public let experts: Int
+    public let expertStride: Int
     /// Floats in one block.
     public let count: Int
 
@@ -48,10 +55,20 @@ public struct BlockLayout: Sendable {
         v = take(kvw * h)
         o = take(h * qw)
         postNorm = c.parallelLayers ? nil : take(h)
+        router = c.isMoE ? take(c.numLocalExperts * h) : nil
+        experts = shard.experts(c)
+        expertStride = 3 * f * h
         gate = take(f * h)
         up = take(f * h)
         down = take(h * f)
+        at += (experts - 1) * expertStride
         count = at
+    }
+
+    /// Offsets of feed-forward `e`'s gate, up and down projections (e < `experts`).
+    public func expert(_ e: Int) -> (gate: Int, up: Int, down: Int) {
+        let shift = e * expertStride
+        return (gate + shift, up + shift, down + shift)
     }
 }
 
@@ -143,6 +160,21 @@ public struct ParameterLayout: Sendable {
                     .init(
                         name: p + "post_attention_layernorm.weight", shape: [h], offset: base + post, decay: false,
                         replicas: t))
+            }
+            if let router = block.router {
+                list.append(
+                    .init(
+                        name: p + "block_sparse_moe.gate.weight", shape: [c.numLocalExperts, h], offset: base + router,
+                        decay: true))
+                let first = shard.firstExpert(c)
+                for e in 0..<block.experts {
+                    let at = block.expert(e)
+                    let x = p + "block_sparse_moe.experts.\(first + e)."
+                    list.append(.init(name: x + "w1.weight", shape: [f, h], offset: base + at.gate, decay: true))
+                    list.append(.init(name: x + "w3.weight", shape: [f, h], offset: base + at.up, decay: true))
+                    list.append(.init(name: x + "w2.weight", shape: [h, f], offset: base + at.down, decay: true))
+                }
+                continue
             }
             list.append(
                 .init(

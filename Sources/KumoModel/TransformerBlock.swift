@@ -5,7 +5,11 @@ import KumoCore
 public struct BlockWeights {
     public let inputNorm, q, k, v, o: UnsafeMutablePointer<Float>
     public let postNorm: UnsafeMutablePointer<Float>?
+    /// A mixture's router (nil: a dense MLP).
+    public let router: UnsafeMutablePointer<Float>?
+    /// The (first) feed-forward's projections.
     public let gate, up, down: UnsafeMutablePointer<Float>
+    private let expertStride: Int
     private let base: UnsafeMutablePointer<Float>
     private let baseBF16: UnsafeMutablePointer<UInt16>?
 
@@ -20,9 +24,19 @@ public struct BlockWeights {
         v = base + l.v
         o = base + l.o
         postNorm = l.postNorm.map { base + $0 }
+        router = l.router.map { base + $0 }
+        expertStride = l.expertStride
         gate = base + l.gate
         up = base + l.up
         down = base + l.down
+    }
+
+    /// The gate, up and down projections of feed-forward `e` (a mixture's local expert e).
+    public func expert(_ e: Int) -> (
+        gate: UnsafeMutablePointer<Float>, up: UnsafeMutablePointer<Float>, down: UnsafeMutablePointer<Float>
+    ) {
+        let shift = e * expertStride
+        return (gate + shift, up + shift, down + shift)
     }
 
     /// The bf16 copy of the tensor at `tensor` (one of this block's pointers), if products run in bf16.
@@ -155,6 +169,8 @@ struct TransformerBlock {
     let config: ModelConfig
     let attention: SelfAttention
     let mlp: SwiGLUMLP
+    /// The sparse feed-forward that replaces `mlp` in a mixture-of-experts model.
+    let moe: MixtureOfExperts?
     /// Sums the row-parallel outputs (o_proj, down_proj) forward and ∂L/∂(norm output) of the
     /// column-parallel inputs (q/k/v, gate/up) backward over the tensor group.
     let sharding: RowSharding
@@ -164,6 +180,32 @@ struct TransformerBlock {
         self.sharding = sharding
         attention = SelfAttention(config: config, rope: rope)
         mlp = SwiGLUMLP(config: config)
+        moe = config.isMoE ? MixtureOfExperts(config: config) : nil
+    }
+
+    /// The feed-forward (dense or mixture) of normed rows `n`, written or added into `y`.
+    private func feedForward<P: BlockProjections>(
+        _ n: UnsafePointer<Float>, _ w: BlockWeights, _ p: P, _ a: BlockActivations, rows: Int,
+        y: UnsafeMutablePointer<Float>, accumulate: Bool
+    ) {
+        if let moe {
+            moe.forward(n, w, a, rows: rows, y: y, accumulate: accumulate)
+        } else {
+            mlp.forward(n, p, a, rows: rows, y: y, accumulate: accumulate)
+        }
+    }
+
+    /// The feed-forward's backward: weight gradients into `g`, ∂L/∂n written or added into `dn`.
+    private func feedForwardBackward(
+        _ dy: UnsafePointer<Float>, _ n: UnsafePointer<Float>, _ w: BlockWeights, _ g: BlockWeights,
+        _ a: BlockActivations, _ s: BackwardScratch, rows: Int, routerLoss: RouterLossGradient?,
+        dn: UnsafeMutablePointer<Float>, accumulate: Bool
+    ) {
+        if let moe {
+            moe.backward(dy, n, w, g, a, s, rows: rows, routerLoss: routerLoss, dn: dn, accumulate: accumulate)
+        } else {
+            mlp.backward(dy, n, w, g, a, s, rows: rows, dn: dn, accumulate: accumulate)
+        }
     }
 
     /// out = block(x); x and out are [rows, hidden] (this rank's rows) and must not overlap. With
@@ -198,22 +240,23 @@ struct TransformerBlock {
                 local: own)
             sharding.residualAdd(h1.pointer, into: out, scratch: s.allRows.pointer, rows: rows, dim: h) {
                 y, accumulate in
-                mlp.forward(n2.pointer, p, a, rows: rows, y: y, accumulate: accumulate)
+                feedForward(n2.pointer, w, p, a, rows: rows, y: y, accumulate: accumulate)
             }
         } else {
             sharding.residualAdd(x, into: out, scratch: s.allRows.pointer, rows: rows, dim: h) { y, accumulate in
                 attention.forward(
                     a.n1.pointer, p, a, shape, positions: positions, cache: cache, y: y, accumulate: accumulate)
-                mlp.forward(a.n1.pointer, p, a, rows: rows, y: y, accumulate: true)
+                feedForward(a.n1.pointer, w, p, a, rows: rows, y: y, accumulate: true)
             }
         }
     }
 
     /// On entry `dx` holds ∂L/∂out; on return ∂L/∂x (this rank's rows). Weight gradients accumulate
-    /// into `g`. `positions` are forward's.
+    /// into `g`. `positions` are forward's; `routerLoss` is the router losses' gradient of a mixture.
     func backward(
         _ dx: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: BlockWeights, _ g: BlockWeights,
-        _ a: BlockActivations, _ s: BackwardScratch, _ shape: AttentionShape, positions: UnsafePointer<Int32>? = nil
+        _ a: BlockActivations, _ s: BackwardScratch, _ shape: AttentionShape, positions: UnsafePointer<Int32>? = nil,
+        routerLoss: RouterLossGradient? = nil
     ) {
         let rows = shape.batch * shape.seqLen
         let h = config.hiddenSize
@@ -221,7 +264,8 @@ struct TransformerBlock {
         let all = s.allRows.pointer
         if let h1 = a.h1, let n2 = a.n2, let rstd2 = a.rstd2, let postNorm = w.postNorm, let gPost = g.postNorm {
             let dy = sharding.gather(dx, rows: rows, dim: h, into: all)
-            mlp.backward(dy, n2.pointer, w, g, a, s, rows: rows, dn: s.dn.pointer, accumulate: false)
+            feedForwardBackward(
+                dy, n2.pointer, w, g, a, s, rows: rows, routerLoss: routerLoss, dn: s.dn.pointer, accumulate: false)
             RMSNormKernel.backward(
                 dy: sharding.reduce(s.dn.pointer, rows: rows, dim: h, into: s.ownRows.pointer), x: h1.pointer,
                 weight: postNorm, rstd: rstd2.pointer, dx: dx, dweight: gPost, rows: own, dim: h, accumulate: true)
@@ -230,7 +274,8 @@ struct TransformerBlock {
                 dh1, a.n1.pointer, w, g, a, s, shape, positions: positions, dn: s.dn.pointer, accumulate: false)
         } else {
             let dy = sharding.gather(dx, rows: rows, dim: h, into: all)
-            mlp.backward(dy, a.n1.pointer, w, g, a, s, rows: rows, dn: s.dn.pointer, accumulate: false)
+            feedForwardBackward(
+                dy, a.n1.pointer, w, g, a, s, rows: rows, routerLoss: routerLoss, dn: s.dn.pointer, accumulate: false)
             attention.backward(
                 dy, a.n1.pointer, w, g, a, s, shape, positions: positions, dn: s.dn.pointer, accumulate: true)
         }

@@ -1,10 +1,15 @@
-/// Named model shapes: LLM-jp-3's published sizes and two small shapes for tests and benchmarks.
+/// Named model shapes: LLM-jp-3's published sizes (the 8×13B mixture of experts too) and small
+/// shapes for tests and benchmarks (`tiny-moe` and `small-moe` route each token to two experts of
+/// half the dense shape's MLP width: the same active parameters, plus the router).
 public enum ModelPreset {
     /// LLM-jp-3's vocabulary: 99,574 sentencepiece pieces padded to a multiple of 128.
     public static let llmJPVocab = 99_584
 
     /// The names `model.preset` accepts, smallest first.
-    public static let names = ["tiny", "small", "150m", "440m", "980m", "1.8b", "3.7b", "7.2b", "13b", "172b"]
+    public static let names = [
+        "tiny", "tiny-moe", "small", "small-moe", "150m", "440m", "980m", "1.8b", "3.7b", "7.2b", "13b", "172b",
+        "8x13b",
+    ]
 
     /// The configuration of a preset, or nil for an unknown name.
     public static func config(_ name: String) -> ModelConfig? {
@@ -14,7 +19,21 @@ public enum ModelPreset {
                 numAttentionHeads: heads, numKeyValueHeads: kv, maxPositionEmbeddings: 4096, ropeTheta: 10000,
                 rmsNormEps: 1e-5)
         }
+        /// `dense` with its MLP replaced by `experts` experts, each token routed to two; each expert as wide
+        /// as `ffn` (Megatron's and ST-MoE's load-balancing coefficient, 0.01, in the loss).
+        func mixture(_ dense: ModelConfig, experts: Int, ffn: Int) -> ModelConfig {
+            var c = dense
+            c.intermediateSize = ffn
+            c.numLocalExperts = experts
+            c.numExpertsPerTok = 2
+            c.routerAuxLossCoef = 0.01
+            c.outputRouterLogits = true
+            return c
+        }
         switch name.lowercased() {
+        case "tiny-moe": return mixture(config("tiny")!, experts: 8, ffn: 352)
+        case "small-moe": return mixture(config("small")!, experts: 8, ffn: 704)
+        case "8x13b": return mixture(llmjp(40, 5120, 13824, 40, 40), experts: 8, ffn: 13824)
         case "tiny":
             return ModelConfig(
                 vocabSize: 4096, hiddenSize: 256, intermediateSize: 704, numHiddenLayers: 4, numAttentionHeads: 4,

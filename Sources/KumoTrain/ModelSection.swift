@@ -48,6 +48,20 @@ public struct ModelSection: ConfigSection, Sendable {
                 "model.tie_word_embeddings", \.shape.tieWordEmbeddings, derived: true,
                 help: "share embedding and output"),
             .value("model.parallel_layers", \.shape.parallelLayers, derived: true, help: "PLaMo/GPT-J parallel block"),
+            .value(
+                "model.num_local_experts", \.shape.numLocalExperts, derived: true,
+                help: "experts per MoE feed-forward (Mixtral); 0: dense MLP"),
+            .value(
+                "model.num_experts_per_tok", \.shape.numExpertsPerTok, derived: true, help: "experts per token (top-k)"),
+            .value(
+                "model.router_aux_loss_coef", \.shape.routerAuxLossCoef, derived: true,
+                help: "load-balancing loss weight"),
+            .value(
+                "model.router_z_loss_coef", \.shape.routerZLossCoef, derived: true, help: "router z-loss weight; 0: off"
+            ),
+            .value(
+                "model.output_router_logits", \.shape.outputRouterLogits, derived: true,
+                help: "add the load-balancing loss to the loss (as Hugging Face's Mixtral)"),
         ]
     }
 

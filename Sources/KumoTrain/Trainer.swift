@@ -68,6 +68,8 @@ public final class Trainer {
     public internal(set) var lrScale = 1.0
     /// The loss-spike guard of `[train.spike]`.
     public internal(set) var spikeGuard: SpikeGuard
+    /// The current step's routing (a mixture of experts), nil for a dense model.
+    private var routing: StepRouting?
 
     /// Checks memory, sets threads, composes the parallel layout of `config.parallel` over
     /// `world` (`parallelize`; `hosts`: the host of each rank, nil for one host), initialises the
@@ -129,6 +131,9 @@ public final class Trainer {
         // DPO averages over the global batch's pairs, the other objectives over its scored tokens.
         let normalizer = dpo == nil ? max(scored, 1) : perStep
         let gradScale = 1 / Float(normalizer)
+        // The router losses average over the step's passes: the gradients of the ranks add up.
+        model.routerLossWeight = 1 / Float(microBatches.count * group.size)
+        routing = config.model.isMoE ? StepRouting(config.model) : nil
         dpo?.sums = DPOSums()
         let lossSum =
             pipeline.map { runPipeline($0, gradScale: gradScale) }
@@ -167,6 +172,7 @@ public final class Trainer {
         let dt = SystemInfo.now() - t0
         let tps = Double(tokensPerStep) / dt
         let extra = stepMetricsExtra(seconds: dt, bubbleSeconds: bubbleSeconds).merging(dpoMetrics) { $1 }
+            .merging(routing?.metrics(over: group) ?? [:]) { $1 }
         return StepMetrics(
             step: step, loss: loss, lr: lr, gradNorm: gradNorm, tokensPerSecond: tps,
             mfu: tps * flopsPerToken / (peakGFLOPs * 1e9), stepSeconds: dt, elapsedSeconds: SystemInfo.now() - start,
@@ -221,6 +227,7 @@ public final class Trainer {
                         tokens: inputs.baseAddress!, batch: mb.batch, seqLen: mb.seqLen,
                         positions: mb.resetsPositions ? positions.baseAddress! : nil)
                 }
+                if let statistics = model.routerStatistics() { routing?.add(statistics) }
                 if let dpo {
                     lossSum += dpoGradient(
                         dpo, mb, firstSample: first + i * config.microBatchSize, logits: logits, gradScale: gradScale)

@@ -63,6 +63,10 @@ public protocol Communicator: AnyObject {
     /// Starts `allGatherInPlace` of `elementBytes`-byte elements (4: fp32; 1: encoded bytes);
     /// the buffer must not be touched until `wait`.
     func startAllGatherInPlace(_ buffer: UnsafeMutableRawPointer, counts: [Int], elementBytes: Int) -> CommRequest
+    /// All-to-all with per-rank counts: `sendCounts[r]` floats of `send` (in rank order) go to rank
+    /// r, and `receiveCounts[r]` floats from rank r land in `receive` (in rank order).
+    func allToAll(
+        _ send: UnsafePointer<Float>, sendCounts: [Int], _ receive: UnsafeMutablePointer<Float>, receiveCounts: [Int])
     /// Concatenates every rank's bytes in rank order (for start-up checks).
     func allGatherBytes(_ send: [UInt8]) -> [[UInt8]]
     /// Copies `root`'s `buffer[0..<count]` to every rank.

@@ -209,6 +209,11 @@ public final class HierarchicalGroup: Communicator {
         allGatherInPlace(receive, counts: Array(repeating: count, count: size))
     }
 
+    /// All-to-all has no levels to gain from: every rank's data goes to every other rank once.
+    public func allToAll(
+        _ send: UnsafePointer<Float>, sendCounts: [Int], _ receive: UnsafeMutablePointer<Float>, receiveCounts: [Int]
+    ) { flat.allToAll(send, sendCounts: sendCounts, receive, receiveCounts: receiveCounts) }
+
     public func allGatherInPlace(_ buffer: UnsafeMutablePointer<Float>, counts: [Int]) {
         wait(startAllGatherInPlace(buffer, counts: counts, elementBytes: 4))
     }

@@ -63,6 +63,14 @@ public final class LocalCommunicator: Communicator {
         return CommRequest(op: "allgather", bytes: elementBytes * counts[0], isComplete: true)
     }
 
+    public func allToAll(
+        _ send: UnsafePointer<Float>, sendCounts: [Int], _ receive: UnsafeMutablePointer<Float>, receiveCounts: [Int]
+    ) {
+        precondition(sendCounts == receiveCounts && sendCounts.count == 1, "all-to-all counts for a one-rank group")
+        counters.count("alltoall", bytes: 4 * sendCounts[0])
+        receive.update(from: send, count: sendCounts[0])
+    }
+
     public func allGatherBytes(_ send: [UInt8]) -> [[UInt8]] { [send] }
 
     public func broadcast(_ buffer: UnsafeMutablePointer<Float>, count: Int, root: Int) {

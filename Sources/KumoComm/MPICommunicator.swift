@@ -132,6 +132,19 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    public func allToAll(
+        _ send: UnsafePointer<Float>, sendCounts: [Int], _ receive: UnsafeMutablePointer<Float>, receiveCounts: [Int]
+    ) {
+        precondition(
+            sendCounts.count == size && receiveCounts.count == size, "all-to-all counts for a group of \(size)")
+        func offsets(_ counts: [Int]) -> [Int32] { counts.indices.map { Self.int32(counts[..<$0].reduce(0, +)) } }
+        blocking("alltoall", bytes: 4 * sendCounts.reduce(0, +)) {
+            MPI_Alltoallv(
+                send, sendCounts.map(Self.int32), offsets(sendCounts), kumo_mpi_float(), receive,
+                receiveCounts.map(Self.int32), offsets(receiveCounts), kumo_mpi_float(), comm)
+        }
+    }
+
     public func startAllGatherInPlace(_ buffer: UnsafeMutableRawPointer, counts: [Int], elementBytes: Int)
         -> CommRequest
     {

@@ -18,7 +18,9 @@ final class BlockActivations {
     /// A mixture's routing (nil: a dense MLP).
     let router: RouterActivations?
 
-    init(_ c: ModelConfig, shape: AttentionShape) {
+    /// Buffers for `c`'s block over `shape`; under expert parallelism (`experts`: the expert group and
+    /// this rank's experts) a mixture's expert products live on the expert side of an exchange.
+    init(_ c: ModelConfig, shape: AttentionShape, experts: (ops: any ExpertParallelOps, local: Int)? = nil) {
         let rows = shape.batch * shape.seqLen
         let h = c.hiddenSize
         n1 = FloatBuffer(count: rows * h)
@@ -35,13 +37,17 @@ final class BlockActivations {
             n2 = FloatBuffer(count: rows * h)
             rstd2 = FloatBuffer(count: rows)
         }
-        let ffn = rows * c.activeExperts * c.intermediateSize
+        let ffn = experts == nil ? rows * c.activeExperts * c.intermediateSize : 0
         gate = FloatBuffer(count: ffn)
         up = FloatBuffer(count: ffn)
         act = FloatBuffer(count: ffn)
+        let exchange = experts.map {
+            ExpertExchange(ops: $0.ops, hidden: h, ffn: c.intermediateSize, localExperts: $0.local)
+        }
         router =
             c.isMoE
-            ? RouterActivations(rows: rows, hidden: h, experts: c.numLocalExperts, k: c.numExpertsPerTok) : nil
+            ? RouterActivations(
+                rows: rows, hidden: h, experts: c.numLocalExperts, k: c.numExpertsPerTok, exchange: exchange) : nil
     }
 
     /// Floats allocated by these buffers.
@@ -57,6 +63,8 @@ final class BackwardScratch {
     /// A mixture's ∂L/∂(expert outputs) and ∂L/∂(expert inputs) ([rows·k, hidden]) and its router's
     /// ∂L/∂logits ([rows, experts]); empty for a dense MLP.
     let expertOutputGrad, expertInputGrad, routerGrad: FloatBuffer
+    /// Under expert parallelism: backward's buffers on the expert side, grown to the largest load.
+    let expertSide = ExpertSideScratch()
     /// Tensor parallelism only: [rows, hidden] for partial row-parallel outputs and gathered
     /// gradients, and for the rank's own rows under sequence parallelism (forward uses them too).
     let allRows, ownRows: FloatBuffer
@@ -82,6 +90,16 @@ final class BackwardScratch {
     var floatCount: Int {
         [dq, dk, dv, datt, dn, dgate, dup, allRows, ownRows, expertOutputGrad, expertInputGrad, routerGrad].reduce(0) {
             $0 + $1.count
-        }
+        } + expertSide.floatCount
     }
+}
+
+/// Backward's buffers on the expert side of an `ExpertExchange`: the experts' output and input
+/// gradients and their gate and up gradients, shared by the blocks.
+final class ExpertSideScratch {
+    let outputGrad = GrowingBuffer(), inputGrad = GrowingBuffer()
+    let gateGrad = GrowingBuffer(), upGrad = GrowingBuffer()
+
+    /// Floats held.
+    var floatCount: Int { [outputGrad, inputGrad, gateGrad, upGrad].reduce(0) { $0 + $1.buffer.count } }
 }

@@ -11,6 +11,8 @@ public final class LlamaModel {
     public var shard: ModelShard { layout.shard }
     /// The collectives of tensor parallelism (nil: the model's tensors are whole on this rank).
     public let tensorParallel: (any TensorParallelOps)?
+    /// The all-to-all of expert parallelism (nil: this rank holds every expert).
+    public let expertParallel: (any ExpertParallelOps)?
     /// The widths this rank computes with: the config with its shard's intermediate size and vocabulary.
     let local: ModelConfig
     /// Where the rows of the residual stream sit on the tensor group.
@@ -80,7 +82,7 @@ public final class LlamaModel {
         /// shares: a block's backward refills it from the block's input just before reading it.
         init(
             _ c: ModelConfig, _ shard: ModelShard, _ shape: AttentionShape, _ recompute: ActivationRecompute,
-            recomputed: BlockActivations?
+            recomputed: BlockActivations?, experts: (ops: any ExpertParallelOps, local: Int)?
         ) {
             self.shape = shape
             self.recompute = recompute
@@ -89,7 +91,8 @@ public final class LlamaModel {
             residual = (0...shard.layers.count).map { _ in FloatBuffer(count: rows * c.hiddenSize) }
             blocks =
                 recompute == .full
-                ? [recomputed!] : (0..<shard.layers.count).map { _ in BlockActivations(c, shape: shape) }
+                ? [recomputed!]
+                : (0..<shard.layers.count).map { _ in BlockActivations(c, shape: shape, experts: experts) }
             finalNormed = FloatBuffer(count: head * rows * c.hiddenSize)
             finalRstd = FloatBuffer(count: head * rows)
             logits = FloatBuffer(count: head * rows * c.vocabSize)
@@ -139,13 +142,15 @@ public final class LlamaModel {
     /// several tensor ranks needs.
     public init(
         config: ModelConfig, shard: ModelShard, tensorParallel: (any TensorParallelOps)? = nil,
-        wholeGradients: Bool = true
+        expertParallel: (any ExpertParallelOps)? = nil, wholeGradients: Bool = true
     ) throws(ModelConfigError) {
         try config.validate()
         try shard.validate(config)
         precondition(shard.tensorSize == (tensorParallel?.size ?? 1), "the tensor group does not match the shard")
+        precondition(shard.expertSize == (expertParallel?.size ?? 1), "the expert group does not match the shard")
         self.config = config
         self.tensorParallel = tensorParallel
+        self.expertParallel = expertParallel
         var local = config
         local.intermediateSize = shard.intermediate(config)
         local.vocabSize = shard.vocab(config)
@@ -254,9 +259,12 @@ public final class LlamaModel {
         let shape = AttentionShape(
             batch: batch, seqLen: seqLen, heads: shard.heads(config), kvHeads: shard.kvHeads(config),
             headDim: config.headDim)
-        if recompute == .full && recomputed == nil { recomputed = BlockActivations(local, shape: shape) }
+        let experts = expertParallel.map { (ops: $0, local: shard.experts(config)) }
+        if recompute == .full && recomputed == nil {
+            recomputed = BlockActivations(local, shape: shape, experts: experts)
+        }
         while states.count <= slot {
-            states.append(ForwardState(local, shard, shape, recompute, recomputed: recomputed))
+            states.append(ForwardState(local, shard, shape, recompute, recomputed: recomputed, experts: experts))
         }
         if scratch == nil { scratch = BackwardScratch(local, shape: shape, tensorParallel: tensorParallel != nil) }
         return states[slot]

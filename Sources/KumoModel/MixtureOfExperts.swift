@@ -26,8 +26,11 @@ final class RouterActivations {
     private(set) var probSum: [Double]
     /// The pass's Σ over rows of logsumexp².
     private(set) var lseSquareSum = 0.0
+    /// Under expert parallelism: the exchange of the sorted rows with the expert group.
+    let exchange: ExpertExchange?
 
-    init(rows: Int, hidden: Int, experts: Int, k: Int) {
+    init(rows: Int, hidden: Int, experts: Int, k: Int, exchange: ExpertExchange? = nil) {
+        self.exchange = exchange
         (self.rows, self.k, self.experts) = (rows, k, experts)
         probs = FloatBuffer(count: rows * experts)
         lse = FloatBuffer(count: rows)
@@ -115,12 +118,32 @@ public struct RouterLossGradient: Sendable {
     public var lseScale: Float
 }
 
+/// Where a mixture's experts run: their inputs, products and outputs, one segment of rows per
+/// local expert (on this rank's token side, or on the expert side of an `ExpertExchange`).
+struct ExpertRows {
+    let segments: [(expert: Int, range: Range<Int>)]
+    let input, gate, up, act, output: UnsafeMutablePointer<Float>
+}
+
 /// Mixtral's sparse feed-forward: a router (softmax over all experts), each token's top-k experts
 /// with their probabilities renormalised, each expert a SwiGLU MLP: y (+)= Σ_j w_j·expert_j(n).
 /// Tokens are sorted by expert so that each expert runs one matrix product over all its tokens
-/// (dropless: no capacity limit).
+/// (dropless: no capacity limit). Under expert parallelism each rank holds some of the experts and
+/// the sorted rows travel to their expert's rank and back (all-to-all).
 struct MixtureOfExperts {
     let config: ModelConfig
+
+    /// The rows the experts read and write: on this rank, or on the expert side of `r.exchange`.
+    private func expertRows(_ r: RouterActivations, _ a: BlockActivations) -> ExpertRows {
+        guard let x = r.exchange else {
+            return ExpertRows(
+                segments: r.segments, input: r.expertInput.pointer, gate: a.gate.pointer, up: a.up.pointer,
+                act: a.act.pointer, output: r.expertOutput.pointer)
+        }
+        return ExpertRows(
+            segments: x.segments, input: x.input.buffer.pointer, gate: x.gate.buffer.pointer,
+            up: x.up.buffer.pointer, act: x.act.buffer.pointer, output: x.output.buffer.pointer)
+    }
 
     /// Routes the rows of `n`, runs the experts and writes (or adds) their weighted sum into `y`.
     func forward(
@@ -135,23 +158,24 @@ struct MixtureOfExperts {
         parallelFor(rows * r.k) { i in
             (r.expertInput.pointer + i * h).update(from: n + Int(r.sortedRow[i]) * h, count: h)
         }
-        for (e, range) in r.segments {
-            let (gate, up, down) = w.expert(e)
-            let x = r.expertInput.pointer + range.lowerBound * h
+        r.exchange?.dispatch(r.expertInput.pointer, load: r.load)
+        let e = expertRows(r, a)
+        for (j, range) in e.segments {
+            let (gate, up, down) = w.expert(j)
+            let x = e.input + range.lowerBound * h
             let at = range.lowerBound * f
             let count = range.count
             Linear.forward(
-                x: x, weight: gate, weightBF16: w.bf16(gate), y: a.gate.pointer + at, rows: count, inFeatures: h,
-                outFeatures: f)
+                x: x, weight: gate, weightBF16: w.bf16(gate), y: e.gate + at, rows: count, inFeatures: h, outFeatures: f
+            )
             Linear.forward(
-                x: x, weight: up, weightBF16: w.bf16(up), y: a.up.pointer + at, rows: count, inFeatures: h,
-                outFeatures: f)
-            SwiGLUKernel.forward(
-                gate: a.gate.pointer + at, up: a.up.pointer + at, out: a.act.pointer + at, count: count * f)
+                x: x, weight: up, weightBF16: w.bf16(up), y: e.up + at, rows: count, inFeatures: h, outFeatures: f)
+            SwiGLUKernel.forward(gate: e.gate + at, up: e.up + at, out: e.act + at, count: count * f)
             Linear.forward(
-                x: a.act.pointer + at, weight: down, weightBF16: w.bf16(down),
-                y: r.expertOutput.pointer + range.lowerBound * h, rows: count, inFeatures: f, outFeatures: h)
+                x: e.act + at, weight: down, weightBF16: w.bf16(down), y: e.output + range.lowerBound * h, rows: count,
+                inFeatures: f, outFeatures: h)
         }
+        r.exchange?.exchange(e.output, into: r.expertOutput.pointer, toExperts: false)
         parallelFor(rows) { t in
             let out = y + t * h
             if !accumulate { out.update(repeating: 0, count: h) }
@@ -174,7 +198,6 @@ struct MixtureOfExperts {
             preconditionFailure("a mixture needs its router")
         }
         let h = config.hiddenSize
-        let f = config.intermediateSize
         let (k, experts) = (r.k, r.experts)
         let dOut = s.expertOutputGrad.pointer
         // ∂L/∂w[t, j] = dy[t]·(expert output), and each expert's output gradient w[t, j]·dy[t].
@@ -192,26 +215,7 @@ struct MixtureOfExperts {
                 s.routerGrad[t * experts + j] = dot
             }
         }
-        for (e, range) in r.segments {
-            let (gate, up, down) = w.expert(e)
-            let (gGate, gUp, gDown) = g.expert(e)
-            let x = r.expertInput.pointer + range.lowerBound * h
-            let at = range.lowerBound * f
-            let count = range.count
-            Linear.backward(
-                dy: dOut + range.lowerBound * h, x: a.act.pointer + at, weight: down, weightBF16: w.bf16(down),
-                dx: s.dgate.pointer + at, dweight: gDown, rows: count, inFeatures: f, outFeatures: h)
-            SwiGLUKernel.backward(
-                ds: s.dgate.pointer + at, gate: a.gate.pointer + at, up: a.up.pointer + at,
-                dgate: s.dgate.pointer + at, dup: s.dup.pointer + at, count: count * f)
-            let dx = s.expertInputGrad.pointer + range.lowerBound * h
-            Linear.backward(
-                dy: s.dgate.pointer + at, x: x, weight: gate, weightBF16: w.bf16(gate), dx: dx, dweight: gGate,
-                rows: count, inFeatures: h, outFeatures: f)
-            Linear.backward(
-                dy: s.dup.pointer + at, x: x, weight: up, weightBF16: w.bf16(up), dx: dx, dweight: gUp, rows: count,
-                inFeatures: h, outFeatures: f, accumulateDx: true)
-        }
+        expertsBackward(r, a, w, g, s)
         parallelFor(rows) { t in
             let out = dn + t * h
             if !accumulate { out.update(repeating: 0, count: h) }
@@ -226,6 +230,45 @@ struct MixtureOfExperts {
             outFeatures: experts, accumulateDx: true)
     }
 
+    /// From the sorted rows' output gradients in `s.expertOutputGrad` to their input gradients in
+    /// `s.expertInputGrad`, adding the experts' weight gradients into `g` (on the expert side under
+    /// expert parallelism, the gradients travelling there and back).
+    private func expertsBackward(
+        _ r: RouterActivations, _ a: BlockActivations, _ w: BlockWeights, _ g: BlockWeights, _ s: BackwardScratch
+    ) {
+        let h = config.hiddenSize
+        let f = config.intermediateSize
+        let e = expertRows(r, a)
+        var dOut = s.expertOutputGrad.pointer
+        var dIn = s.expertInputGrad.pointer
+        var (dGate, dUp) = (s.dgate.pointer, s.dup.pointer)
+        if let x = r.exchange {
+            let side = s.expertSide
+            (dOut, dIn) = (side.outputGrad.ensure(x.rows * h), side.inputGrad.ensure(x.rows * h))
+            (dGate, dUp) = (side.gateGrad.ensure(x.rows * f), side.upGrad.ensure(x.rows * f))
+            x.exchange(s.expertOutputGrad.pointer, into: dOut, toExperts: true)
+        }
+        for (j, range) in e.segments {
+            let (gate, up, down) = w.expert(j)
+            let (gGate, gUp, gDown) = g.expert(j)
+            let x = e.input + range.lowerBound * h
+            let at = range.lowerBound * f
+            let count = range.count
+            Linear.backward(
+                dy: dOut + range.lowerBound * h, x: e.act + at, weight: down, weightBF16: w.bf16(down),
+                dx: dGate + at, dweight: gDown, rows: count, inFeatures: f, outFeatures: h)
+            SwiGLUKernel.backward(
+                ds: dGate + at, gate: e.gate + at, up: e.up + at, dgate: dGate + at, dup: dUp + at, count: count * f)
+            let dx = dIn + range.lowerBound * h
+            Linear.backward(
+                dy: dGate + at, x: x, weight: gate, weightBF16: w.bf16(gate), dx: dx, dweight: gGate, rows: count,
+                inFeatures: h, outFeatures: f)
+            Linear.backward(
+                dy: dUp + at, x: x, weight: up, weightBF16: w.bf16(up), dx: dx, dweight: gUp, rows: count,
+                inFeatures: h, outFeatures: f, accumulateDx: true)
+        }
+        r.exchange?.exchange(dIn, into: s.expertInputGrad.pointer, toExperts: false)
+    }
     /// Replaces ∂L/∂(routing weights) of row `t` (its first k entries) with ∂L/∂(router logits):
     /// through the renormalisation w_j = p_j / Σ p, the router losses and the softmax.
     private func routerLogitGradient(

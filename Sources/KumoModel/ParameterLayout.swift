@@ -12,6 +12,9 @@ public struct ParameterTensor: Sendable, Equatable {
     public var slice: TensorSlice? = nil
     /// Tensor-parallel ranks that hold identical copies of this piece (norm weights: all of them).
     public var replicas: Int = 1
+    /// Whether this is one of a mixture's experts (held by one rank of an expert group; every other
+    /// tensor is replicated over it).
+    public var expert = false
     /// Element count.
     public var count: Int { shape.reduce(1, *) }
     /// The whole tensor's shape.
@@ -170,9 +173,14 @@ public struct ParameterLayout: Sendable {
                 for e in 0..<block.experts {
                     let at = block.expert(e)
                     let x = p + "block_sparse_moe.experts.\(first + e)."
-                    list.append(.init(name: x + "w1.weight", shape: [f, h], offset: base + at.gate, decay: true))
-                    list.append(.init(name: x + "w3.weight", shape: [f, h], offset: base + at.up, decay: true))
-                    list.append(.init(name: x + "w2.weight", shape: [h, f], offset: base + at.down, decay: true))
+                    for (name, offset, shape) in [
+                        ("w1", at.gate, [f, h]), ("w3", at.up, [f, h]), ("w2", at.down, [h, f]),
+                    ] {
+                        list.append(
+                            .init(
+                                name: x + name + ".weight", shape: shape, offset: base + offset, decay: true,
+                                expert: true))
+                    }
                 }
                 continue
             }
@@ -200,6 +208,13 @@ public struct ParameterLayout: Sendable {
 
     /// Offset of local block `i` (the shard's i-th block).
     public func blockStart(_ i: Int) -> Int { blocksStart + i * block.count }
+
+    /// The ranges of a mixture's experts, one per local block (empty for a dense model): the end of
+    /// each block, after its router.
+    public var expertRanges: [Range<Int>] {
+        guard config.isMoE else { return [] }
+        return shard.layers.indices.map { blockStart($0) + block.gate..<blockStart($0) + block.count }
+    }
 
     /// The tensor with a Hugging Face name, if the model has it.
     public func tensor(named name: String) -> ParameterTensor? { tensors.first { $0.name == name } }

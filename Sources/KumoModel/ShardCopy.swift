@@ -41,7 +41,9 @@ extension ParameterLayout {
         }
         for (t, w) in zip(tensors, wholeTensors(in: wholeLayout)) {
             guard t.offset < range.upperBound, t.offset + t.count > range.lowerBound else { continue }
-            if firstReplicaOnly && shard.tensorRank % t.replicas != 0 { continue }
+            if firstReplicaOnly && (shard.tensorRank % t.replicas != 0 || (!t.expert && shard.expertRank != 0)) {
+                continue
+            }
             guard let slice = t.slice else {
                 add(t.offset, w.offset, t.count)
                 continue

@@ -23,14 +23,26 @@ public final class DataParallel {
     public let buckets: GradientBuckets
     /// Whether buckets are all-reduced or reduce-scattered.
     public let reduction: GradientReduction
-    private var requests: [CommRequest] = []
+    /// Under expert parallelism: the ranks holding the same experts, over which the experts'
+    /// buckets are summed (the expert group's other ranks hold other experts).
+    public let expertData: (any Communicator)?
+    private let expertRanges: [Range<Int>]
+    /// Buckets launched in the pass being synchronised, and the requests of those with a group to sum over.
+    private var launched = 0
+    private var requests: [(group: any Communicator, request: CommRequest)] = []
     /// Lowest offset whose gradients are final in the pass being synchronised.
     private var readyFrom = 0
     private var syncing = false
 
-    /// All-reduces `grads` (laid out by `layout`) over `group` in buckets of about `bucketBytes`.
-    public init(layout: ParameterLayout, grads: FloatBuffer, group: any Communicator, bucketBytes: Int) {
+    /// All-reduces `grads` (laid out by `layout`) over `group` in buckets of about `bucketBytes`;
+    /// the buckets of a mixture's experts over `expertData` when given (expert parallelism).
+    public init(
+        layout: ParameterLayout, grads: FloatBuffer, group: any Communicator, expertData: (any Communicator)? = nil,
+        bucketBytes: Int
+    ) {
         self.group = group
+        self.expertData = expertData
+        expertRanges = expertData == nil ? [] : layout.expertRanges
         reduction = .allReduce(grads)
         buckets = GradientBuckets(layout: layout, targetFloats: max(1, bucketBytes / 4))
     }
@@ -40,6 +52,14 @@ public final class DataParallel {
         self.group = group
         reduction = .reduceScatter(sharded)
         buckets = sharded.buckets
+        expertData = nil
+        expertRanges = []
+    }
+
+    /// The group bucket `b` is summed over.
+    private func group(of b: Range<Int>) -> any Communicator {
+        guard let expertData, expertRanges.contains(where: { $0.contains(b.lowerBound) }) else { return group }
+        return expertData
     }
 
     /// The shard of ZeRO-2 and 3 (nil when gradients are all-reduced).
@@ -59,6 +79,7 @@ public final class DataParallel {
         switch reduction {
         case .allReduce(let grads):
             readyFrom = grads.count
+            launched = 0
             requests = []
         case .reduceScatter(let s): s.beginPass()
         }
@@ -74,13 +95,16 @@ public final class DataParallel {
         }
         precondition(range.upperBound == readyFrom, "gradient ranges must arrive from the top of the buffer down")
         readyFrom = range.lowerBound
-        // A one-rank group (tensor or pipeline parallelism without data parallelism) holds the sum.
-        guard group.size > 1 else { return }
-        while requests.count < buckets.ranges.count, buckets.ranges[requests.count].lowerBound >= readyFrom {
-            let b = buckets.ranges[requests.count]
-            requests.append(group.startAllReduce(grads.pointer + b.lowerBound, count: b.count, op: .sum))
+        while launched < buckets.ranges.count, buckets.ranges[launched].lowerBound >= readyFrom {
+            let b = buckets.ranges[launched]
+            launched += 1
+            // A one-rank group (tensor or pipeline parallelism without data parallelism) holds the sum.
+            let g = group(of: b)
+            if g.size > 1 {
+                requests.append((g, g.startAllReduce(grads.pointer + b.lowerBound, count: b.count, op: .sum)))
+            }
         }
-        for r in requests where !r.isComplete { _ = group.test(r) }
+        for (g, r) in requests where !r.isComplete { _ = g.test(r) }
     }
 
     /// Waits for every bucket of the pass; after the last pass of a step each rank holds the
@@ -91,9 +115,8 @@ public final class DataParallel {
         switch reduction {
         case .allReduce:
             precondition(
-                readyFrom == 0 && (group.size == 1 || requests.count == buckets.ranges.count),
-                "backward did not report every gradient range")
-            for r in requests { group.wait(r) }
+                readyFrom == 0 && launched == buckets.ranges.count, "backward did not report every gradient range")
+            for (g, r) in requests { g.wait(r) }
             requests = []
         case .reduceScatter(let s): s.finishPass(lastOfStep: lastOfStep)
         }

@@ -41,6 +41,9 @@ public struct ParallelConfig: Sendable, Equatable {
     public var pipeline: Int
     /// The order of the pipeline's micro-batches (`parallel.schedule`).
     public var schedule: PipelineSchedule
+    /// Expert-parallel size (`parallel.expert`): a mixture's experts split over groups of this many
+    /// consecutive data-parallel ranks, tokens dispatched to them by all-to-all.
+    public var expert: Int
     /// What ZeRO partitions (`parallel.zero_stage`).
     public var zeroStage: ZeROStage
     /// Hybrid sharding: ZeRO-3 shards over groups of this many data-parallel ranks, 0 over all
@@ -59,13 +62,14 @@ public struct ParallelConfig: Sendable, Equatable {
     /// A configuration; the defaults are `[parallel]`'s: one rank's worth of everything.
     public init(
         tensor: Int = 1, sequence: Bool = false, pipeline: Int = 1, schedule: PipelineSchedule = .oneForwardOneBackward,
-        zeroStage: ZeROStage = .none, shardGroupSize: Int = 0, quantizedAllGather: GatherCodec = .fp32,
+        expert: Int = 1, zeroStage: ZeROStage = .none, shardGroupSize: Int = 0, quantizedAllGather: GatherCodec = .fp32,
         commTimeoutSeconds: Double = 300, bucketMiB: Double = 4, hierarchical: Bool = true
     ) {
         self.tensor = tensor
         self.sequence = sequence
         self.pipeline = pipeline
         self.schedule = schedule
+        self.expert = expert
         self.zeroStage = zeroStage
         self.shardGroupSize = shardGroupSize
         self.quantizedAllGather = quantizedAllGather

@@ -19,6 +19,11 @@ public final class ParallelPlan {
     public let shardGroup: any Communicator
     /// With hybrid sharding, the ranks at this rank's position in every shard group.
     public let replicaGroup: (any Communicator)?
+    /// With expert parallelism: the ranks splitting the experts, and those holding the same experts
+    /// (over which the experts' gradients are summed and ZeRO partitions; every parameter is the
+    /// same on its ranks).
+    public let expertGroup: (any Communicator)?
+    public let expertDataGroup: (any Communicator)?
     /// The blocks of each pipeline stage (one stage of all blocks without pipeline parallelism).
     public let stages: PipelinePlan
     /// This rank's shard of the model.
@@ -47,6 +52,8 @@ public final class ParallelPlan {
         dataGroup = groups.data
         shardGroup = groups.shard
         replicaGroup = groups.replica
+        expertGroup = groups.experts?.expert
+        expertDataGroup = groups.experts?.expertData
         self.stages = stages
         self.model = model
         self.accumulationSteps = accumulationSteps
@@ -63,7 +70,8 @@ public final class ParallelPlan {
             dataParallel = DataParallel(sharded: sharded, group: dataGroup)
         } else {
             dataParallel = DataParallel(
-                layout: layout, grads: model.grads, group: dataGroup, bucketBytes: config.bucketBytes)
+                layout: layout, grads: model.grads, group: dataGroup, expertData: expertDataGroup,
+                bucketBytes: config.bucketBytes)
         }
         shardedParameters =
             config.zeroStage.shardsParameters
@@ -97,6 +105,16 @@ public final class ParallelPlan {
     /// sharded gradients (ZeRO-2 and 3) the shards' squares summed over the shard group.
     public func gradNorm() -> Double {
         let grads = model.grads
+        if let expertGroup {
+            // The other tensors' gradients are the same on the expert group; each rank adds its experts'.
+            let local = model.layout.expertRanges.reduce(0) {
+                $0 + AdamWKernel.sumOfSquares(grads.pointer + $1.lowerBound, count: $1.count)
+            }
+            var experts = [local]
+            expertGroup.allReduce(&experts, op: .sum)
+            return (max(AdamWKernel.sumOfSquares(grads.pointer, count: grads.count) - local, 0) + experts[0])
+                .squareRoot()
+        }
         if tensorGradients != nil || pipeline != nil {
             var squares = [
                 tensorGradients?.sumOfSquares(grads.pointer)
@@ -129,11 +147,17 @@ public final class ParallelPlan {
     public var writesOptimizerState: Bool { zero.ranks > 1 ? isFirstReplica : isFirstDataRank }
 
     private var isFirstReplica: Bool { (replicaGroup?.rank ?? 0) == 0 }
-    private var isFirstDataRank: Bool { mesh.coordinate(of: world.rank).data == 0 }
+    /// The first of the ranks holding the same parameters: the first data-parallel rank, or under
+    /// expert parallelism each rank of the first expert group (which writes its experts, and its
+    /// first rank the other tensors).
+    private var isFirstDataRank: Bool {
+        expertDataGroup.map { $0.rank == 0 } ?? (mesh.coordinate(of: world.rank).data == 0)
+    }
 
     /// Every group this rank communicates over, whose counters belong in the metrics.
     public var groups: [any Communicator] {
         [world, dataGroup, shardGroup] + (replicaGroup.map { [$0] } ?? []) + (pipeline.map { [$0.group] } ?? [])
+            + [expertGroup, expertDataGroup].compactMap { $0 }
             + (tensorGradients?.groups ?? []) + ((dataGroup as? HierarchicalGroup)?.levels ?? [])
     }
 

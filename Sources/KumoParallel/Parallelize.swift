@@ -29,6 +29,7 @@ extension ParallelConfig {
     public func validate(_ model: ModelConfig, batch: BatchShape) throws(ParallelConfigError) {
         try validateTensor(model, rows: batch.micro * batch.seqLen)
         try validatePipeline(model, seqLen: batch.seqLen)
+        try validateExpert(model)
         if shardGroupSize < 0 || (shardGroupSize > 0 && zeroStage != .parameters) {
             throw ParallelConfigError(
                 "parallel.shard_group_size = \(shardGroupSize): hybrid sharding needs "
@@ -77,6 +78,11 @@ extension ParallelConfig {
         let p = pipeline
         _ = try stageShards(model, seqLen: seqLen)
         guard p > 1 else { return }
+        if model.isMoE {
+            throw ParallelConfigError(
+                "a mixture of experts with parallel.pipeline = \(p) is refused: its load-balancing loss spans all "
+                    + "layers; use parallel.pipeline = 1 and parallel.expert to split the experts")
+        }
         if zeroStage.shardsGradients {
             throw ParallelConfigError(
                 "parallel.zero_stage = \(zeroStage.rawValue) with parallel.pipeline = \(p) is refused: ZeRO-2 would "
@@ -138,16 +144,20 @@ public func parallelize(
                 + "data-parallel size = \(batch.micro) × \(mesh.data) = \(perRank)")
     }
     let groups = try RankGroups(
-        world: world, mesh: mesh, shardGroupSize: config.shardGroupSize, hosts: config.hierarchical ? hosts : nil)
+        world: world, mesh: mesh, shardGroupSize: config.shardGroupSize, expertSize: config.expert,
+        zeroShards: config.zeroStage.shardsOptimizer, hosts: config.hierarchical ? hosts : nil)
     let stages = try config.pipelinePlan(model, seqLen: batch.seqLen)
     var shard = stages.shard(groups.pipeline?.rank ?? 0)
     shard.tensorRank = groups.tensor?.rank ?? 0
     shard.tensorSize = mesh.tensor
+    shard.expertRank = groups.experts?.expert.rank ?? 0
+    shard.expertSize = config.expert
     precondition(
         shard.tensorRank == mesh.coordinate(of: world.rank).tensor, "the tensor group's rank is the mesh coordinate")
     let llama = try LlamaModel(
         config: model, shard: shard,
         tensorParallel: groups.tensor.map { TensorParallelGroup(group: $0, sequenceParallel: config.sequence) },
+        expertParallel: groups.experts.map { ExpertParallelGroup(group: $0.expert) },
         wholeGradients: !config.zeroStage.shardsGradients)
     prepare(llama)
     return ParallelPlan(
@@ -168,13 +178,18 @@ struct RankGroups {
     let shard: any Communicator
     /// With hybrid sharding, the ranks at this rank's position in every shard group (`replica`).
     let replica: (any Communicator)?
+    /// With expert parallelism, the expert group (`ep`) and the ranks holding the same experts (`edp`).
+    let experts: ExpertGroups?
 
     /// Splits `world` by `mesh`; with `shardGroupSize` k > 0 and below the data-parallel size,
     /// ZeRO shards over groups of k data-parallel ranks. Given the host of each rank (`hosts`), a
     /// data-parallel group that spans hosts with several ranks on each all-reduces in levels
-    /// (`HierarchicalGroup`).
-    init(world: any Communicator, mesh: DeviceMesh, shardGroupSize k: Int, hosts: [String]?) throws(ParallelConfigError)
-    {
+    /// (`HierarchicalGroup`). With `expertSize` > 1 the experts split over groups of that many
+    /// data-parallel ranks, and ZeRO (`zeroShards`) partitions over the ranks holding the same experts.
+    init(
+        world: any Communicator, mesh: DeviceMesh, shardGroupSize k: Int, expertSize: Int = 1, zeroShards: Bool = false,
+        hosts: [String]?
+    ) throws(ParallelConfigError) {
         func split(_ dimension: DeviceMesh.GroupKind, _ name: String) -> any Communicator {
             world.split(color: mesh.groupIndex(of: world.rank, dimension), key: world.rank, name: name)
         }
@@ -184,6 +199,11 @@ struct RankGroups {
         let flat = world.size == 1 ? world : split(.data, "dp")
         let memberHosts = hosts.map { h in mesh.group(of: world.rank, .data).map { h[$0] } }
         data = memberHosts.flatMap { flat.size > 1 ? HierarchicalGroup.make(flat, hosts: $0) : nil } ?? flat
+        experts = expertSize > 1 ? try ExpertGroups(world: world, mesh: mesh, size: expertSize) : nil
+        if let experts, zeroShards {
+            (shard, replica) = (experts.expertData, nil)
+            return
+        }
         guard k > 0, k < data.size else {
             (shard, replica) = (data, nil)
             return

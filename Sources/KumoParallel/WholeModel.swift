@@ -2,8 +2,8 @@ import KumoComm
 import KumoCore
 import KumoModel
 
-/// Assembles the whole model's parameters on one rank from the shards that tensor and pipeline
-/// parallelism and ZeRO-3 spread over the world (evaluation during training, parameter dumps,
+/// Assembles the whole model's parameters on one rank from the shards that tensor, pipeline and
+/// expert parallelism and ZeRO-3 spread over the world (evaluation during training, parameter dumps,
 /// the final weights).
 public enum WholeModel {
     /// Every rank calls this with its shard's parameters, of which it holds `held` (a range of
@@ -50,16 +50,17 @@ public enum WholeModel {
             self.held = held
         }
 
-        /// Decodes `encoded`'s eight little-endian Int64 fields.
+        /// Decodes `encoded`'s ten little-endian Int64 fields.
         init(_ bytes: [UInt8]) {
-            let f = (0..<8).map { i in
+            let f = (0..<10).map { i in
                 Int(
                     Int64(
                         littleEndian: bytes[(8 * i)..<(8 * i + 8)].withUnsafeBytes { $0.loadUnaligned(as: Int64.self) }
                     ))
             }
             shard = ModelShard(
-                tensorRank: f[0], tensorSize: f[1], layers: f[2]..<f[3], hasEmbedding: f[4] == 1, hasHead: f[5] == 1)
+                tensorRank: f[0], tensorSize: f[1], expertRank: f[8], expertSize: f[9], layers: f[2]..<f[3],
+                hasEmbedding: f[4] == 1, hasHead: f[5] == 1)
             held = f[6]..<f[7]
         }
 
@@ -67,7 +68,7 @@ public enum WholeModel {
             let s = shard
             let fields = [
                 s.tensorRank, s.tensorSize, s.layers.lowerBound, s.layers.upperBound, s.hasEmbedding ? 1 : 0,
-                s.hasHead ? 1 : 0, held.lowerBound, held.upperBound,
+                s.hasHead ? 1 : 0, held.lowerBound, held.upperBound, s.expertRank, s.expertSize,
             ]
             return fields.flatMap { withUnsafeBytes(of: Int64($0).littleEndian) { Array($0) } }
         }

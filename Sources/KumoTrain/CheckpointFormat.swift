@@ -44,15 +44,47 @@ public struct ParallelLayout: Codable, Equatable, Sendable, CustomStringConverti
     public var zeroStage: Int
     /// `parallel.shard_group_size`: ZeRO shards over groups of this many data-parallel ranks (0: all of them).
     public var shardGroupSize: Int
+    /// `parallel.expert`: a mixture's experts split over groups of this many data-parallel ranks
+    /// (absent from checkpoints written before expert parallelism: 1).
+    public var expertParallel: Int = 1
 
-    /// One process: no data, tensor or pipeline parallelism, no ZeRO.
+    /// One process: no data, tensor, pipeline or expert parallelism, no ZeRO.
     public static let single = ParallelLayout(
         worldSize: 1, dataParallel: 1, tensorParallel: 1, pipelineParallel: 1, zeroStage: 0, shardGroupSize: 0)
 
-    /// "4 ranks (data 1 × tensor 2 × pipeline 2, ZeRO 0, shard groups of 0)".
+    /// "4 ranks (data 1 × tensor 2 × pipeline 2, ZeRO 0, shard groups of 0)", with ", experts over 2"
+    /// under expert parallelism.
     public var description: String {
         "\(worldSize) ranks (data \(dataParallel) × tensor \(tensorParallel) × pipeline \(pipelineParallel), "
-            + "ZeRO \(zeroStage), shard groups of \(shardGroupSize))"
+            + "ZeRO \(zeroStage), shard groups of \(shardGroupSize)"
+            + (expertParallel > 1 ? ", experts over \(expertParallel))" : ")")
+    }
+
+    /// A layout of the given sizes.
+    public init(
+        worldSize: Int, dataParallel: Int, tensorParallel: Int, pipelineParallel: Int, zeroStage: Int,
+        shardGroupSize: Int, expertParallel: Int = 1
+    ) {
+        self.worldSize = worldSize
+        self.dataParallel = dataParallel
+        self.tensorParallel = tensorParallel
+        self.pipelineParallel = pipelineParallel
+        self.zeroStage = zeroStage
+        self.shardGroupSize = shardGroupSize
+        self.expertParallel = expertParallel
+    }
+
+    /// Reads a manifest's layout; one without `expert_parallel` had none.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            worldSize: try c.decode(Int.self, forKey: .worldSize),
+            dataParallel: try c.decode(Int.self, forKey: .dataParallel),
+            tensorParallel: try c.decode(Int.self, forKey: .tensorParallel),
+            pipelineParallel: try c.decode(Int.self, forKey: .pipelineParallel),
+            zeroStage: try c.decode(Int.self, forKey: .zeroStage),
+            shardGroupSize: try c.decode(Int.self, forKey: .shardGroupSize),
+            expertParallel: try c.decodeIfPresent(Int.self, forKey: .expertParallel) ?? 1)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -62,6 +94,7 @@ public struct ParallelLayout: Codable, Equatable, Sendable, CustomStringConverti
         case pipelineParallel = "pipeline_parallel"
         case zeroStage = "zero_stage"
         case shardGroupSize = "shard_group_size"
+        case expertParallel = "expert_parallel"
     }
 }
 

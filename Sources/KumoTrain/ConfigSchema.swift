@@ -40,6 +40,9 @@ public enum ConfigSchema {
             help: "sequence parallelism: norms and residuals split by rows over the tensor group"),
         Key(name: "parallel.pipeline", kind: .int, defaultValue: .int(1), help: "pipeline-parallel size"),
         Key(name: "parallel.schedule", kind: .string, defaultValue: .string("1f1b"), help: "pipeline: 1f1b|gpipe"),
+        Key(
+            name: "parallel.expert", kind: .int, defaultValue: .int(1),
+            help: "expert-parallel size: a mixture's experts split over this many data-parallel ranks"),
         Key(name: "parallel.zero_stage", kind: .int, defaultValue: .int(0), help: "ZeRO stage 0-3"),
         Key(name: "parallel.shard_group_size", kind: .int, defaultValue: .int(0), help: "hybrid shard group"),
         Key(name: "parallel.quantized_allgather", kind: .string, defaultValue: .string("none"), help: "none|bf16|int8"),

@@ -31,7 +31,8 @@ extension RunConfig {
         }
         return ParallelConfig(
             tensor: int("parallel.tensor"), sequence: bool("parallel.sequence"), pipeline: int("parallel.pipeline"),
-            schedule: schedule, zeroStage: zeroStage, shardGroupSize: int("parallel.shard_group_size"),
+            schedule: schedule, expert: int("parallel.expert"), zeroStage: zeroStage,
+            shardGroupSize: int("parallel.shard_group_size"),
             quantizedAllGather: codec, commTimeoutSeconds: double("parallel.comm_timeout_s"),
             bucketMiB: double("parallel.bucket_mib"), hierarchical: bool("parallel.hierarchical"))
     }

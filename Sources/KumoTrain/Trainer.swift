@@ -296,10 +296,11 @@ public final class Trainer {
         plan.gatherParameters()
     }
 
-    /// Checks that every data-parallel rank holds bit-identical parameters (replicas must not
-    /// drift apart); throws naming the first rank that differs from rank 0.
+    /// Checks that every data-parallel rank (under expert parallelism: every rank holding the same
+    /// experts) holds bit-identical parameters (replicas must not drift apart); throws naming the
+    /// first rank that differs from the group's first.
     public func checkReplicasAgree() throws {
-        let group = plan.dataGroup
+        let group = plan.expertDataGroup ?? plan.dataGroup
         guard group.size > 1 else { return }
         let hash = UnsafeRawBufferPointer(start: model.params.pointer, count: 4 * model.params.count)
         let all = group.allGatherBytes(withUnsafeBytes(of: RankAgreement.fnv1a(hash)) { Array($0) })

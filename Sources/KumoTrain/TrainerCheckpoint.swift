@@ -33,7 +33,7 @@ extension Trainer {
         ParallelLayout(
             worldSize: world.size, dataParallel: plan.mesh.data, tensorParallel: plan.mesh.tensor,
             pipelineParallel: plan.mesh.pipeline, zeroStage: plan.config.zeroStage.rawValue,
-            shardGroupSize: plan.config.shardGroupSize)
+            shardGroupSize: plan.config.shardGroupSize, expertParallel: plan.config.expert)
     }
 
     /// The runs between `range` of this rank's flat buffer and the whole model's, local offsets

@@ -60,3 +60,25 @@ final class GradientBucketsTests: XCTestCase {
         XCTAssertEqual(GradientBuckets(layout: l, targetFloats: l.count).ranges, [0..<l.count])
     }
 }
+
+/// A mixture's experts are summed over other ranks than the rest under expert parallelism: no
+/// bucket may hold both.
+final class ExpertBucketTests: XCTestCase {
+    func testNoBucketHoldsExpertsAndOtherTensors() throws {
+        let c = ModelConfig(
+            vocabSize: 50, hiddenSize: 16, intermediateSize: 8, numHiddenLayers: 3, numAttentionHeads: 2,
+            numLocalExperts: 4, numExpertsPerTok: 2)
+        let layout = ParameterLayout(c)
+        XCTAssertEqual(layout.expertRanges.count, 3)
+        for target in [7, 100, 1000, 100_000] {
+            let buckets = GradientBuckets(layout: layout, targetFloats: target)
+            XCTAssertEqual(buckets.ranges.reduce(0) { $0 + $1.count }, layout.count)
+            for b in buckets.ranges {
+                let inside = layout.expertRanges.filter { $0.overlaps(b) }
+                XCTAssertTrue(
+                    inside.allSatisfy { $0.lowerBound <= b.lowerBound && b.upperBound <= $0.upperBound },
+                    "\(b) at \(target)")
+            }
+        }
+    }
+}

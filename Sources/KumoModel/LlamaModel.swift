@@ -219,7 +219,8 @@ public final class LlamaModel {
     /// residual stream, each block's kept tensors, the final norm and logits on the stage with the
     /// head, ∂L/∂x and the positions; once, backward's scratch (with the row buffers of tensor
     /// parallelism) and under full recompute the one block's tensors all slots share. Equal to
-    /// `activationBytesAllocated` after the slots are used.
+    /// `activationBytesAllocated` after the slots are used; under expert parallelism the experts'
+    /// side is counted at a balanced load (it grows to the largest load a step brings).
     public static func activationBytes(
         _ c: ModelConfig, shard: ModelShard? = nil, batch: Int, seqLen: Int, recompute: ActivationRecompute = .none,
         slots: Int = 1
@@ -233,15 +234,21 @@ public final class LlamaModel {
         let routing =
             c.isMoE
             ? RouterActivations.floats(rows: rows, hidden: h, experts: c.numLocalExperts, k: c.numExpertsPerTok) : 0
+        // Under expert parallelism the experts' rows live on the exchange's expert side: at a balanced
+        // load as many as the token side's, plus the inputs, outputs and rows in transit.
+        let exchanged = c.isMoE && shard.expertSize > 1 ? rows * c.numExpertsPerTok * h : 0
         let block =
             rows * (h + 1 + q + 2 * kv + heads + q + 3 * ffn) + (c.parallelLayers ? 0 : rows * (2 * h + 1)) + routing
+            + 3 * exchanged
         let keptBlocks = recompute == .full ? 0 : shard.layers.count
         let head = shard.hasHead ? rows * (h + 1 + shard.vocab(c)) : 0
         let slot = (shard.layers.count + 1) * rows * h + keptBlocks * block + head + rows * h + rows
         let tensorRows = shard.tensorSize > 1 ? 2 * rows * h : 0
         let expertGrads = c.isMoE ? rows * (2 * c.numExpertsPerTok * h + c.numLocalExperts) : 0
+        let expertSide = exchanged > 0 ? 2 * exchanged + 2 * rows * ffn : 0
         let scratch =
-            rows * (2 * q + 2 * kv + h + 2 * ffn) + expertGrads + tensorRows + (recompute == .full ? block : 0)
+            rows * (2 * q + 2 * kv + h + 2 * ffn) + expertGrads + expertSide + tensorRows
+            + (recompute == .full ? block : 0)
         return 4 * (slots * slot + scratch)
     }
 

@@ -107,13 +107,14 @@ extension ParallelConfig {
         }
     }
 
-    /// The shard each pipeline stage's tensor rank 0 holds, first stage first (every tensor rank
-    /// of a stage holds as many parameters).
+    /// The shard each pipeline stage's tensor (and expert) rank 0 holds, first stage first (every
+    /// tensor or expert rank of a stage holds as many parameters).
     public func stageShards(_ model: ModelConfig, seqLen: Int) throws(ParallelConfigError) -> [ModelShard] {
         let plan = try pipelinePlan(model, seqLen: seqLen)
         return plan.stages.indices.map {
             var shard = plan.shard($0)
             shard.tensorSize = tensor
+            shard.expertSize = model.isMoE ? expert : 1
             return shard
         }
     }

@@ -56,6 +56,19 @@ public struct CommVolume: Sendable {
                     group: "pp", link: link(span: span), bytesPerStep: bytes, messagesPerStep: 2 * m, overlapped: false,
                     interHostBytesPerStep: link(span: span) == .interHost ? bytes : 0))
         }
+        let ep = c.isMoE ? t.parallel.expert : 1
+        if ep > 1 {
+            // Per block the routed rows go to the experts and back forward (again under recompute), and
+            // their gradients backward; each rank keeps 1/ep of them.
+            let n = Double(ep)
+            let exchanges = Double(stageLayers) * m * (t.recompute == .full ? 6 : 4)
+            let bytes = exchanges * Double(c.numExpertsPerTok) * rowBytes * (n - 1) / n
+            let span = tp * ep
+            groups.append(
+                GroupTraffic(
+                    group: "ep", link: link(span: span), bytesPerStep: bytes, messagesPerStep: exchanges * (n - 1),
+                    overlapped: false, interHostBytesPerStep: link(span: span) == .interHost ? bytes : 0))
+        }
         if dp > 1 { groups.append(Self.dataParallel(t, ranksPerHost: ranksPerHost, parameters: stageParameters)) }
         self.groups = groups
     }

@@ -40,9 +40,11 @@ public struct LayoutSearch: Sendable {
 
     /// The parallel settings to try: tensor sizes up to 8 (inside a host or, past its ranks, across
     /// hosts), pipeline sizes dividing the layers, every ZeRO stage, ZeRO-3 over the whole
-    /// data-parallel group or one host.
+    /// data-parallel group or one host; for a mixture, expert sizes dividing its experts (the
+    /// combinations Kumo refuses are counted as refused by `run`).
     func parallelCandidates() -> [ParallelConfig] {
         let powers = (0..<8).map { 1 << $0 }
+        let experts = model.isMoE ? (0..<10).map { 1 << $0 }.filter { model.numLocalExperts % $0 == 0 } : [1]
         let tensors = powers.filter { $0 <= 8 && ranks % $0 == 0 }
         let pipelines = powers.filter { $0 <= model.numHiddenLayers && model.numHiddenLayers % $0 == 0 }
         var out: [ParallelConfig] = []
@@ -56,7 +58,11 @@ public struct LayoutSearch: Sendable {
                     // Sequence parallelism is left out: Kumo's sequence-parallel ranks keep whole-row buffers,
                     // so it changes neither memory nor traffic here.
                     for group in groups {
-                        out.append(ParallelConfig(tensor: tp, pipeline: pp, zeroStage: zero, shardGroupSize: group))
+                        for ep in experts where dp % ep == 0 {
+                            out.append(
+                                ParallelConfig(
+                                    tensor: tp, pipeline: pp, expert: ep, zeroStage: zero, shardGroupSize: group))
+                        }
                     }
                 }
             }

@@ -31,8 +31,10 @@ public struct TrainingLayout: Sendable, Equatable {
     public var dataParallel: Int { max(1, ranks / (parallel.tensor * parallel.pipeline)) }
     /// Micro-batches each rank runs per step.
     public var accumulationSteps: Int { max(1, batch.global / (batch.micro * dataParallel)) }
-    /// The ranks ZeRO partitions over: the data-parallel group, or a hybrid shard group of it.
+    /// The ranks ZeRO partitions over: the data-parallel group, a hybrid shard group of it, or under
+    /// expert parallelism the ranks holding the same experts.
     public var shardRanks: Int {
+        if parallel.expert > 1 { return max(1, dataParallel / parallel.expert) }
         let k = parallel.shardGroupSize
         return k > 0 && k < dataParallel ? k : dataParallel
     }

@@ -78,7 +78,8 @@ public struct Plan: Sendable {
         return [
             "hardware": hardware.name, "ranks": layout.ranks, "hosts": hosts, "threads": threads,
             "layout": [
-                "data": layout.dataParallel, "tensor": p.tensor, "pipeline": p.pipeline, "sequence": p.sequence,
+                "data": layout.dataParallel, "tensor": p.tensor, "pipeline": p.pipeline, "expert": p.expert,
+                "sequence": p.sequence,
                 "zero_stage": p.zeroStage.rawValue, "shard_group_size": p.shardGroupSize,
                 "micro_batch_size": layout.batch.micro, "accumulation_steps": layout.accumulationSteps,
                 "global_batch_size": layout.batch.global, "seq_length": layout.batch.seqLen,

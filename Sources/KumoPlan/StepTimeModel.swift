@@ -70,11 +70,19 @@ public struct StepTimeModel: Sendable {
         let h = c.hiddenSize
         let (q, kv, ffn) = (shard.heads(c) * c.headDim, shard.kvHeads(c) * c.headDim, shard.intermediate(c))
         let passes = t.recompute == .full ? 4.0 : 3.0
-        func product(_ n: Int, _ k: Int) -> Double {
-            let rate = share { profile.gemmGFLOPs(t.precision, threads: $0, m: rows, n: n, k: k) }
+        /// Products of `rows` rows in GEMMs of `m` rows each.
+        func product(_ n: Int, _ k: Int, rows: Int = rows, m: Int? = nil) -> Double {
+            let rate = share { profile.gemmGFLOPs(t.precision, threads: $0, m: m ?? rows, n: n, k: k) }
             return passes * 2 * Double(rows) * Double(n) * Double(k) / (rate * 1e9)
         }
-        let block = product(q + 2 * kv, h) + product(h, q) + product(2 * ffn, h) + product(h, ffn)
+        // A mixture runs its router, and each token through k experts: at a balanced load each of
+        // this rank's experts multiplies rows·k / (its share of the experts) rows.
+        let routed = c.isMoE ? rows * c.numExpertsPerTok : rows
+        let perExpert = max(1, routed / shard.experts(c))
+        let ffnProducts =
+            product(2 * ffn, h, rows: routed, m: perExpert) + product(h, ffn, rows: routed, m: perExpert)
+            + (c.isMoE ? product(c.numLocalExperts, h) : 0)
+        let block = product(q + 2 * kv, h) + product(h, q) + ffnProducts
         let layers = Double(shard.layers.count)
         let head = shard.hasHead ? product(shard.vocab(c), h) : 0
         let attentionFLOPs = 12 * Double(q) * Double(t.batch.seqLen) * Double(rows) * (passes / 3)

@@ -32,9 +32,10 @@ struct PlanReport {
         let l = plan.layout
         let p = l.parallel
         return String(
-            format: "tp %d × pp %d × dp %d, ZeRO-%d%@%@, micro-batch %d, recompute %@, %@: %.0f tok/s, step %.2f s, "
+            format: "tp %d × pp %d × dp %d%@, ZeRO-%d%@%@, micro-batch %d, recompute %@, %@: %.0f tok/s, step %.2f s, "
                 + "MFU %.1f%%, %.1f GiB per rank, bound by %@",
-            p.tensor, p.pipeline, l.dataParallel, p.zeroStage.rawValue,
+            p.tensor, p.pipeline, l.dataParallel, p.expert > 1 ? " (experts over \(p.expert))" : "",
+            p.zeroStage.rawValue,
             p.shardGroupSize > 0 ? " in groups of \(p.shardGroupSize)" : "", p.sequence ? ", sequence parallel" : "",
             l.batch.micro, l.recompute.rawValue, l.precision.rawValue, plan.tokensPerSecond, plan.stepSeconds,
             100 * plan.mfu, Double(plan.peakMemoryBytesPerRank) / Double(1 << 30), plan.time.bottleneck)

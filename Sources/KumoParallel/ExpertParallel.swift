@@ -56,12 +56,23 @@ struct ExpertGroups {
                 "parallel.expert = \(size) must divide the data-parallel size \(mesh.data) (world \(mesh.world) / "
                     + "tensor × pipeline); launch a multiple of \(size) ranks")
         }
-        do {
-            let colors = try mesh.hybridGroups(of: world.rank, shardSize: size)
-            expert = world.split(color: colors.shard, key: world.rank, name: "ep")
-            expertData = world.split(color: colors.replica, key: world.rank, name: "edp")
-        } catch {
-            throw ParallelConfigError(error.description)
-        }
+        (expert, expertData) = try splitConsecutive(world, mesh, size, names: ("ep", "edp"))
+    }
+}
+
+/// Splits `world`'s data-parallel groups into groups of `size` consecutive ranks and the groups of
+/// the ranks at the same place in each (hybrid sharding's shard and replica groups; expert
+/// parallelism's expert and expert-data groups), named `names`.
+func splitConsecutive(
+    _ world: any Communicator, _ mesh: DeviceMesh, _ size: Int, names: (String, String)
+) throws(ParallelConfigError) -> (any Communicator, any Communicator) {
+    do {
+        let colors = try mesh.hybridGroups(of: world.rank, shardSize: size)
+        return (
+            world.split(color: colors.shard, key: world.rank, name: names.0),
+            world.split(color: colors.replica, key: world.rank, name: names.1)
+        )
+    } catch {
+        throw ParallelConfigError(error.description)
     }
 }

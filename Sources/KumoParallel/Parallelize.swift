@@ -209,12 +209,7 @@ struct RankGroups {
             (shard, replica) = (data, nil)
             return
         }
-        do {
-            let colors = try mesh.hybridGroups(of: world.rank, shardSize: k)
-            shard = world.split(color: colors.shard, key: world.rank, name: "shard")
-            replica = world.split(color: colors.replica, key: world.rank, name: "replica")
-        } catch {
-            throw ParallelConfigError(error.description)
-        }
+        let (shardGroup, replicaGroup) = try splitConsecutive(world, mesh, k, names: ("shard", "replica"))
+        (shard, replica) = (shardGroup, replicaGroup)
     }
 }

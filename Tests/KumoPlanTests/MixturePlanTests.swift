@@ -8,14 +8,7 @@ import XCTest
 /// The planner on a mixture of experts: products of the routed rows, memory of the experts a rank
 /// holds, and the all-to-all of expert parallelism.
 final class MixturePlanTests: XCTestCase {
-    private let flat = HardwareProfile(
-        name: "flat", source: "test", measured: false, coresPerHost: 8, ranksPerHost: 8, memoryBytesPerRank: 1 << 34,
-        runtime: [.init(ranks: 1, bytes: 0)],
-        gemm: [.init(precision: "fp32", threads: 1, points: [.init(m: 64, n: 64, k: 64, gflops: 100)])],
-        attention: [.init(seq: 64, threads: 1, gflops: 100)],
-        memoryBandwidth: [.init(threads: 1, bytesPerSecond: 1e10)],
-        intraHost: .init(bandwidthBytesPerSecond: 1e9, latencySeconds: 1e-5),
-        interHost: .init(bandwidthBytesPerSecond: 1e9, latencySeconds: 1e-5))
+    private let flat = HardwareProfile.flat
 
     /// 8 experts of width 32, top-2: the same active parameters as a dense MLP of width 64, plus the router.
     private let moe = ModelConfig(

@@ -20,12 +20,7 @@ final class MixtureTrainingTests: XCTestCase {
             ] + overrides)
     }
 
-    private func run(_ c: RunConfig) throws -> (metrics: [StepMetrics], params: [Float]) {
-        let trainer = try Trainer(config: c, stream: try TrainingData.make(c).stream, peakGFLOPs: 50)
-        var metrics: [StepMetrics] = []
-        for _ in 0..<c.steps { metrics.append(try trainer.trainStep()) }
-        return (metrics, trainer.model.params.array)
-    }
+    private func run(_ c: RunConfig) throws -> (metrics: [StepMetrics], params: [Float]) { try trainSteps(c) }
 
     /// `moe.aux_loss`, `moe.z_loss`, `moe.load_max_over_mean` and one `moe.tokens_per_expert.<e>`
     /// per expert, which add up to the step's tokens times the experts per token.
@@ -50,12 +45,7 @@ final class MixtureTrainingTests: XCTestCase {
         let whole = try run(try config(["train.steps=3", "train.micro_batch_size=4", "train.global_batch_size=4"]))
         let accumulated = try run(
             try config(["train.steps=3", "train.micro_batch_size=1", "train.global_batch_size=4"]))
-        for (x, y) in zip(whole.metrics, accumulated.metrics) {
-            XCTAssertEqual(x.loss, y.loss, accuracy: 1e-5 * x.loss, "step \(x.step)")
-            XCTAssertEqual(x.gradNorm, y.gradNorm, accuracy: 1e-4 * x.gradNorm, "step \(x.step)")
-        }
-        let diff = zip(whole.params, accumulated.params).map { abs($0 - $1) }.max() ?? 0
-        XCTAssertLessThan(diff, 1e-5, "max parameter difference \(diff)")
+        assertSameTraining(whole, accumulated)
     }
 
     /// The presets: LLM-jp-3's 8×13B shape, and the small mixtures with their dense twin's active parameters.

@@ -16,12 +16,7 @@ final class TrainerTests: XCTestCase {
             ] + overrides)
     }
 
-    private func run(_ c: RunConfig, peak: Double = 50) throws -> (metrics: [StepMetrics], params: [Float]) {
-        let trainer = try Trainer(config: c, stream: try TrainingData.make(c).stream, peakGFLOPs: peak)
-        var metrics: [StepMetrics] = []
-        for _ in 0..<c.steps { metrics.append(try trainer.trainStep()) }
-        return (metrics, trainer.model.params.array)
-    }
+    private func run(_ c: RunConfig) throws -> (metrics: [StepMetrics], params: [Float]) { try trainSteps(c) }
 
     func testSameConfigAndSeedGiveBitIdenticalMetrics() throws {
         let c = try config(["train.steps=4", "train.micro_batch_size=2", "train.global_batch_size=4"])
@@ -40,12 +35,7 @@ final class TrainerTests: XCTestCase {
         let whole = try run(try config(["train.steps=3", "train.micro_batch_size=4", "train.global_batch_size=4"]))
         let accumulated = try run(
             try config(["train.steps=3", "train.micro_batch_size=1", "train.global_batch_size=4"]))
-        for (x, y) in zip(whole.metrics, accumulated.metrics) {
-            XCTAssertEqual(x.loss, y.loss, accuracy: 1e-5 * x.loss, "step \(x.step)")
-            XCTAssertEqual(x.gradNorm, y.gradNorm, accuracy: 1e-4 * x.gradNorm, "step \(x.step)")
-        }
-        let diff = zip(whole.params, accumulated.params).map { abs($0 - $1) }.max() ?? 0
-        XCTAssertLessThan(diff, 1e-5, "max parameter difference \(diff)")
+        assertSameTraining(whole, accumulated)
     }
 
     func testTrainingReducesLossOnRepetitiveData() throws {

@@ -2,9 +2,14 @@
 """Hugging Face transformers as the reference for Kumo's model interop.
 
   logits   --model DIR [--gguf-file NAME] --tokens FILE.json --out FILE.safetensors [--resave DIR2]
-      Loads DIR (or the GGUF file DIR/NAME) with LlamaForCausalLM in float32, runs each token sequence of FILE.json
-      (a JSON list of equal-length lists), writes "logits" [batch, seq, vocab]; --resave
-      writes the loaded model back with save_pretrained (safetensors) for the import check.
+      Loads DIR (or the GGUF file DIR/NAME) with AutoModelForCausalLM (LlamaForCausalLM or MixtralForCausalLM)
+      in float32, runs each token sequence of FILE.json (a JSON list of equal-length lists), writes
+      "logits" [batch, seq, vocab]; --resave writes the loaded model back with save_pretrained
+      (safetensors) for the import check.
+  mixtral-fixture --out DIR
+      Writes a tiny random MixtralForCausalLM: DIR/mixtral-tiny (save_pretrained: per-expert tensor
+      names), DIR/mixtral-tiny-fused (the same config.json, and the state dict's fused transformers-5
+      names) and DIR/mixtral-tiny-logits.safetensors ("input_ids" and transformers' float32 "logits").
   quantized-gguf --model DIR --out FILE.gguf
       Writes the Hugging Face model in DIR as a llama GGUF file with gguf-py (the library
       llama.cpp's converter uses), every projection in another type (Q4_0, Q4_1, Q8_0, F16,
@@ -17,10 +22,11 @@
 import argparse
 import json
 import os
+import shutil
 
 import torch
 from safetensors.torch import save_file
-from transformers import AutoModelForCausalLM, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, MixtralConfig, MixtralForCausalLM
 
 # Fixed token sequences for the GGUF check, in SmolLM2's vocabulary: a chat prompt
 # ("<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"),
@@ -43,14 +49,47 @@ def run(model, sequences):
 def logits_command(args):
     torch.manual_seed(0)
     extra = {"gguf_file": args.gguf_file} if args.gguf_file else {}
-    model = LlamaForCausalLM.from_pretrained(
-        args.model, dtype=torch.float32, attn_implementation="eager", **extra)
+    model = AutoModelForCausalLM.from_pretrained(
+        args.model, dtype=torch.float32, attn_implementation="eager", experts_implementation="eager", **extra)
     model.eval()
     with open(args.tokens) as f:
         sequences = json.load(f)
     save_file({"logits": run(model, sequences).contiguous()}, args.out)
     if args.resave:
         model.save_pretrained(args.resave, safe_serialization=True)
+
+
+def mixtral_fixture_command(args):
+    # vocab 260 holds Kumo's byte tokenizer (257 ids), so `kumo generate --tokenizer byte` runs it;
+    # rope_theta is MixtralConfig's default (1e6, in rope_parameters); router_jitter_noise only acts in
+    # training (Kumo warns that it ignores it).
+    config = MixtralConfig(
+        vocab_size=260, hidden_size=32, intermediate_size=24, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64, num_local_experts=4, num_experts_per_tok=2,
+        router_jitter_noise=0.01, tie_word_embeddings=False)
+    model = MixtralForCausalLM._from_config(config, attn_implementation="eager", experts_implementation="eager")
+    gen = torch.Generator().manual_seed(23)  # a seed whose routing has no near-ties
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            # Norms near 1; routers far from uniform; the rest large enough to make logits differ.
+            std = 0.3 if p.dim() == 1 else 0.5 if name.endswith("mlp.gate.weight") else 0.15
+            p.copy_((1 if p.dim() == 1 else 0) + std * torch.randn(p.shape, generator=gen))
+    model.eval()
+    ids = torch.randint(0, config.vocab_size, (2, 12), generator=gen)
+    with torch.no_grad():
+        out = model(input_ids=ids, output_router_logits=True)
+    top = torch.stack([torch.softmax(r, -1).sort(-1, descending=True).values for r in out.router_logits])
+    margin = (top[..., 1] - top[..., 2]).min().item()
+    assert margin > 1e-4, f"router probabilities within {margin} of a tie: pick another seed"
+    plain = os.path.join(args.out, "mixtral-tiny")
+    model.save_pretrained(plain, safe_serialization=True)
+    fused = os.path.join(args.out, "mixtral-tiny-fused")
+    os.makedirs(fused, exist_ok=True)
+    shutil.copy(os.path.join(plain, "config.json"), fused)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(fused, "model.safetensors"))
+    save_file({"input_ids": ids.to(torch.int32), "logits": out.logits.float().contiguous()},
+              os.path.join(args.out, "mixtral-tiny-logits.safetensors"))
+    print(f"mixtral fixture in {args.out}: smallest top-2 margin {margin:.2e}")
 
 
 # The ggml type of each projection in quantized-gguf: every supported type appears.
@@ -149,6 +188,9 @@ def main():
     q.add_argument("--model", required=True)
     q.add_argument("--out", required=True)
     q.set_defaults(func=quantized_gguf_command)
+    m = sub.add_parser("mixtral-fixture")
+    m.add_argument("--out", required=True)
+    m.set_defaults(func=mixtral_fixture_command)
     g = sub.add_parser("gguf-golden")
     g.add_argument("--gguf", required=True)
     g.add_argument("--out", required=True)

@@ -10,20 +10,27 @@ public struct EngineSizeError: Error, CustomStringConvertible {
 
 extension InferenceEngine {
     /// Bytes an engine of `slots` slots of `capacity` positions allocates beside the model (its fp32
-    /// parameters and RoPE table): the key/value caches, int8 copies of the weights, and the working
-    /// buffers of a decode step over every slot and of a prefill of `capacity` tokens. A Double, so
-    /// that absurd sizes compare instead of overflowing.
-    public static func bytesNeeded(
-        config c: ModelConfig, slots: Int, capacity: Int, format: WeightFormat, parameters: Int
-    ) -> Double {
+    /// parameters and RoPE table): the key/value caches, int8 (bf16) copies of the matrices decoding
+    /// multiplies with, and the working buffers of a decode step over every slot and of a prefill of
+    /// `capacity` tokens. A Double, so that absurd sizes compare instead of overflowing.
+    public static func bytesNeeded(config c: ModelConfig, slots: Int, capacity: Int, format: WeightFormat) -> Double {
         let (s, t) = (Double(slots), Double(capacity))
         let rows = max(s, t, Double(Scratch.logitRows))
         let perRow =
             Double(Scratch.floatsPerRow(c)) + Double(GenerationBuffers.floatsPerRow(c, capacity: capacity))
         let probs = Double(c.numAttentionHeads) * t * t
         let copyBytesPerWeight: [WeightFormat: Double] = [.fp32: 0, .int8: 1.125, .bf16: 2]
-        let quantized = Double(parameters) * copyBytesPerWeight[format]! / 4
+        let quantized = copiedWeights(c) * copyBytesPerWeight[format]! / 4
         return cacheBytes(config: c, slots: slots, capacity: capacity) + 4 * (rows * perRow + probs + quantized)
+    }
+
+    /// Weights of the matrices an int8 or bf16 engine copies: each block's projected matrices and the head.
+    static func copiedWeights(_ c: ModelConfig) -> Double {
+        let block = DecodeBlock.projected(c).reduce(0.0) {
+            let shape = $1.shape(c)
+            return $0 + Double(shape.rows) * Double(shape.columns)
+        }
+        return Double(c.numHiddenLayers) * block + Double(c.vocabSize) * Double(c.hiddenSize)
     }
 
     /// Bytes of the key/value caches of `slots` slots of `capacity` positions.
@@ -47,8 +54,7 @@ extension InferenceEngine {
                     + "max_position_embeddings)")
         }
         let params = Double(4 * model.params.count)
-        let needed = bytesNeeded(
-            config: c, slots: slots, capacity: capacity, format: format, parameters: model.params.count)
+        let needed = bytesNeeded(config: c, slots: slots, capacity: capacity, format: format)
         guard params + needed <= Double(available) else {
             throw EngineSizeError(
                 description:

@@ -52,15 +52,21 @@ struct DecodeMatrix {
 /// The projections of one block for decoding, and the block's fp32 weights (its norms, and prefill's GEMMs).
 struct DecodeBlock: BlockProjections {
     let weights: BlockWeights
-    /// The block's matrices, in `BlockMatrix` order.
+    /// The block's matrices that go through `project`, in `BlockMatrix` order.
     private let matrices: [DecodeMatrix]
 
     init(_ w: BlockWeights, _ c: ModelConfig, format: WeightFormat) {
         weights = w
-        matrices = BlockMatrix.allCases.map { m in
+        matrices = Self.projected(c).map { m in
             let shape = m.shape(c)
             return DecodeMatrix(w[m], rows: shape.rows, columns: shape.columns, format: format)
         }
+    }
+
+    /// The matrices whose products go through `project`: all of a dense block; a mixture's attention
+    /// only, as its router and experts run on the fp32 weights (`MixtureOfExperts`).
+    static func projected(_ c: ModelConfig) -> [BlockMatrix] {
+        c.isMoE ? [.q, .k, .v, .o] : BlockMatrix.allCases
     }
 
     /// Decoding's product with `matrix` (whose shape this block knows).

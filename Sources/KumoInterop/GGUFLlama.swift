@@ -26,6 +26,12 @@ public enum GGUFLlama {
             guard let n = v.double else { throw InteropError(path, "llama.\(key) must be a number, got \(v)") }
             return n
         }
+        if let experts = file.metadata["llama.expert_count"], experts.int != 0 {
+            throw InteropError(
+                path,
+                "llama.expert_count \(experts.int.map { "\($0)" } ?? "\(experts)"): Kumo does not read mixture-of-experts GGUF files; convert the "
+                    + "Hugging Face (Mixtral) directory instead")
+        }
         if file.metadata["llama.rope.scaling.type"] != nil || file.metadata["llama.rope.scaling.factor"] != nil {
             throw InteropError(path, "llama.rope.scaling is not supported (Kumo implements plain RoPE)")
         }

@@ -14,6 +14,10 @@ public enum GGUFWriter {
             throw InteropError(
                 path, "parallel_layers = true cannot be expressed in the llama architecture; use --format kumo")
         }
+        guard !c.isMoE else {
+            throw InteropError(
+                path, "a mixture of experts is not written as GGUF by Kumo; use --format hf (Mixtral) or kumo")
+        }
         var header = Data("GGUF".utf8)
         header.append(le(UInt32(3)))
         let tensors = model.layout.tensors

@@ -1,12 +1,13 @@
 import Foundation
 import KumoModel
 
-/// A Hugging Face LLaMA directory: `config.json`, `model.safetensors` (or shards listed in
+/// A Hugging Face LLaMA or Mixtral directory: `config.json`, `model.safetensors` (or shards listed in
 /// `model.safetensors.index.json`) and, for sentencepiece tokenizers, `tokenizer.model`.
 /// Kumo's parameter names are Hugging Face's and its RoPE pairs the two halves of each head
 /// as `rotate_half` does, so tensors map one to one with no permutation.
 public enum HFCheckpoint {
-    /// Writes `model` to `directory` (created if needed) in float32; copies `tokenizer` (a
+    /// Writes `model` to `directory` (created if needed) in float32, a mixture of experts as
+    /// MixtralForCausalLM with `save_pretrained`'s per-expert names; copies `tokenizer` (a
     /// sentencepiece `.model`) as `tokenizer.model` when given.
     public static func export(_ model: LlamaModel, to directory: String, tokenizer: String? = nil) throws {
         let configJSON = try HFConfig.json(model.config)
@@ -34,38 +35,58 @@ public enum HFCheckpoint {
             && FileManager.default.fileExists(atPath: path + "/config.json")
     }
 
-    /// Loads the model in `directory`; its safetensors may be F32, F16 or BF16.
+    /// Loads the model in `directory`; its safetensors may be F32, F16 or BF16. A Mixtral's experts
+    /// may carry `save_pretrained`'s per-expert names or transformers 5's fused ones (`MixtralTensors`).
     public static func load(from directory: String) throws -> LlamaModel {
         let config = try HFConfig.read(path: directory + "/config.json")
+        let layout = ParameterLayout(config)
+        let sources = try locate(layout, in: directory)
+        let model = try LlamaModel(config: config)
+        for (t, source) in zip(layout.tensors, sources) {
+            let values = try source.file.floats(source.slice.tensor, elements: source.slice.elements)
+            (model.params.pointer + t.offset).update(from: values, count: t.count)
+        }
+        return model
+    }
+
+    /// The file and element range holding each tensor of `layout`, in its order, after checking that
+    /// every tensor is there with its shape and that the files hold nothing else.
+    private static func locate(_ layout: ParameterLayout, in directory: String) throws -> [(
+        file: SafeTensorsFile, slice: MixtralTensors.Slice
+    )] {
         let files = try weightFiles(directory)
         var byName: [String: SafeTensorsFile] = [:]
         for file in files {
             let f = try SafeTensorsFile(path: file)
             for name in f.entries.keys { byName[name] = f }
         }
-        let layout = ParameterLayout(config)
-        var expected = Set(layout.tensors.map(\.name))
-        if config.tieWordEmbeddings { expected.insert("lm_head.weight") }  // tolerated: some writers keep a copy
+        let fused = MixtralTensors.fusedSlices(layout.config)
+        var expected = Set(layout.tensors.map(\.name)).union(fused.values.map(\.tensor))
+        if layout.config.tieWordEmbeddings { expected.insert("lm_head.weight") }  // tolerated: some writers keep a copy
         let unknown = byName.keys.filter { !expected.contains($0) && !$0.hasSuffix("rotary_emb.inv_freq") }
         guard unknown.isEmpty else {
+            let model = layout.config.isMoE ? "Mixtral" : "LLaMA"
             throw InteropError(
-                directory, "tensors \(unknown.sorted().prefix(5)) are not part of a LLaMA model with this config.json")
+                directory,
+                "tensors \(unknown.sorted().prefix(5)) are not part of a \(model) model with this config.json")
         }
-        for t in layout.tensors {
-            guard let f = byName[t.name], let e = f.entries[t.name] else {
+        if let both = fused.first(where: { byName[$0.key] != nil && byName[$0.value.tensor] != nil }) {
+            throw InteropError(
+                directory, "holds both \(both.key) and \(both.value.tensor), two copies of the same weights: keep one")
+        }
+        return try layout.tensors.map { t in
+            let whole = MixtralTensors.Slice(tensor: t.name, shape: t.shape, elements: 0..<t.count)
+            let slice = byName[t.name] == nil ? fused[t.name] ?? whole : whole
+            guard let f = byName[slice.tensor], let e = f.entries[slice.tensor] else {
                 throw InteropError(
                     directory, "no tensor \(t.name) in \(files.map { ($0 as NSString).lastPathComponent })")
             }
-            guard e.shape == t.shape else {
-                throw InteropError(f.path, "tensor \(t.name) has shape \(e.shape); config.json implies \(t.shape)")
+            guard e.shape == slice.shape else {
+                throw InteropError(
+                    f.path, "tensor \(slice.tensor) has shape \(e.shape); config.json implies \(slice.shape)")
             }
+            return (f, slice)
         }
-        let model = try LlamaModel(config: config)
-        for t in layout.tensors {
-            let values = try byName[t.name]!.floats(t.name)
-            (model.params.pointer + t.offset).update(from: values, count: t.count)
-        }
-        return model
     }
 
     /// The safetensors files of `directory`: the shards of the index, or `model.safetensors`.

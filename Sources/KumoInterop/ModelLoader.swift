@@ -65,3 +65,12 @@ public func loadModelConfig(path: String) throws -> ModelConfig {
     case .kumo: return try KumoWeights.config(of: try SafeTensorsFile(path: path))
     }
 }
+
+/// Settings of the model at `path` that Kumo reads but does not apply, each with why: what a
+/// command prints as warnings before running it.
+public func ignoredModelSettings(path: String) -> [String] {
+    guard (try? ModelFormat.detect(path)) == .hf,
+        let data = FileManager.default.contents(atPath: path + "/config.json")
+    else { return [] }
+    return HFConfig.ignoredSettings(data).map { "\(path)/config.json: \($0)" }
+}

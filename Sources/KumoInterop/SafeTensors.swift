@@ -141,7 +141,19 @@ public struct SafeTensorsFile {
     /// The values of a floating-point tensor (F32, F16 or BF16), widened to Float.
     public func floats(_ name: String) throws -> [Float] {
         let e = try entry(name)
-        let bytes = raw(e)
+        return try floats(name, elements: 0..<e.shape.reduce(1, *))
+    }
+
+    /// Elements `elements` (row-major order) of a floating-point tensor, widened to Float.
+    public func floats(_ name: String, elements: Range<Int>) throws -> [Float] {
+        let e = try entry(name)
+        let size = Self.dtypeSizes[e.dtype] ?? 1
+        guard elements.lowerBound >= 0, elements.upperBound * size <= e.range.count else {
+            throw SafeTensorsError(
+                description: "\(path): tensor \(name) of shape \(e.shape) has no elements \(elements)")
+        }
+        let start = data.startIndex + dataStart + e.range.lowerBound
+        let bytes = data.subdata(in: (start + elements.lowerBound * size)..<(start + elements.upperBound * size))
         switch e.dtype {
         case "F32": return FloatCodec.f32(bytes)
         case "F16": return FloatCodec.f16(bytes)

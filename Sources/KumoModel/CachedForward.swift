@@ -77,17 +77,24 @@ public final class GenerationBuffers {
         scratch = BackwardScratch(config, shape: Self.shape(config, rows: 0))
     }
 
-    /// Floats per row these buffers hold: a block's activations and a token's attention over a slot.
+    /// Floats per row these buffers hold: a block's activations (a mixture's routing and its k experts'
+    /// products included) and a token's attention over a slot.
     public static func floatsPerRow(_ c: ModelConfig, capacity: Int) -> Int {
         let qw = c.numAttentionHeads * c.headDim
         let kvw = c.numKeyValueHeads * c.headDim
         let sequential = c.parallelLayers ? 0 : 2 * c.hiddenSize + 1
-        return c.hiddenSize + 1 + 2 * qw + 2 * kvw + c.numAttentionHeads + 3 * c.intermediateSize + sequential
-            + DecodeAttention.scratchFloats(c, rows: 1, capacity: capacity)
+        let routing =
+            c.isMoE
+            ? RouterActivations.floats(rows: 1, hidden: c.hiddenSize, experts: c.numLocalExperts, k: c.numExpertsPerTok)
+            : 0
+        return c.hiddenSize + 1 + 2 * qw + 2 * kvw + c.numAttentionHeads + 3 * c.activeExperts * c.intermediateSize
+            + sequential + routing + DecodeAttention.scratchFloats(c, rows: 1, capacity: capacity)
     }
 
+    /// Makes the buffers fit `needed` rows. A mixture's router sorts every row its activations hold
+    /// (`RouterActivations.route`), so its buffers are sized to each call's rows exactly.
     func ensure(rows needed: Int) {
-        guard needed > rows else { return }
+        guard needed > rows || (config.isMoE && needed != rows) else { return }
         rows = needed
         activations = BlockActivations(config, shape: Self.shape(config, rows: needed))
         scores = FloatBuffer(count: DecodeAttention.scratchFloats(config, rows: needed, capacity: capacity))

@@ -8,15 +8,18 @@ import KumoModel
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Convert a model between a Hugging Face LLaMA directory, a GGUF file and a Kumo weights file.",
+        abstract:
+            "Convert a model between a Hugging Face LLaMA or Mixtral directory, a GGUF file and a Kumo weights file.",
         discussion: """
             The input format is detected: a directory with config.json (Hugging Face; model.safetensors or \
             sharded model.safetensors.index.json, F32/F16/BF16), a file starting with the GGUF magic (version 2 \
             or 3, llama architecture; F32, F16, BF16, Q8_0, Q4_0 and Q4_1 tensors are dequantized to fp32), or a \
             Kumo weights file (safetensors with kumo.config metadata). The output format is --format, or else \
             guessed from --to: *.safetensors is kumo, *.gguf is gguf, anything else a Hugging Face directory. \
-            GGUF output is version 3, llama architecture, F32 tensors, without a tokenizer. Hugging Face output is LlamaForCausalLM in float32; models with parallel_layers \
-            cannot be expressed that way and are refused.
+            GGUF output is version 3, llama architecture, F32 tensors, without a tokenizer. Hugging Face output is LlamaForCausalLM \
+            in float32, or MixtralForCausalLM for a mixture of experts (per-expert tensor names, as save_pretrained \
+            writes them; fused transformers-5 names are read too); models with parallel_layers cannot be expressed \
+            that way and are refused. Mixtures of experts are not read from or written to GGUF.
             """)
 
     @Option(help: "The model to read: a Hugging Face directory, a GGUF file or a Kumo weights file.")
@@ -40,7 +43,9 @@ struct ConvertCommand: ParsableCommand {
         let c = model.config
         printErr(
             "model: \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads "
-                + "(\(c.numKeyValueHeads) KV), FFN \(c.intermediateSize), vocab \(c.vocabSize), "
+                + "(\(c.numKeyValueHeads) KV), FFN \(c.intermediateSize)"
+                + (c.isMoE ? " × \(c.numLocalExperts) experts (top \(c.numExpertsPerTok))" : "")
+                + ", vocab \(c.vocabSize), "
                 + "\(model.layout.count) parameters" + (c.tieWordEmbeddings ? ", tied embeddings" : ""))
         printErr("writing \(to) (\(output.rawValue))")
         switch output {

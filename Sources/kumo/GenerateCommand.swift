@@ -3,10 +3,11 @@ import Foundation
 import KumoCore
 import KumoData
 import KumoInference
+import KumoInterop
 
 /// Options shared by `kumo generate` and `kumo serve`: the model, its tokenizer, threads and weights.
 struct ServingOptions: ParsableArguments {
-    @Option(help: "A Hugging Face LLaMA directory, a GGUF file (llama architecture) or a Kumo weights file.")
+    @Option(help: "A Hugging Face LLaMA or Mixtral directory, a GGUF file (llama architecture) or a Kumo weights file.")
     var model: String
 
     @Option(help: "Tokenizer (default: the GGUF's own or the Hugging Face directory's tokenizer.json).")
@@ -14,7 +15,7 @@ struct ServingOptions: ParsableArguments {
 
     @Option(
         help:
-            "Weights of decoding's matrix-vector products: fp32, int8 (Q8_0-style blocks) or bf16 (CPUs with AVX512_BF16)."
+            "Weights of decoding's matrix-vector products: fp32, int8 (Q8_0-style blocks) or bf16 (CPUs with AVX512_BF16); a mixture of experts keeps its router and experts in fp32."
     )
     var weights: String = "fp32"
 
@@ -35,6 +36,7 @@ struct ServingOptions: ParsableArguments {
         }
         guard threads >= 1 else { throw ValidationFailure("--threads must be at least 1") }
         Threads.set(threads)
+        for warning in ignoredModelSettings(path: model) { printErr("warning: \(warning)") }
         let served = try ServedModel.load(path: model, tokenizerPath: tokenizer)
         do {
             return (served, try served.generator(slots: slots, context: context, format: format))

@@ -20,12 +20,12 @@ final class ServedKumo: @unchecked Sendable {
     /// http://127.0.0.1:PORT
     let base: String
 
-    /// Starts `kumo serve --model SmolLM2 --port 0 --threads 1 args` and waits for its port; the
-    /// server is terminated when `test` ends.
-    init(for test: XCTestCase, _ args: [String]) throws {
+    /// Starts `kumo serve --model MODEL --port 0 --threads 1 args` (SmolLM2 unless `model` is given) and
+    /// waits for its port; the server is terminated when `test` ends.
+    init(for test: XCTestCase, model: String = gguf, _ args: [String]) throws {
         logPath = try KumoProcess.temporaryDirectory(for: test) + "/serve.log"
         let p = try KumoProcess.start(
-            ["serve", "--model", Self.gguf, "--port", "0", "--threads", "1"] + args, stderrPath: logPath)
+            ["serve", "--model", model, "--port", "0", "--threads", "1"] + args, stderrPath: logPath)
         process = p
         test.addTeardownBlock { if p.isRunning { p.terminate() } }
         let deadline = Date().addingTimeInterval(120)

@@ -1,8 +1,8 @@
 import KumoCore
-import KumoModel
 import XCTest
 
 @testable import KumoInference
+@testable import KumoModel
 
 /// The inference engine's size check: every allocation it makes is counted, and an engine that does
 /// not fit, or has no positions or slots, is refused with numbers instead of trapping or aborting.
@@ -19,14 +19,32 @@ final class EngineSizeTests: XCTestCase {
         let engine = try InferenceEngine.checked(model: m, slots: 3, capacity: 100)
         let cache = InferenceEngine.cacheBytes(config: m.config, slots: 3, capacity: 100)
         XCTAssertEqual(cache, Double(engine.cache.bytes))
-        let needed = InferenceEngine.bytesNeeded(
-            config: m.config, slots: 3, capacity: 100, format: .fp32, parameters: m.params.count)
+        let needed = InferenceEngine.bytesNeeded(config: m.config, slots: 3, capacity: 100, format: .fp32)
         let before = SystemInfo.peakRSSBytes
         engine.prefill(slot: 0, tokens: (0..<100).map { Int32($0 % 97) })
         let grown = SystemInfo.peakRSSBytes - before
         print("estimate \(needed) bytes; cache \(cache); peak RSS grew \(grown) bytes in a full-context prefill")
         XCTAssertGreaterThan(needed, cache + 4 * 4 * 100 * 100, "the prefill's attention probabilities are counted")
         XCTAssertLessThan(Double(grown), needed, "prefill allocated more than the estimate")
+    }
+
+    /// The generation buffers' per-row count is what they allocate, a mixture's routing and its k
+    /// experts' products included; an int8 mixture copies only its attention matrices and head.
+    func testMixtureOfExpertsBuffersAndWeightCopiesAreCounted() throws {
+        for experts in [0, 4] {
+            let c = ModelConfig(
+                vocabSize: 97, hiddenSize: 64, intermediateSize: 96, numHiddenLayers: 2, numAttentionHeads: 4,
+                numKeyValueHeads: 2, maxPositionEmbeddings: 128, numLocalExperts: experts, numExpertsPerTok: 3)
+            let buffers = GenerationBuffers(config: c, capacity: 100)
+            buffers.ensure(rows: 10)
+            XCTAssertEqual(
+                buffers.activations.floatCount + buffers.scores.count,
+                10 * GenerationBuffers.floatsPerRow(c, capacity: 100), "\(experts) experts")
+        }
+        let moe = ModelConfig(
+            vocabSize: 97, hiddenSize: 64, intermediateSize: 96, numHiddenLayers: 2, numAttentionHeads: 4,
+            numKeyValueHeads: 2, numLocalExperts: 4)
+        XCTAssertEqual(InferenceEngine.copiedWeights(moe), Double(2 * (64 * 64 * 2 + 32 * 64 * 2) + 97 * 64))
     }
 
     func testEmptyContextNoSlotsAndTooManySlotsAreRefusedWithNumbers() throws {

@@ -6,10 +6,13 @@ import XCTest
 
 /// Decoding with the key/value cache must reproduce the training forward pass over whole sequences.
 final class KVCacheDecodingTests: XCTestCase {
-    private func randomModel(heads: Int, kvHeads: Int, parallelLayers: Bool = false) throws -> LlamaModel {
+    private func randomModel(heads: Int, kvHeads: Int, parallelLayers: Bool = false, experts: Int = 0) throws
+        -> LlamaModel
+    {
         let config = ModelConfig(
             vocabSize: 97, hiddenSize: 64, intermediateSize: 96, numHiddenLayers: 2, numAttentionHeads: heads,
-            numKeyValueHeads: kvHeads, maxPositionEmbeddings: 64, parallelLayers: parallelLayers)
+            numKeyValueHeads: kvHeads, maxPositionEmbeddings: 64, parallelLayers: parallelLayers,
+            numLocalExperts: experts)
         let model = try LlamaModel(config: config)
         model.initializeWeights(seed: 7, std: 0.2)
         return model
@@ -33,17 +36,21 @@ final class KVCacheDecodingTests: XCTestCase {
         return m
     }
 
-    /// Prefills two sequences of different prompt lengths, decodes both together token by token and
-    /// compares every step's logits with a full forward pass.
-    private func checkBatchedDecoding(_ model: LlamaModel) {
+    /// Prefills two sequences of different prompt lengths (one within, one beyond the matrix-vector
+    /// kernels' rows), decodes both together token by token and compares every step's logits with a full
+    /// forward pass; returns the largest decoding difference.
+    @discardableResult
+    private func checkBatchedDecoding(_ model: LlamaModel, format: WeightFormat = .fp32, bound: Float = 1e-4)
+        -> Float
+    {
         let seqs = [tokens(20, seed: 1), tokens(27, seed: 2)]
         let prompts = [5, 11]
-        let engine = InferenceEngine(model: model, slots: 2, capacity: 32)
+        let engine = InferenceEngine(model: model, slots: 2, capacity: 32, format: format)
         let references = seqs.map { fullForward(model, $0) }
         for (slot, seq) in seqs.enumerated() {
             let last = engine.prefill(slot: slot, tokens: Array(seq.prefix(prompts[slot])))
             let err = last.withUnsafeBufferPointer { maxDiff(references[slot][prompts[slot] - 1], $0.baseAddress!) }
-            XCTAssertLessThan(err, 1e-4, "prefill of slot \(slot): max |Δlogit| \(err)")
+            XCTAssertLessThan(err, bound, "prefill of slot \(slot): max |Δlogit| \(err)")
         }
         var worst: Float = 0
         for step in 0..<15 {
@@ -55,7 +62,8 @@ final class KVCacheDecodingTests: XCTestCase {
                 worst = max(worst, err)
             }
         }
-        XCTAssertLessThan(worst, 1e-4, "KV-cache decoding vs full forward: max |Δlogit| \(worst)")
+        XCTAssertLessThan(worst, bound, "KV-cache decoding (\(format)) vs full forward: max |Δlogit| \(worst)")
+        return worst
     }
 
     func testKVCacheDecodingMatchesFullForwardMultiHead() throws {
@@ -72,6 +80,16 @@ final class KVCacheDecodingTests: XCTestCase {
 
     func testKVCacheDecodingMatchesFullForwardParallelLayers() throws {
         checkBatchedDecoding(try randomModel(heads: 4, kvHeads: 2, parallelLayers: true))
+    }
+
+    /// A mixture of experts (4 experts, top-2) decodes through its router and experts on the fp32
+    /// weights; with int8 weights only its attention and head are quantized.
+    func testKVCacheDecodingMatchesFullForwardMixtureOfExperts() throws {
+        let model = try randomModel(heads: 4, kvHeads: 2, experts: 4)
+        checkBatchedDecoding(model)
+        let int8 = checkBatchedDecoding(model, format: .int8, bound: 0.5)
+        print("mixture of experts, int8 attention and head: max |Δlogit| \(int8) against the fp32 forward")
+        XCTAssertGreaterThan(int8, 0, "int8 decoding should differ from fp32: were the attention weights quantized?")
     }
 
     func testPrefillReportsEveryPromptRowsLogits() throws {

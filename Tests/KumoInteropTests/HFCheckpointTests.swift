@@ -7,15 +7,20 @@ import XCTest
 
 /// Kumo's Hugging Face export against transformers' LlamaForCausalLM, and the import back.
 final class HFCheckpointTests: XCTestCase {
-    private func check(tied: Bool, kvHeads: Int) throws {
+    private func check(tied: Bool, kvHeads: Int, experts: Int = 0) throws {
         Threads.set(1)
         let dir = try Reference.temporaryDirectory(for: self)
-        let model = try Reference.randomModel(tied: tied, kvHeads: kvHeads)
+        let model = try Reference.randomModel(tied: tied, kvHeads: kvHeads, experts: experts)
         try HFCheckpoint.export(model, to: dir + "/export")
+        let written =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: dir + "/export/config.json"))) as? [String: Any]
+        XCTAssertEqual(
+            written?["architectures"] as? [String], [experts > 0 ? "MixtralForCausalLM" : "LlamaForCausalLM"])
         let maxDiff = try Reference.maxLogitDifference(
             model, transformersArgs: ["--model", dir + "/export", "--resave", dir + "/resaved"], in: dir)
         XCTAssertLessThan(maxDiff, 1e-4, "max |kumo − transformers| logit difference \(maxDiff)")
-        print("HF export (tied \(tied), kv heads \(kvHeads)): max logit difference \(maxDiff)")
+        print("HF export (tied \(tied), kv heads \(kvHeads), experts \(experts)): max logit difference \(maxDiff)")
 
         // transformers' own save_pretrained output imports back to the same weights, bit for bit.
         let back = try HFCheckpoint.load(from: dir + "/resaved")
@@ -30,6 +35,12 @@ final class HFCheckpointTests: XCTestCase {
 
     func testExportMatchesTransformersLogitsAndImportsBackIdenticallyTiedMHA() throws {
         try check(tied: true, kvHeads: 4)
+    }
+
+    /// A mixture of experts goes out as MixtralForCausalLM (router losses' settings included) and
+    /// comes back from transformers' save_pretrained identical.
+    func testMixtureOfExpertsExportMatchesTransformersMixtralAndImportsBackIdentically() throws {
+        try check(tied: false, kvHeads: 2, experts: 4)
     }
 
     func testParallelLayersModelIsRefusedForHuggingFaceExport() throws {

@@ -77,4 +77,24 @@ final class ReaderFuzzTests: XCTestCase {
                 .utf8)
         fuzz(seed: seed, name: "config.json") { data in _ = try HFConfig.parse(data, path: "fuzz") }
     }
+
+    /// transformers' Mixtral directory with fused experts, one of its two files mutated, loaded whole:
+    /// a config asking for more experts or larger ones, or tensors whose shapes or ranges are off, is
+    /// refused before the model is allocated.
+    private func fuzzMixtral(mutating file: String) throws {
+        let dir = try Reference.temporaryDirectory(for: self)
+        let fm = FileManager.default
+        for name in ["config.json", "model.safetensors"] {
+            try fm.copyItem(atPath: Reference.mixtralFused + "/" + name, toPath: dir + "/" + name)
+        }
+        let seed = try Data(contentsOf: URL(fileURLWithPath: dir + "/" + file))
+        fuzz(seed: seed, name: "Mixtral \(file)") { data in
+            try data.write(to: URL(fileURLWithPath: dir + "/" + file))
+            _ = try HFCheckpoint.load(from: dir)
+        }
+    }
+
+    func testMutatedMixtralConfigNeverCrashesTheLoader() throws { try fuzzMixtral(mutating: "config.json") }
+
+    func testMutatedFusedMixtralTensorsNeverCrashTheLoader() throws { try fuzzMixtral(mutating: "model.safetensors") }
 }

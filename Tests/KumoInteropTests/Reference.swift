@@ -40,12 +40,20 @@ enum Reference {
         var description: String
     }
 
-    /// A small model with random weights, norm weights included, large enough to make logits differ.
-    static func randomModel(tied: Bool, kvHeads: Int) throws -> LlamaModel {
+    /// transformers' random Mixtral written by `scripts/hf_reference.py mixtral-fixture`: save_pretrained's
+    /// directory, the same model under transformers 5's fused tensor names, and its logits.
+    static let mixtral = golden.appendingPathComponent("mixtral-tiny").path
+    static let mixtralFused = golden.appendingPathComponent("mixtral-tiny-fused").path
+    static let mixtralLogits = golden.appendingPathComponent("mixtral-tiny-logits.safetensors").path
+
+    /// A small model with random weights, norm weights included, large enough to make logits differ;
+    /// `experts` > 0 makes it a mixture of that many experts (top-2).
+    static func randomModel(tied: Bool, kvHeads: Int, experts: Int = 0) throws -> LlamaModel {
         let config = ModelConfig(
             vocabSize: 97, hiddenSize: 64, intermediateSize: 96, numHiddenLayers: 2, numAttentionHeads: 4,
             numKeyValueHeads: kvHeads, maxPositionEmbeddings: 32, ropeTheta: 500, rmsNormEps: 1e-5,
-            tieWordEmbeddings: tied)
+            tieWordEmbeddings: tied, numLocalExperts: experts, routerAuxLossCoef: experts > 0 ? 0.02 : 0.001,
+            routerZLossCoef: experts > 0 ? 0.001 : 0, outputRouterLogits: experts > 0)
         let model = try LlamaModel(config: config)
         model.initializeWeights(seed: 7, std: 0.15)
         var rng = SeededRandom(seed: 11)

@@ -42,13 +42,9 @@ final class GoldenTests: XCTestCase {
         return try JSONDecoder().decode(T.self, from: Data(text.utf8))
     }
 
-    /// Compares a model in `precision` with golden-`variant`.safetensors within `tolerance`.
-    private func check(variant: String, precision: Precision = .fp32, tolerance: Double = 1e-4) throws {
-        self.tolerance = tolerance
-        worst = 0
-        defer { print("golden \(variant): largest relative error \(worst) (bound \(tolerance))") }
-        let f = try SafeTensorsFile(path: Self.directory.appendingPathComponent("golden-\(variant).safetensors").path)
-        let config = ModelConfig(
+    /// The model configuration of golden file `f` (a mixture of experts where it names experts).
+    private func config(_ f: SafeTensorsFile) throws -> ModelConfig {
+        var config = ModelConfig(
             vocabSize: try metadata(f, "vocab_size", Int.self), hiddenSize: try metadata(f, "hidden_size", Int.self),
             intermediateSize: try metadata(f, "intermediate_size", Int.self),
             numHiddenLayers: try metadata(f, "num_hidden_layers", Int.self),
@@ -58,6 +54,30 @@ final class GoldenTests: XCTestCase {
             rmsNormEps: try metadata(f, "rms_norm_eps", Double.self),
             tieWordEmbeddings: try metadata(f, "tie_word_embeddings", Bool.self),
             parallelLayers: try metadata(f, "parallel_layers", Bool.self))
+        if f.metadata["num_local_experts"] != nil {
+            config.numLocalExperts = try metadata(f, "num_local_experts", Int.self)
+            config.numExpertsPerTok = try metadata(f, "num_experts_per_tok", Int.self)
+            config.routerAuxLossCoef = try metadata(f, "router_aux_loss_coef", Double.self)
+            config.outputRouterLogits = try metadata(f, "output_router_logits", Bool.self)
+        }
+        return config
+    }
+
+    /// The loss Hugging Face reports for the last pass: mean cross-entropy `ce`, plus the
+    /// coefficient times the load-balancing loss for a mixture that outputs its router logits.
+    private func hfLoss(_ model: LlamaModel, ce: Double) -> Double {
+        let c = model.config
+        guard c.outputRouterLogits, let router = model.routerStatistics() else { return ce }
+        return ce + c.routerAuxLossCoef * router.auxLoss
+    }
+
+    /// Compares a model in `precision` with golden-`variant`.safetensors within `tolerance`.
+    private func check(variant: String, precision: Precision = .fp32, tolerance: Double = 1e-4) throws {
+        self.tolerance = tolerance
+        worst = 0
+        defer { print("golden \(variant): largest relative error \(worst) (bound \(tolerance))") }
+        let f = try SafeTensorsFile(path: Self.directory.appendingPathComponent("golden-\(variant).safetensors").path)
+        let config = try config(f)
         let batch = try metadata(f, "batch", Int.self)
         let seq = try metadata(f, "seq_length", Int.self)
         Threads.set(1)
@@ -91,7 +111,7 @@ final class GoldenTests: XCTestCase {
             }
         }
         XCTAssertEqual(count, scored)
-        let loss = lossSum / Double(count)
+        let loss = hfLoss(model, ce: lossSum / Double(count))
         let torchLoss = Double(try f.floats("loss")[0])
         XCTAssertLessThan(abs(loss - torchLoss) / torchLoss, tolerance, "\(variant) loss \(loss) vs \(torchLoss)")
         for t in model.layout.tensors {
@@ -127,7 +147,8 @@ final class GoldenTests: XCTestCase {
             let norm = AdamW.gradNorm(model.grads)
             let lr = schedule.lr(at: step)
             XCTAssertLessThan(
-                abs(sum / Double(n) - Double(torchLosses[step])) / Double(torchLosses[step]), tolerance,
+                abs(hfLoss(model, ce: sum / Double(n)) - Double(torchLosses[step])) / Double(torchLosses[step]),
+                tolerance,
                 "\(variant) step \(step) loss")
             XCTAssertLessThan(
                 abs(norm - Double(torchNorms[step])) / Double(torchNorms[step]), tolerance,
@@ -150,6 +171,26 @@ final class GoldenTests: XCTestCase {
     func testMultiQueryAttentionModelMatchesPyTorch() throws { try check(variant: "mqa") }
     func testParallelLayersModelMatchesPyTorch() throws { try check(variant: "parallel") }
     func testTiedEmbeddingModelMatchesPyTorch() throws { try check(variant: "tied") }
+
+    /// A Mixtral (4 experts, top-2, load-balancing loss in the loss) against transformers'
+    /// MixtralForCausalLM (scripts/golden/make_mixtral_golden.py): logits, the loss with its
+    /// load-balancing term, every router and expert gradient and 5 AdamW steps; then the
+    /// load-balancing loss alone against transformers' aux_loss.
+    func testMixtureOfExpertsModelMatchesTransformersMixtral() throws {
+        try check(variant: "moe")
+        let f = try SafeTensorsFile(path: Self.directory.appendingPathComponent("golden-moe.safetensors").path)
+        let model = try LlamaModel(config: try config(f))
+        for t in model.layout.tensors {
+            (model.params.pointer + t.offset).update(from: try f.floats(t.name), count: t.count)
+        }
+        let inputs = try f.int32s("input_ids")
+        let (batch, seq) = (try metadata(f, "batch", Int.self), try metadata(f, "seq_length", Int.self))
+        _ = inputs.withUnsafeBufferPointer { model.forward(tokens: $0.baseAddress!, batch: batch, seqLen: seq) }
+        let aux = try XCTUnwrap(model.routerStatistics()).auxLoss
+        let torchAux = Double(try f.floats("aux_loss")[0])
+        print("golden moe: aux loss \(aux) vs transformers \(torchAux)")
+        XCTAssertLessThan(abs(aux - torchAux) / torchAux, 1e-5, "aux loss \(aux) vs transformers \(torchAux)")
+    }
 
     /// bf16 products against PyTorch rounding the same operands: only fp32 against float64
     /// accumulation differs (and, rarely, a value on a rounding tie). Measured up to 3e-5;

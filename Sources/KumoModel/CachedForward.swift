@@ -91,10 +91,9 @@ public final class GenerationBuffers {
             + sequential + routing + DecodeAttention.scratchFloats(c, rows: 1, capacity: capacity)
     }
 
-    /// Makes the buffers fit `needed` rows. A mixture's router sorts every row its activations hold
-    /// (`RouterActivations.route`), so its buffers are sized to each call's rows exactly.
+    /// Makes the buffers fit `needed` rows (they keep the largest call's size).
     func ensure(rows needed: Int) {
-        guard needed > rows || (config.isMoE && needed != rows) else { return }
+        guard needed > rows else { return }
         rows = needed
         activations = BlockActivations(config, shape: Self.shape(config, rows: needed))
         scores = FloatBuffer(count: DecodeAttention.scratchFloats(config, rows: needed, capacity: capacity))

@@ -6,7 +6,10 @@ import KumoCore
 /// weights, the tokens sorted by expert (their inputs and the experts' outputs) and the pass's
 /// load statistics.
 final class RouterActivations {
+    /// Rows the buffers hold, experts per row, experts of the router.
     let rows, k, experts: Int
+    /// Rows of the last pass (at most `rows`: generation reuses buffers sized for its largest call).
+    private(set) var passRows = 0
     /// Softmax of the router logits, [rows, experts].
     let probs: FloatBuffer
     /// logsumexp of each row's router logits (the z-loss reads it).
@@ -66,10 +69,13 @@ final class RouterActivations {
         (0..<experts).compactMap { e in start[e] < start[e + 1] ? (e, start[e]..<start[e + 1]) : nil }
     }
 
-    /// Softmax in place over the router logits in `probs`, each row's top-k (the lower index wins a
-    /// tie) with renormalised weights, then the statistics and the sort by expert.
-    func route() {
-        parallelFor(rows) { t in
+    /// Softmax in place over the router logits of the pass's first `n` rows in `probs`, each row's
+    /// top-k (the lower index wins a tie) with renormalised weights, then the statistics and the sort
+    /// by expert.
+    func route(rows n: Int) {
+        precondition(n <= rows, "\(n) rows routed through buffers for \(rows)")
+        passRows = n
+        parallelFor(n) { t in
             let p = probs.pointer + t * experts
             var top = -Float.infinity
             for e in 0..<experts { top = max(top, p[e]) }
@@ -95,14 +101,14 @@ final class RouterActivations {
         load = Array(repeating: 0, count: experts)
         probSum = Array(repeating: 0, count: experts)
         lseSquareSum = 0
-        for t in 0..<rows {
+        for t in 0..<n {
             for j in 0..<k { load[Int(choice[t * k + j])] += 1 }
             for e in 0..<experts { probSum[e] += Double(probs[t * experts + e]) }
             lseSquareSum += Double(lse[t]) * Double(lse[t])
         }
         for e in 0..<experts { start[e + 1] = start[e] + load[e] }
         var next = start
-        for i in 0..<rows * k {
+        for i in 0..<n * k {
             let e = Int(choice[i])
             sortedIndex[i] = Int32(next[e])
             sortedRow[next[e]] = Int32(i / k)
@@ -154,7 +160,7 @@ struct MixtureOfExperts {
         let h = config.hiddenSize
         let f = config.intermediateSize
         Linear.forward(x: n, weight: router, y: r.probs.pointer, rows: rows, inFeatures: h, outFeatures: r.experts)
-        r.route()
+        r.route(rows: rows)
         parallelFor(rows * r.k) { i in
             (r.expertInput.pointer + i * h).update(from: n + Int(r.sortedRow[i]) * h, count: h)
         }

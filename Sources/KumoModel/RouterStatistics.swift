@@ -25,7 +25,7 @@ public struct RouterStatistics: Sendable, Equatable {
             probSum[e] += r.probSum[e]
         }
         lseSquareSum += r.lseSquareSum
-        routedRows += r.rows
+        routedRows += r.passRows
     }
 
     /// Switch Transformer's load-balancing loss as Mixtral computes it: experts · Σ_e (fraction of

@@ -155,6 +155,13 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         return numHiddenLayers * (attn + mlp) + vocabSize * h
     }
 
+    /// "2 layers, hidden 32, 4 heads (2 KV), FFN 24 × 4 experts (top 2), vocab 260": the shape in one line.
+    public var shapeSummary: String {
+        "\(numHiddenLayers) layers, hidden \(hiddenSize), \(numAttentionHeads) heads (\(numKeyValueHeads) KV), "
+            + "FFN \(intermediateSize)" + (isMoE ? " × \(numLocalExperts) experts (top \(numExpertsPerTok))" : "")
+            + ", vocab \(vocabSize)"
+    }
+
     /// Model FLOPs of one trained token (forward and backward) at sequence length `seqLen`:
     /// 6·N + 12·L·h·s.
     public func flopsPerToken(seqLen: Int) -> Double {

@@ -42,11 +42,8 @@ struct ConvertCommand: ParsableCommand {
         let model = try loadModelReportingErrors(path: from)
         let c = model.config
         printErr(
-            "model: \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads "
-                + "(\(c.numKeyValueHeads) KV), FFN \(c.intermediateSize)"
-                + (c.isMoE ? " × \(c.numLocalExperts) experts (top \(c.numExpertsPerTok))" : "")
-                + ", vocab \(c.vocabSize), "
-                + "\(model.layout.count) parameters" + (c.tieWordEmbeddings ? ", tied embeddings" : ""))
+            "model: \(c.shapeSummary), \(model.layout.count) parameters"
+                + (c.tieWordEmbeddings ? ", tied embeddings" : ""))
         printErr("writing \(to) (\(output.rawValue))")
         switch output {
         case .hf: try HFCheckpoint.export(model, to: to, tokenizer: tokenizerToCopy(input: input))

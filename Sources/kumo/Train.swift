@@ -186,9 +186,7 @@ struct Train: ParsableCommand {
                 + "\(plan.mesh.pipeline)); gradient buckets: \(plan.dataParallel.buckets.ranges.count); ZeRO stage "
                 + "\(plan.config.zeroStage.rawValue): "
                 + String(format: "optimizer state %.1f MiB per rank", Double(trainer.optimizer.stateBytes) / 1_048_576),
-            "model: \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads "
-                + "(\(c.numKeyValueHeads) KV), FFN \(c.intermediateSize), vocab \(c.vocabSize), "
-                + "\(ParameterLayout(c).count) parameters"
+            "model: \(c.shapeSummary), \(ParameterLayout(c).count) parameters"
                 + (c.parallelLayers ? ", parallel layers" : "") + (c.tieWordEmbeddings ? ", tied embeddings" : ""),
             "pipeline: "
                 + plan.stages.stages.map { "blocks \($0.lowerBound)..<\($0.upperBound)" }

@@ -1,9 +1,12 @@
 import KumoCore
 
-/// Whether a block's internal activations are kept from forward to backward (`none`) or dropped
-/// and recomputed from the block's input just before its backward (`full`).
+/// Whether a block's internal activations are kept from forward to backward (`none`), dropped
+/// and recomputed from the block's input just before its backward (`full`), or whether a
+/// micro-batch keeps only its stage input and its backward re-runs the stage's forward from it
+/// into buffers all micro-batches share (`stage`; skipped when the backward directly follows
+/// the micro-batch's own forward, whose buffers are still there).
 public enum ActivationRecompute: String, Sendable, CaseIterable {
-    case none, full
+    case none, full, stage
 }
 
 /// The tensors one block keeps from forward for its backward pass, for `rows` = batch·seq.

@@ -32,8 +32,11 @@ public final class LlamaModel {
     private var states: [ForwardState] = []
     /// Backward's scratch (and recompute's block output), shared by the slots: one backward runs at a time.
     private var scratch: BackwardScratch?
-    /// Under full recompute: the block tensors every slot's blocks share.
-    private var recomputed: BlockActivations?
+    /// Under recompute: the buffers every slot shares.
+    private var shared: SharedActivations?
+    /// Under stage recompute: the slot whose activations the shared buffers hold (set by its
+    /// forward, cleared by a backward), whose backward needs no re-forward.
+    private var resident: Int?
     /// Called during `backward` with each range of the flat gradient buffer that holds its final
     /// values for the pass, from the top of the buffer down: the final norm and head, each block
     /// from the last to the first, then the embedding (of those the shard holds). Data
@@ -45,8 +48,8 @@ public final class LlamaModel {
     /// Called before backward reads the parameters of a stage: the head, then each (local) block
     /// from the last to the first (the embedding's backward reads no parameters).
     public var beforeBackward: ((ParameterStage) -> Void)?
-    /// Whether blocks keep their activations for backward or recompute them there (read when
-    /// a forward pass allocates its buffers).
+    /// Whether blocks keep their activations for backward or recompute them there, block by block
+    /// or the whole stage from its input (read when a forward pass allocates its buffers).
     public var recompute: ActivationRecompute = .none
     /// The precision of the matrix products: under bf16 each stage's weights are rounded into a
     /// bf16 copy as forward reaches them (after any gather), which that forward and the backward
@@ -60,76 +63,6 @@ public final class LlamaModel {
     /// The weight of a pass's router losses in the loss backward differentiates (a mixture of
     /// experts): 1 for one pass, 1/passes when a step's gradient averages several micro-batches.
     public var routerLossWeight: Float = 1
-
-    /// Buffers of one micro-batch slot, sized for one (batch, seqLen): the residual stream
-    /// (the stage's input first), per-block activations (one set for all blocks under
-    /// recompute), the final norm, the logits (the last stage only), ∂L/∂(hidden states)
-    /// flowing down and the tokens' positions in their documents, which backward and
-    /// recompute read.
-    final class ForwardState {
-        let shape: AttentionShape
-        let recompute: ActivationRecompute
-        let residual: [FloatBuffer]
-        let blocks: [BlockActivations]
-        let finalNormed, finalRstd, logits, dx: FloatBuffer
-        /// The routing of the last forward pass over the mixture layers (empty for a dense model).
-        var router: RouterStatistics
-        private let positionStore: UnsafeMutableBufferPointer<Int32>
-        /// The positions of the last forward pass in this slot (nil: each row is one sequence).
-        private(set) var positions: UnsafePointer<Int32>?
-
-        /// Under full recompute every slot uses `recomputed`, the one set of block tensors the model
-        /// shares: a block's backward refills it from the block's input just before reading it.
-        init(
-            _ c: ModelConfig, _ shard: ModelShard, _ shape: AttentionShape, _ recompute: ActivationRecompute,
-            recomputed: BlockActivations?, experts: (ops: any ExpertParallelOps, local: Int)?
-        ) {
-            self.shape = shape
-            self.recompute = recompute
-            let rows = shape.batch * shape.seqLen
-            let head = shard.hasHead ? 1 : 0
-            residual = (0...shard.layers.count).map { _ in FloatBuffer(count: rows * c.hiddenSize) }
-            blocks =
-                recompute == .full
-                ? [recomputed!]
-                : (0..<shard.layers.count).map { _ in BlockActivations(c, shape: shape, experts: experts) }
-            finalNormed = FloatBuffer(count: head * rows * c.hiddenSize)
-            finalRstd = FloatBuffer(count: head * rows)
-            logits = FloatBuffer(count: head * rows * c.vocabSize)
-            dx = FloatBuffer(count: rows * c.hiddenSize)
-            router = RouterStatistics(experts: c.numLocalExperts)
-            positionStore = .allocate(capacity: rows)
-        }
-
-        deinit { positionStore.deallocate() }
-
-        /// Keeps a copy of `positions` ([batch·seqLen], each 0 ≤ positions[t] ≤ t's offset in its row)
-        /// for this slot's pass, or nil.
-        func setPositions(_ positions: UnsafePointer<Int32>?) {
-            guard let positions else {
-                self.positions = nil
-                return
-            }
-            for i in positionStore.indices {
-                precondition(
-                    positions[i] >= 0 && Int(positions[i]) <= i % shape.seqLen,
-                    "position \(positions[i]) at row offset \(i % shape.seqLen)")
-                positionStore[i] = positions[i]
-            }
-            self.positions = UnsafePointer(positionStore.baseAddress!)
-        }
-
-        /// The activations block `i` writes in forward and reads in backward.
-        func activations(_ i: Int) -> BlockActivations { blocks[recompute == .full ? 0 : i] }
-
-        /// Bytes allocated by all these buffers (not the shared recompute set).
-        var bytes: Int {
-            let floats =
-                (residual + [finalNormed, finalRstd, logits, dx]).reduce(0) { $0 + $1.count }
-                + (recompute == .full ? 0 : blocks.reduce(0) { $0 + $1.floatCount })
-            return 4 * floats + 4 * positionStore.count
-        }
-    }
 
     /// Allocates a zero model; call `initializeWeights` or load parameters before use. Without
     /// `wholeGradients` no gradient buffer is allocated and `gradientMemory` must be set.
@@ -211,45 +144,7 @@ public final class LlamaModel {
 
     /// Bytes of activation and scratch memory allocated for the micro-batch slots in use (0 before any forward).
     public var activationBytesAllocated: Int {
-        states.reduce(0) { $0 + $1.bytes } + 4 * ((scratch?.floatCount ?? 0) + (recomputed?.floatCount ?? 0))
-    }
-
-    /// Bytes of activation and scratch memory a model holding `shard` (the whole model by default)
-    /// allocates for `slots` micro-batches in flight of `batch` × `seqLen` tokens: per slot the
-    /// residual stream, each block's kept tensors, the final norm and logits on the stage with the
-    /// head, ∂L/∂x and the positions; once, backward's scratch (with the row buffers of tensor
-    /// parallelism) and under full recompute the one block's tensors all slots share. Equal to
-    /// `activationBytesAllocated` after the slots are used; under expert parallelism the experts'
-    /// side is counted at a balanced load (it grows to the largest load a step brings).
-    public static func activationBytes(
-        _ c: ModelConfig, shard: ModelShard? = nil, batch: Int, seqLen: Int, recompute: ActivationRecompute = .none,
-        slots: Int = 1
-    ) -> Int {
-        let shard = shard ?? .whole(c)
-        let rows = batch * seqLen
-        let h = c.hiddenSize
-        let heads = shard.heads(c)
-        let (q, kv) = (heads * c.headDim, shard.kvHeads(c) * c.headDim)
-        let ffn = shard.intermediate(c) * c.activeExperts
-        let routing =
-            c.isMoE
-            ? RouterActivations.floats(rows: rows, hidden: h, experts: c.numLocalExperts, k: c.numExpertsPerTok) : 0
-        // Under expert parallelism the experts' rows live on the exchange's expert side: at a balanced
-        // load as many as the token side's, plus the inputs, outputs and rows in transit.
-        let exchanged = c.isMoE && shard.expertSize > 1 ? rows * c.numExpertsPerTok * h : 0
-        let block =
-            rows * (h + 1 + q + 2 * kv + heads + q + 3 * ffn) + (c.parallelLayers ? 0 : rows * (2 * h + 1)) + routing
-            + 3 * exchanged
-        let keptBlocks = recompute == .full ? 0 : shard.layers.count
-        let head = shard.hasHead ? rows * (h + 1 + shard.vocab(c)) : 0
-        let slot = (shard.layers.count + 1) * rows * h + keptBlocks * block + head + rows * h + rows
-        let tensorRows = shard.tensorSize > 1 ? 2 * rows * h : 0
-        let expertGrads = c.isMoE ? rows * (2 * c.numExpertsPerTok * h + c.numLocalExperts) : 0
-        let expertSide = exchanged > 0 ? 2 * exchanged + 2 * rows * ffn : 0
-        let scratch =
-            rows * (2 * q + 2 * kv + h + 2 * ffn) + expertGrads + expertSide + tensorRows
-            + (recompute == .full ? block : 0)
-        return 4 * (slots * slot + scratch)
+        states.reduce(0) { $0 + $1.bytes } + 4 * ((scratch?.floatCount ?? 0) + (shared?.floatCount ?? 0))
     }
 
     /// The state of `slot` for (batch, seqLen); a new shape drops every slot's buffers.
@@ -261,17 +156,18 @@ public final class LlamaModel {
         if let s = states.first, s.shape.batch != batch || s.shape.seqLen != seqLen || s.recompute != recompute {
             states = []
             scratch = nil
-            recomputed = nil
+            shared = nil
+            resident = nil
         }
         let shape = AttentionShape(
             batch: batch, seqLen: seqLen, heads: shard.heads(config), kvHeads: shard.kvHeads(config),
             headDim: config.headDim)
         let experts = expertParallel.map { (ops: $0, local: shard.experts(config)) }
-        if recompute == .full && recomputed == nil {
-            recomputed = BlockActivations(local, shape: shape, experts: experts)
+        if recompute != .none && shared == nil {
+            shared = SharedActivations(local, shard, shape, recompute, experts: experts)
         }
         while states.count <= slot {
-            states.append(ForwardState(local, shard, shape, recompute, recomputed: recomputed, experts: experts))
+            states.append(ForwardState(local, shard, shape, recompute, shared: shared, experts: experts))
         }
         if scratch == nil { scratch = BackwardScratch(local, shape: shape, tensorParallel: tensorParallel != nil) }
         return states[slot]
@@ -323,7 +219,8 @@ public final class LlamaModel {
     }
 
     /// Where a stage without the head takes ∂L/∂(its output) for `slot` before `backward(slot:…)`;
-    /// after that backward it holds ∂L/∂(its input), for the previous stage.
+    /// after that backward it holds ∂L/∂(its input), for the previous stage. Under stage recompute
+    /// the slots share it: write it just before the slot's backward, read it before the next one.
     public func hiddenGradient(slot: Int) -> UnsafeMutablePointer<Float> { state(slot).dx.pointer }
 
     /// Forward of the shard in `slot`: from `tokens` through the embedding (the first stage) or
@@ -331,7 +228,8 @@ public final class LlamaModel {
     /// hidden states, which the next stage takes as input. With `positions` ([batch·seqLen], every
     /// stage the same), each token's position in its document: RoPE rotates by it and the token
     /// attends only to its document's tokens up to itself (see `AttentionKernel`); the slot keeps
-    /// a copy for its backward.
+    /// a copy for its backward. Under stage recompute the slots share the output hidden states: read
+    /// them before the next forward.
     @discardableResult
     public func forward(
         slot: Int, tokens: UnsafePointer<Int32>?, batch: Int, seqLen: Int, positions: UnsafePointer<Int32>? = nil
@@ -360,18 +258,43 @@ public final class LlamaModel {
                 s.shape, positions: s.positions)
             if let routed = s.activations(i).router { s.router.add(routed) }
         }
+        resident = slot
         guard shard.hasHead else { return s.residual[layers].pointer }
         beforeForward?(.head)
         roundToBF16(headRange)
-        sharding.norm(
-            s.residual[layers].pointer, weight: params.pointer + layout.finalNorm, y: s.finalNormed.pointer,
-            rstd: s.finalRstd.pointer, rows: rows, dim: h, eps: Float(config.rmsNormEps), local: scratch.ownRows.pointer
-        )
+        finalNorm(s, scratch)
         Linear.forward(
             x: s.finalNormed.pointer, weight: params.pointer + layout.head,
             weightBF16: paramsBF16.map { UnsafePointer($0.pointer + layout.head) }, y: s.logits.pointer, rows: rows,
             inFeatures: h, outFeatures: local.vocabSize)
         return s.logits.pointer
+    }
+
+    /// The final norm of the stage's output, into `finalNormed` and `finalRstd`.
+    private func finalNorm(_ s: ForwardState, _ scratch: BackwardScratch) {
+        sharding.norm(
+            s.residual[shard.layers.count].pointer, weight: params.pointer + layout.finalNorm,
+            y: s.finalNormed.pointer, rstd: s.finalRstd.pointer, rows: s.shape.batch * s.shape.seqLen,
+            dim: config.hiddenSize, eps: Float(config.rmsNormEps), local: scratch.ownRows.pointer)
+    }
+
+    /// Under stage recompute: refills the shared buffers with `s`'s forward from its kept stage input,
+    /// block by block after each `beforeForward` (the bf16 copy is still the slot forward's), without
+    /// counting the routing again; then, on the stage with the head, the final norm. Below the head
+    /// the last block's output goes to `scratch.dn` (backward does not read it), leaving the stage
+    /// output, which a send may still be reading, as it is.
+    private func reforward(_ s: ForwardState, _ scratch: BackwardScratch) {
+        let layers = shard.layers.count
+        for i in 0..<layers {
+            beforeForward?(.block(i))
+            let out = i == layers - 1 && !shard.hasHead ? scratch.dn.pointer : s.residual[i + 1].pointer
+            block.forward(
+                s.residual[i].pointer, out: out, blockWeights(i), s.activations(i), scratch, s.shape,
+                positions: s.positions)
+        }
+        guard shard.hasHead else { return }
+        beforeForward?(.head)
+        finalNorm(s, scratch)
     }
 
     /// Backpropagates ∂L/∂logits (held in `logits`) through the last forward pass on `tokens`,
@@ -388,6 +311,8 @@ public final class LlamaModel {
         let rows = s.shape.batch * s.shape.seqLen
         let h = config.hiddenSize
         let layers = shard.layers.count
+        if s.recompute == .stage && resident != slot { reforward(s, scratch) }
+        resident = nil
         if shard.hasHead {
             beforeBackward?(.head)
             Linear.backward(

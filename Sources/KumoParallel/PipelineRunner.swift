@@ -6,7 +6,9 @@ import KumoModel
 /// a `PipelineSchedule`, receiving input hidden states from the previous stage and ∂L/∂output
 /// from the next one, and sending its outputs and ∂L/∂input on (non-blocking, so neighbours
 /// that send to each other at once never deadlock). Micro-batch i runs in activation slot
-/// i mod `slots`. The time spent waiting for a receive is the stage's bubble.
+/// i mod `slots`. The time spent waiting for a receive is the stage's bubble. Under
+/// `train.recompute = "stage"` the slots share their output and ∂L/∂input buffers, so a send from
+/// one is waited for before any slot's forward (or backward) writes it again.
 public final class PipelineRunner {
     /// The pipeline group; a rank's index in it is its stage.
     public let group: any Communicator
@@ -17,7 +19,7 @@ public final class PipelineRunner {
     private var stage: Int { group.rank }
     private var isFirst: Bool { stage == 0 }
     private var isLast: Bool { stage == group.size - 1 }
-    /// Sends in flight from a slot's output hidden states and from its ∂L/∂input.
+    /// Sends in flight from output hidden states and from ∂L/∂input, by the buffer they read.
     private var outputSends: [Int: CommRequest] = [:]
     private var gradientSends: [Int: CommRequest] = [:]
     private static let activationTag = 8101
@@ -45,11 +47,13 @@ public final class PipelineRunner {
         let p = group.size
         let slots = schedule.slots(stage: stage, stages: p, microBatches: m)
         let count = batch * seqLen * model.config.hiddenSize
+        // The sends in flight are keyed by the buffer they read: the slot's own, or the one all slots share.
+        let buffer = { (slot: Int) in self.model.recompute == .stage ? 0 : slot }
         for op in schedule.ops(stage: stage, stages: p, microBatches: m) {
             switch op {
             case .forward(let i):
                 let slot = i % slots
-                if let r = outputSends.removeValue(forKey: slot) { group.wait(r) }
+                if let r = outputSends.removeValue(forKey: buffer(slot)) { group.wait(r) }
                 if !isFirst {
                     let input = model.stageInput(slot: slot, batch: batch, seqLen: seqLen)
                     timed { group.receive(input, count: count, from: stage - 1, tag: Self.activationTag) }
@@ -60,11 +64,12 @@ public final class PipelineRunner {
                 if isLast {
                     loss(i, out)
                 } else {
-                    outputSends[slot] = group.startSend(out, count: count, to: stage + 1, tag: Self.activationTag)
+                    outputSends[buffer(slot)] = group.startSend(
+                        out, count: count, to: stage + 1, tag: Self.activationTag)
                 }
             case .backward(let i):
                 let slot = i % slots
-                if let r = gradientSends.removeValue(forKey: slot) { group.wait(r) }
+                if let r = gradientSends.removeValue(forKey: buffer(slot)) { group.wait(r) }
                 if !isLast {
                     let dOut = model.hiddenGradient(slot: slot)
                     timed { group.receive(dOut, count: count, from: stage + 1, tag: Self.gradientTag) }
@@ -73,7 +78,8 @@ public final class PipelineRunner {
                 let dIn = model.backward(slot: slot, tokens: isFirst ? tokens(i) : nil)
                 didBackward(i)
                 if !isFirst {
-                    gradientSends[slot] = group.startSend(dIn, count: count, to: stage - 1, tag: Self.gradientTag)
+                    gradientSends[buffer(slot)] = group.startSend(
+                        dIn, count: count, to: stage - 1, tag: Self.gradientTag)
                 }
             }
         }

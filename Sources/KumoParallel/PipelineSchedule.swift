@@ -34,6 +34,17 @@ public enum PipelineSchedule: String, Sendable, CaseIterable {
         }
     }
 
+    /// Micro-batches whose backward on `stage` does not directly follow their own forward: under
+    /// `train.recompute = "stage"` each re-runs the stage's forward before its backward.
+    public func reforwards(stage: Int, stages: Int, microBatches m: Int) -> Int {
+        let ops = ops(stage: stage, stages: stages, microBatches: m)
+        let followed = zip(ops, ops.dropFirst()).filter { op, next in
+            if case .forward(let i) = op { return next == .backward(i) }
+            return false
+        }
+        return m - followed.count
+    }
+
     /// Activation slots `stage` needs: the most micro-batches it holds between forward and backward.
     public func slots(stage: Int, stages: Int, microBatches m: Int) -> Int {
         switch self {

@@ -30,17 +30,25 @@ public struct GroupTraffic: Sendable, Equatable {
 public struct CommVolume: Sendable {
     public let groups: [GroupTraffic]
 
-    public init(_ t: TrainingLayout, ranksPerHost: Int, stageParameters: Int, stageLayers: Int, hasHead: Bool) {
+    /// The traffic of a stage of `stageLayers` blocks and `stageParameters` parameters, of whose
+    /// step's micro-batches `reforwards` re-run the stage forward (stage recompute).
+    public init(
+        _ t: TrainingLayout, ranksPerHost: Int, stageParameters: Int, stageLayers: Int, hasHead: Bool,
+        reforwards: Int = 0
+    ) {
         let c = t.model
-        let (tp, pp, dp) = (t.parallel.tensor, t.parallel.pipeline, t.dataParallel)
+        // Forward passes over the blocks per step, beyond the one of each micro-batch: a second one of
+        // each under full recompute, of the micro-batches re-run under stage recompute.
         let m = Double(t.accumulationSteps)
+        let extraForwards = t.recompute == .full ? m : Double(reforwards)
+        let (tp, pp, dp) = (t.parallel.tensor, t.parallel.pipeline, t.dataParallel)
         let rowBytes = 4 * Double(t.batch.micro * t.rowsPerSample * t.batch.seqLen * c.hiddenSize)
         func link(span: Int) -> LinkClass { span > ranksPerHost ? .interHost : .intraHost }
         var groups: [GroupTraffic] = []
         if tp > 1 {
             // Two all-reduces (or a reduce-scatter and an all-gather) forward and two backward per block.
             let n = Double(tp)
-            let collectives = 4 * Double(stageLayers) * m * (t.recompute == .full ? 1.5 : 1)
+            let collectives = Double(stageLayers) * (4 * m + 2 * extraForwards)
             let bytes = collectives * 2 * (n - 1) / n * rowBytes
             groups.append(
                 GroupTraffic(
@@ -58,10 +66,10 @@ public struct CommVolume: Sendable {
         }
         let ep = c.isMoE ? t.parallel.expert : 1
         if ep > 1 {
-            // Per block the routed rows go to the experts and back forward (again under recompute), and
+            // Per block the routed rows go to the experts and back forward (again when recomputed), and
             // their gradients backward; each rank keeps 1/ep of them.
             let n = Double(ep)
-            let exchanges = Double(stageLayers) * m * (t.recompute == .full ? 6 : 4)
+            let exchanges = Double(stageLayers) * (4 * m + 2 * extraForwards)
             let bytes = exchanges * Double(c.numExpertsPerTok) * rowBytes * (n - 1) / n
             let span = tp * ep
             groups.append(
@@ -69,12 +77,17 @@ public struct CommVolume: Sendable {
                     group: "ep", link: link(span: span), bytesPerStep: bytes, messagesPerStep: exchanges * (n - 1),
                     overlapped: false, interHostBytesPerStep: link(span: span) == .interHost ? bytes : 0))
         }
-        if dp > 1 { groups.append(Self.dataParallel(t, ranksPerHost: ranksPerHost, parameters: stageParameters)) }
+        if dp > 1 {
+            groups.append(
+                Self.dataParallel(t, ranksPerHost: ranksPerHost, parameters: stageParameters, reforwards: reforwards))
+        }
         self.groups = groups
     }
 
     /// The gradient reduction and ZeRO's gathers over the data-parallel group.
-    private static func dataParallel(_ t: TrainingLayout, ranksPerHost: Int, parameters: Int) -> GroupTraffic {
+    private static func dataParallel(_ t: TrainingLayout, ranksPerHost: Int, parameters: Int, reforwards: Int)
+        -> GroupTraffic
+    {
         let n = Double(t.shardRanks)
         let d = Double(t.dataParallel)
         let grads = 4 * Double(parameters)
@@ -92,9 +105,11 @@ public struct CommVolume: Sendable {
             // A reduce-scatter per micro-batch, an all-gather of the updated partitions.
             (bytes, collectives) = ((m + 1) * part * grads, m + 1)
         case .parameters:
-            // Per micro-batch a reduce-scatter and two gathers (forward, backward), coded.
+            // Per micro-batch a reduce-scatter and two gathers (forward, backward), coded; a third for
+            // each micro-batch whose stage forward is re-run.
             let gathered = Double(t.parallel.quantizedAllGather.encodedBytes(parameters))
-            (bytes, collectives) = (m * part * (grads + 2 * gathered), 3 * m)
+            let r = Double(reforwards)
+            (bytes, collectives) = (part * (m * grads + (2 * m + r) * gathered), 3 * m + r)
         }
         let span = t.parallel.tensor * t.dataParallel
         let link: LinkClass = span > ranksPerHost ? .interHost : .intraHost

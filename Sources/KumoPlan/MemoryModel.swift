@@ -31,6 +31,13 @@ public struct TrainingLayout: Sendable, Equatable {
     public var dataParallel: Int { max(1, ranks / (parallel.tensor * parallel.pipeline)) }
     /// Micro-batches each rank runs per step.
     public var accumulationSteps: Int { max(1, batch.global / (batch.micro * dataParallel)) }
+    /// Micro-batches of a step whose backward re-runs `stage`'s forward (stage recompute; on one
+    /// pipeline stage each backward follows its own forward).
+    public func reforwards(stage: Int) -> Int {
+        guard recompute == .stage, parallel.pipeline > 1 else { return 0 }
+        return parallel.schedule.reforwards(stage: stage, stages: parallel.pipeline, microBatches: accumulationSteps)
+    }
+
     /// The ranks ZeRO partitions over: the data-parallel group, a hybrid shard group of it, or under
     /// expert parallelism the ranks holding the same experts.
     public var shardRanks: Int {

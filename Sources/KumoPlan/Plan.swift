@@ -33,12 +33,14 @@ public struct Plan: Sendable {
         let model = StepTimeModel(profile: hardware, threads: threads, ranksPerHost: perHost)
         let stages = shards.indices.map { s in
             let parameters = ParameterLayout(layout.model, shard: shards[s]).count
+            let reforwards = layout.reforwards(stage: s)
             let comm = CommVolume(
                 layout, ranksPerHost: perHost, stageParameters: parameters, stageLayers: shards[s].layers.count,
-                hasHead: shards[s].hasHead)
+                hasHead: shards[s].hasHead, reforwards: reforwards)
             let state = memory.stages[s]
             let time = model.step(
-                layout, shard: shards[s], stateBytes: state.weights + state.gradients + state.optimizer, comm: comm)
+                layout, shard: shards[s], stateBytes: state.weights + state.gradients + state.optimizer, comm: comm,
+                reforwards: reforwards)
             return (comm, time)
         }
         (comm, time) = stages.max { $0.1.total < $1.1.total }!

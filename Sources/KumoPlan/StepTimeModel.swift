@@ -4,7 +4,8 @@ import KumoParallel
 
 /// Seconds of one training step on the slowest pipeline stage, part by part:
 /// - `gemm`: every projection's forward and two backward products (and forward again under full
-///   recompute) at the profile's rate for that shape, precision and thread count;
+///   recompute, and the blocks' under stage recompute for the micro-batches whose backward does not
+///   follow their forward) at the profile's rate for that shape, precision and thread count;
 /// - `attention`: the flash kernel's forward and backward at the profile's attention rate;
 /// - `memory_bound`: norms, RoPE, SwiGLU, residuals and the cross-entropy, as three passes over the
 ///   activations a block keeps (written forward, read backward, gradients written) at memory
@@ -63,15 +64,20 @@ public struct StepTimeModel: Sendable {
         return rate(min(profile.coresPerHost, ranksPerHost * threads)) / Double(ranksPerHost)
     }
 
-    /// Seconds of one micro-batch's forward and backward on a stage holding `shard`.
-    func microBatch(_ t: TrainingLayout, shard: ModelShard) -> (gemm: Double, attention: Double, memory: Double) {
+    /// Seconds of one micro-batch's forward and backward on a stage holding `shard`, of whose step's
+    /// micro-batches `reforwards` re-run the stage's blocks forward (stage recompute).
+    func microBatch(_ t: TrainingLayout, shard: ModelShard, reforwards: Int = 0) -> (
+        gemm: Double, attention: Double, memory: Double
+    ) {
         let c = t.model
         let rows = t.batch.micro * t.rowsPerSample * t.batch.seqLen
         let h = c.hiddenSize
         let (q, kv, ffn) = (shard.heads(c) * c.headDim, shard.kvHeads(c) * c.headDim, shard.intermediate(c))
         let passes = t.recompute == .full ? 4.0 : 3.0
+        // Stage recompute runs the blocks (not the head) forward once more, averaged over the micro-batches.
+        let blockPasses = passes + Double(reforwards) / Double(t.accumulationSteps)
         /// Products of `rows` rows in GEMMs of `m` rows each.
-        func product(_ n: Int, _ k: Int, rows: Int = rows, m: Int? = nil) -> Double {
+        func product(_ n: Int, _ k: Int, rows: Int = rows, m: Int? = nil, passes: Double = blockPasses) -> Double {
             let rate = share { profile.gemmGFLOPs(t.precision, threads: $0, m: m ?? rows, n: n, k: k) }
             return passes * 2 * Double(rows) * Double(n) * Double(k) / (rate * 1e9)
         }
@@ -84,8 +90,8 @@ public struct StepTimeModel: Sendable {
             + (c.isMoE ? product(c.numLocalExperts, h) : 0)
         let block = product(q + 2 * kv, h) + product(h, q) + ffnProducts
         let layers = Double(shard.layers.count)
-        let head = shard.hasHead ? product(shard.vocab(c), h) : 0
-        let attentionFLOPs = 12 * Double(q) * Double(t.batch.seqLen) * Double(rows) * (passes / 3)
+        let head = shard.hasHead ? product(shard.vocab(c), h, passes: passes) : 0
+        let attentionFLOPs = 12 * Double(q) * Double(t.batch.seqLen) * Double(rows) * (blockPasses / 3)
         let attention =
             layers * attentionFLOPs / (share { profile.attentionGFLOPs(seq: t.batch.seqLen, threads: $0) } * 1e9)
         let kept = LlamaModel.activationBytes(
@@ -102,9 +108,12 @@ public struct StepTimeModel: Sendable {
     }
 
     /// The step time of `t` whose slowest stage holds `shard` and `stateBytes` of weights,
-    /// gradients and optimizer state, with `comm`'s traffic.
-    public func step(_ t: TrainingLayout, shard: ModelShard, stateBytes: Int, comm: CommVolume) -> StepTime {
-        let mb = microBatch(t, shard: shard)
+    /// gradients and optimizer state, with `comm`'s traffic; `reforwards` of its micro-batches re-run
+    /// the stage forward (`TrainingLayout.reforwards(stage:)`).
+    public func step(_ t: TrainingLayout, shard: ModelShard, stateBytes: Int, comm: CommVolume, reforwards: Int = 0)
+        -> StepTime
+    {
+        let mb = microBatch(t, shard: shard, reforwards: reforwards)
         let slow = oversubscription
         let m = Double(t.accumulationSteps)
         var time = StepTime()

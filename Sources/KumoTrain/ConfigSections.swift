@@ -105,10 +105,15 @@ public struct TrainConfig: ConfigSection, Sendable {
             .value("train.threads", \.threads, help: "threads (0: all cores)"),
             .choice(
                 "train.recompute", \.recompute,
-                help: "none|full: full drops each block's activations after forward and recomputes them in backward"
+                help:
+                    "none|full|stage: full drops each block's activations after forward and recomputes them in "
+                    + "backward; stage keeps only each micro-batch's stage input and re-runs the stage's forward "
+                    + "before its backward"
             ) {
-                "train.recompute = \"\($0)\": valid are \"none\" (keep every block's activations) "
-                    + "and \"full\" (recompute them in backward, to save memory)"
+                "train.recompute = \"\($0)\": valid are \"none\" (keep every block's activations), "
+                    + "\"full\" (recompute them in backward, to save memory) and \"stage\" (keep only each "
+                    + "micro-batch's stage input and re-run the stage's forward before its backward, to save "
+                    + "the most under pipeline parallelism)"
             },
             .choice(
                 "train.precision", \.precision,

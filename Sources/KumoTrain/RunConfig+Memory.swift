@@ -42,7 +42,8 @@ extension MemoryModel {
                 "this run needs about \(summary)"
                     + (ranksHere > 1 ? " × \(ranksHere) ranks on this host" : "")
                     + " but the machine has \(gib(available)) usable; choose a smaller model.preset, more ranks "
-                    + "(tensor, pipeline or ZeRO), train.recompute = \"full\", or lower train.micro_batch_size, "
+                    + "(tensor, pipeline or ZeRO), train.recompute = \"full\" (or \"stage\" with many micro-batches "
+                    + "in flight per pipeline stage), or lower train.micro_batch_size, "
                     + "train.seq_length or model.max_position_embeddings (kumo plan shows the parts)")
         }
     }

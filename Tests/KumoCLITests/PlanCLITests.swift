@@ -17,12 +17,13 @@ final class PlanCLITests: XCTestCase {
     }
 
     /// Rank 0's allocation report (metrics.jsonl) equals the plan's first stage, part by part, on
-    /// 1 rank, ZeRO-3 over 2 ranks and tp=2 × pp=2 over 4 ranks with full recompute (whose slots share one
-    /// set of block tensors).
+    /// 1 rank, ZeRO-3 over 2 ranks, tp=2 × pp=2 over 4 ranks with full recompute (whose slots share one
+    /// set of block tensors) and pp=2 with stage recompute (whose two slots keep their stage inputs).
     func testPredictedPartsEqualTheTrainersAllocationReport() throws {
         for (ranks, extra) in [
             (1, []), (2, ["parallel.zero_stage=3"]),
             (4, ["parallel.tensor=2", "parallel.pipeline=2", "train.recompute=full"]),
+            (2, ["parallel.pipeline=2", "train.recompute=stage"]),
         ] {
             let settings = (tiny + extra).flatMap { ["--set", $0] }
             let run = try trainRun(ranks: ranks, settings)

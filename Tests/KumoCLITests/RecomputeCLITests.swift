@@ -1,8 +1,9 @@
 import Foundation
 import XCTest
 
-/// `train.recompute = "full"` through `kumo train`: the same losses and final parameters bit for
-/// bit as keeping the activations, on one rank and under ZeRO-3, with fewer activation bytes.
+/// `train.recompute = "full"` and `"stage"` through `kumo train`: the same losses and final parameters
+/// bit for bit as keeping the activations, on one rank, under ZeRO-3 and on pipeline stages, with
+/// fewer activation bytes.
 final class RecomputeCLITests: XCTestCase {
     private let full = ["--set", "train.recompute=full"]
 
@@ -44,8 +45,26 @@ final class RecomputeCLITests: XCTestCase {
     func testRecomputeUnderZeRO3OnTwoRanksGivesBitIdenticalLossesAndParameters() throws {
         let args = TinyRun.args(micro: 2, global: 8, steps: 10) + ["--set", "parallel.zero_stage=3"]
         let kept = try trainRun(ranks: 2, args)
-        let recomputed = try trainRun(ranks: 2, args + full)
-        assertBitIdentical(recomputed, kept, "ZeRO-3, 2 ranks")
+        for mode in ["full", "stage"] {
+            let recomputed = try trainRun(ranks: 2, args + ["--set", "train.recompute=\(mode)"])
+            assertBitIdentical(recomputed, kept, "ZeRO-3, 2 ranks, recompute \(mode)")
+        }
+    }
+
+    /// `stage` on two pipeline stages: under 1F1B the first stage re-runs its forward before every
+    /// backward (the other micro-batch was the last forward), under GPipe both stages do; the same
+    /// losses and parameters as keeping the activations, from fewer activation bytes on the first stage.
+    func testStageRecomputeOnTwoPipelineStagesMatchesKeepingTheActivations() throws {
+        let args = TinyRun.args(micro: 2, global: 8, steps: 10) + ["--set", "parallel.pipeline=2"]
+        let stage = ["--set", "train.recompute=stage"]
+        let kept = try trainRun(ranks: 2, args)
+        let oneF = try trainRun(ranks: 2, args + stage)
+        assertBitIdentical(oneF, kept, "2 stages, 1F1B, recompute stage")
+        let gpipe = try trainRun(ranks: 2, args + stage + ["--set", "parallel.schedule=gpipe"])
+        assertEquivalent(gpipe, kept, "2 stages, GPipe, recompute stage")
+        let bytes = try [kept, oneF].map { try XCTUnwrap($0.metrics.last?["memory.activations_bytes"] as? Double) }
+        print("first of 2 stages, 2 micro-batches in flight: activation bytes none \(bytes[0]), stage \(bytes[1])")
+        XCTAssertLessThan(bytes[1], bytes[0])
     }
 
     /// Sequences of 1024 in micro-batches of 4: the tiny model's blocks hold about 127 MB of

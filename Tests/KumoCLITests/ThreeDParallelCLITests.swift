@@ -2,7 +2,8 @@ import Foundation
 import XCTest
 
 /// Tensor × pipeline (× data) parallelism under mpirun (oversubscribed): the 3D mesh trains the
-/// tiny preset to the one-rank losses and parameters on the same global batch.
+/// tiny preset to the one-rank losses and parameters on the same global batch, also with sequence
+/// parallelism, GPipe and full or stage recompute.
 final class ThreeDParallelCLITests: XCTestCase {
     private func tiny(_ extra: [String]) -> [String] {
         TinyRun.args(micro: 2, global: 8, steps: 10) + extra.flatMap { ["--set", $0] }
@@ -20,6 +21,10 @@ final class ThreeDParallelCLITests: XCTestCase {
         let variants = ["parallel.sequence=true", "parallel.schedule=gpipe", "train.recompute=full"]
         let sequence = try trainRun(ranks: 4, tiny(tpPp + variants))
         assertEquivalent(sequence, one, "tp=2 × pp=2, sequence parallel, GPipe, recompute")
+        // Stage recompute re-runs the first stage's forward, its tensor-parallel collectives included,
+        // before each backward under 1F1B.
+        let stage = try trainRun(ranks: 4, tiny(tpPp + ["parallel.sequence=true", "train.recompute=stage"]))
+        assertEquivalent(stage, one, "tp=2 × pp=2, sequence parallel, 1F1B, stage recompute")
     }
 
     func testDataTimesTensorTimesPipelineWithZeRO1MatchesOneRank() throws {

@@ -3,13 +3,20 @@ import XCTest
 
 @testable import KumoModel
 
-/// Pipeline stages run one after another in process equal the whole model.
+/// Pipeline stages run one after another in process equal the whole model, under each recompute
+/// (under `stage` both stages re-run their forward before each backward: no backward directly
+/// follows its own forward here).
 final class PipelineStageTests: XCTestCase {
     let config = ModelConfig(
         vocabSize: 64, hiddenSize: 32, intermediateSize: 48, numHiddenLayers: 4, numAttentionHeads: 4,
         numKeyValueHeads: 2)
 
     func testTwoStagesWithTwoSlotsInFlightGiveTheWholeModelsLossAndGradients() throws {
+        for recompute in ActivationRecompute.allCases { try checkTwoStages(recompute) }
+    }
+
+    /// Stages with `recompute` against the whole model without.
+    private func checkTwoStages(_ recompute: ActivationRecompute) throws {
         let (batch, seq) = (2, 8)
         let rows = batch * seq
         var rng = SeededRandom(seed: 5)
@@ -30,7 +37,10 @@ final class PipelineStageTests: XCTestCase {
         let first = try LlamaModel(
             config: config, shard: ModelShard(layers: 0..<3, hasEmbedding: true, hasHead: false))
         let last = try LlamaModel(config: config, shard: ModelShard(layers: 3..<4, hasEmbedding: false, hasHead: true))
-        for stage in [first, last] { stage.initializeWeights(seed: 3) }
+        for stage in [first, last] {
+            stage.initializeWeights(seed: 3)
+            stage.recompute = recompute
+        }
         let h = config.hiddenSize
         var stagedLoss = 0.0
         // Both micro-batches forward (two slots in flight), then both backward, as GPipe does.
@@ -48,7 +58,7 @@ final class PipelineStageTests: XCTestCase {
             first.hiddenGradient(slot: i).update(from: dInput, count: rows * h)
             micro[i].withUnsafeBufferPointer { _ = first.backward(slot: i, tokens: $0.baseAddress!) }
         }
-        XCTAssertEqual(stagedLoss, wholeLoss, "loss")
+        XCTAssertEqual(stagedLoss, wholeLoss, "recompute \(recompute): loss")
         var params = [Float](repeating: .nan, count: whole.layout.count)
         var grads = [Float](repeating: .nan, count: whole.layout.count)
         for stage in [first, last] {
@@ -58,6 +68,6 @@ final class PipelineStageTests: XCTestCase {
         XCTAssertEqual(params, Array(UnsafeBufferPointer(start: whole.params.pointer, count: whole.params.count)))
         let wholeGrads = Array(UnsafeBufferPointer(start: whole.grads.pointer, count: whole.grads.count))
         let maxDiff = zip(grads, wholeGrads).map { abs($0 - $1) }.max() ?? .infinity
-        XCTAssertEqual(maxDiff, 0, "max gradient difference \(maxDiff)")
+        XCTAssertEqual(maxDiff, 0, "recompute \(recompute): max gradient difference \(maxDiff)")
     }
 }

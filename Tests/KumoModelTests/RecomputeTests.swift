@@ -49,7 +49,11 @@ final class RecomputeTests: XCTestCase {
             recomputed.grads == kept.grads,
             "\(kind): first differing gradient: \(firstDifference(recomputed.grads, kept.grads))")
         XCTAssertTrue(kept.grads.contains { $0 != 0 }, "\(kind): gradients are all zero")
-        for (model, mode) in [(kept.model, ActivationRecompute.none), (recomputed.model, .full)] {
+        let stage = try lossAndGradients(c, .stage, batch: 2, seq: 9)
+        XCTAssertEqual(stage.lossSum, kept.lossSum, "\(kind) stage loss sum")
+        XCTAssertTrue(stage.grads == kept.grads, "\(kind) stage: \(firstDifference(stage.grads, kept.grads))")
+        for (model, mode) in [(kept.model, ActivationRecompute.none), (recomputed.model, .full), (stage.model, .stage)]
+        {
             XCTAssertEqual(
                 model.activationBytesAllocated, LlamaModel.activationBytes(c, batch: 2, seqLen: 9, recompute: mode),
                 "\(kind), recompute \(mode): allocated bytes vs the formula")

@@ -10,16 +10,18 @@ final class RecomputeConfigTests: XCTestCase {
         try RunConfig.load(path: nil, overrides: ["model.preset=tiny", "data.synthetic=true"] + overrides)
     }
 
-    func testRecomputeDefaultsToNoneAndAcceptsFull() throws {
+    func testRecomputeDefaultsToNoneAndAcceptsFullAndStage() throws {
         XCTAssertEqual(try load([]).recompute, .none)
         XCTAssertEqual(try load(["train.recompute=full"]).recompute, .full)
+        XCTAssertEqual(try load(["train.recompute=stage"]).recompute, .stage)
     }
 
     func testUnknownRecomputeValueIsRefusedNamingTheKey() {
         XCTAssertThrowsError(try load(["train.recompute=selective"])) { error in
             let message = "\(error)"
             XCTAssertTrue(message.contains("train.recompute = \"selective\""), message)
-            XCTAssertTrue(message.contains("\"none\"") && message.contains("\"full\""), message)
+            XCTAssertTrue(
+                message.contains("\"none\"") && message.contains("\"full\"") && message.contains("\"stage\""), message)
         }
     }
 

@@ -14,7 +14,9 @@ public enum KVCacheFormat: String, Sendable, CaseIterable {
 
 /// Cached key or value rows in their storage format (bf16 values as `UInt16`, the upper half of an fp32).
 public enum KVRows {
+    /// fp32 elements.
     case fp32(UnsafeMutablePointer<Float>)
+    /// bf16 elements.
     case bf16(UnsafeMutablePointer<UInt16>)
 
     /// The rows from element `elements` on.

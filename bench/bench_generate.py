@@ -11,7 +11,10 @@ context). Runtimes alternate within a round (Kumo fp32, llama.cpp F32, Kumo int8
 that a ratio compares runs made close together on a shared machine; each ratio is the median over
 the rounds of the ratios within a round.
 
-  python3 bench/bench_generate.py [--threads 1 2] [--tokens 32] [--rounds 3] [--json out.json]
+Kumo's key/value cache is `--kv-cache` (default auto: bf16 on CPUs with AVX512_BF16, as llama.cpp's
+F16 cache is half of fp32; fp32 elsewhere).
+
+  python3 bench/bench_generate.py [--threads 1 2] [--tokens 32] [--rounds 3] [--kv-cache auto] [--json out.json]
 Needs: pip install llama-cpp-python
 """
 import argparse
@@ -62,11 +65,12 @@ def requantize(src, dst, ftype):
         raise SystemExit(f"llama_model_quantize({dst}) failed with {rc}")
 
 
-def kumo(binary, weights, threads, tokens, prompt):
+def kumo(a, weights, threads, prompt):
     """(prompt tokens, prompt tokens/s, decode tokens/s) of one `kumo generate` run."""
     r = subprocess.run(
-        [binary, "generate", "--model", GGUF, "--prompt", prompt, "--max-new-tokens", str(tokens),
-         "--threads", str(threads), "--weights", weights, "--context", str(max(CONTEXTS) + 2 * tokens)],
+        [a.kumo, "generate", "--model", GGUF, "--prompt", prompt, "--max-new-tokens", str(a.tokens),
+         "--threads", str(threads), "--weights", weights, "--kv-cache", a.kv_cache,
+         "--context", str(max(CONTEXTS) + 2 * a.tokens)],
         capture_output=True, text=True, check=True)
     m = re.search(r"prompt: (\d+) tokens in [\d.]+ s \(([\d.]+) tokens/s\); generated \d+ tokens, ([\d.]+) tokens/s",
                   r.stderr)
@@ -101,7 +105,7 @@ def measure(a, files, threads):
         runs = results.setdefault(case, {})
         for _ in range(a.rounds):
             for kumo_weights, llama_name in [("fp32", "F32"), ("int8", "Q8_0")]:
-                runs.setdefault(f"kumo {kumo_weights}", []).append(kumo(a.kumo, kumo_weights, threads, a.tokens, prompt))
+                runs.setdefault(f"kumo {kumo_weights}", []).append(kumo(a, kumo_weights, threads, prompt))
                 runs.setdefault(f"llama.cpp {llama_name}", []).append(llama(models[llama_name], a.tokens, prompt))
         print(f"  {threads} thread(s), {case}: done", flush=True)
     return results
@@ -112,7 +116,8 @@ def ratio(runs, ours, theirs, column):
 
 
 def report(all_results, a):
-    print(f"SmolLM2-135M-Instruct, {a.tokens} greedy tokens, {a.rounds} rounds, median of per-round ratios")
+    print(f"SmolLM2-135M-Instruct, {a.tokens} greedy tokens, {a.rounds} rounds, median of per-round ratios; "
+          f"Kumo --kv-cache {a.kv_cache}")
     for threads, results in all_results.items():
         print(f"\n{threads} thread(s)")
         print(f"{'case':10} {'tokens':>6} {'runtime':16} {'prompt tok/s':>12} {'decode tok/s':>12}")
@@ -134,6 +139,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--kumo", default=".build/release/kumo")
+    ap.add_argument("--kv-cache", default="auto", choices=["auto", "fp32", "bf16"], help="Kumo's key/value cache")
     ap.add_argument("--json", help="also write every run's numbers here")
     a = ap.parse_args()
     work = ".build/bench-generate"
@@ -145,7 +151,8 @@ def main():
     report(all_results, a)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"tokens": a.tokens, "rounds": a.rounds, "results": all_results}, f, indent=1)
+            json.dump({"tokens": a.tokens, "rounds": a.rounds, "kv_cache": a.kv_cache, "results": all_results}, f,
+                      indent=1)
 
 
 if __name__ == "__main__":

@@ -15,18 +15,17 @@ public enum DecodeAttentionKernel {
     public static let splitLength = 256
 
     /// One query row: its query [heads·headDim], output [heads·headDim], and the `length` cached
-    /// rows of keys and values ([length, kvHeads·headDim] each, keys already rotated).
+    /// rows of keys and values ([length, kvHeads·headDim] each, keys already rotated, both in one format).
     public struct Row {
         public let q: UnsafePointer<Float>
         public let out: UnsafeMutablePointer<Float>
-        public let keys: UnsafePointer<Float>
-        public let values: UnsafePointer<Float>
+        public let keys: KVRows
+        public let values: KVRows
         public let length: Int
 
         /// A query row over `length` cached positions.
         public init(
-            q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, keys: UnsafePointer<Float>,
-            values: UnsafePointer<Float>, length: Int
+            q: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, keys: KVRows, values: KVRows, length: Int
         ) {
             self.q = q
             self.out = out
@@ -56,9 +55,14 @@ public enum DecodeAttentionKernel {
             let row = rows[b]
             let lo = s * splitLength
             guard lo < row.length else { return }
-            attendSplit(
-                row, positions: lo..<min(row.length, lo + splitLength), heads: heads, kvHeads: kvHeads,
+            let split = Split(
+                q: row.q, positions: lo..<min(row.length, lo + splitLength), heads: heads, kvHeads: kvHeads,
                 headDim: headDim, partial: scratch + task * partial)
+            switch (row.keys, row.values) {
+            case (.fp32(let k), .fp32(let v)): attend(split, keys: k, values: v)
+            case (.bf16(let k), .bf16(let v)): attend(split, keys: k, values: v)
+            default: preconditionFailure("keys and values of one row in different formats")
+            }
         }
         for (b, row) in rows.enumerated() {
             merge(
@@ -67,24 +71,33 @@ public enum DecodeAttentionKernel {
         }
     }
 
+    /// One task: a row's query, the positions it attends, the shape, and where its partial result goes.
+    private struct Split {
+        let q: UnsafePointer<Float>
+        let positions: Range<Int>
+        let heads, kvHeads, headDim: Int
+        let partial: UnsafeMutablePointer<Float>
+    }
+
     /// One split: partial holds, per head, the unnormalized output [headDim], then the maximum score
     /// and the sum of exp(score − maximum). Positions go four at a time: their four key (value) rows
     /// stay in L1 while every head reads its group's slice of them, and each head's four products
     /// are independent chains of FMAs.
-    private static func attendSplit(
-        _ row: Row, positions: Range<Int>, heads: Int, kvHeads: Int, headDim: Int,
-        partial: UnsafeMutablePointer<Float>
+    private static func attend<E: KVElement>(
+        _ split: Split, keys allKeys: UnsafeMutablePointer<E>, values allValues: UnsafeMutablePointer<E>
     ) {
-        let (n, group, kvw) = (positions.count, heads / kvHeads, kvHeads * headDim)
+        let (heads, kvHeads, headDim, partial) = (split.heads, split.kvHeads, split.headDim, split.partial)
+        let (n, group, kvw) = (split.positions.count, heads / kvHeads, kvHeads * headDim)
         let scale = 1 / Float(headDim).squareRoot()
-        let (keys, values) = (row.keys + positions.lowerBound * kvw, row.values + positions.lowerBound * kvw)
+        let first = split.positions.lowerBound * kvw
+        let (keys, values) = (UnsafePointer(allKeys + first), UnsafePointer(allValues + first))
         withUnsafeTemporaryAllocation(of: Float.self, capacity: heads * splitLength) { buffer in
             let scores = buffer.baseAddress!
             forEachQuad(n, kvw, prefetching: keys) { j, width, rows in
                 for g in 0..<kvHeads {
                     let k = offset(keys + g * headDim, rows)
                     for h in (g * group)..<((g + 1) * group) {
-                        let d = dot4(row.q + h * headDim, k, count: headDim) * scale
+                        let d = dot4(split.q + h * headDim, k, count: headDim) * scale
                         for i in 0..<width { scores[h * splitLength + j + i] = d[i] }
                     }
                 }
@@ -120,13 +133,14 @@ public enum DecodeAttentionKernel {
     /// offsets (row · width) in `matrix`, [n, width], the rows past n − 1 given as row n − 1 (read,
     /// never counted); before each call, asks for the four rows `prefetchDistance` further on.
     @inline(__always)
-    private static func forEachQuad(
-        _ n: Int, _ width: Int, prefetching matrix: UnsafePointer<Float>, _ body: (Int, Int, Quad) -> Void
+    private static func forEachQuad<E>(
+        _ n: Int, _ width: Int, prefetching matrix: UnsafePointer<E>, _ body: (Int, Int, Quad) -> Void
     ) {
         let last = n - 1
         for j in stride(from: 0, to: n, by: 4) {
             let ahead = min(j + prefetchDistance, n)
-            for line in stride(from: ahead * width, to: min(ahead + 4, n) * width, by: 16) {
+            let lineElements = 64 / MemoryLayout<E>.stride
+            for line in stride(from: ahead * width, to: min(ahead + 4, n) * width, by: lineElements) {
                 kumo_prefetch(matrix + line)
             }
             body(
@@ -137,20 +151,20 @@ public enum DecodeAttentionKernel {
 
     /// q·k_i for four rows k_i, `count` floats each.
     @inline(__always)
-    static func dot4(_ q: UnsafePointer<Float>, _ k: Rows, count: Int) -> SIMD4<Float> {
+    static func dot4<E: KVElement>(_ q: UnsafePointer<Float>, _ k: Rows<E>, count: Int) -> SIMD4<Float> {
         var (a0, a1, a2, a3) = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
         var i = 0
         while i + 8 <= count {
             let x = q.load8(i)
-            a0.addProduct(x, k.0.load8(i))
-            a1.addProduct(x, k.1.load8(i))
-            a2.addProduct(x, k.2.load8(i))
-            a3.addProduct(x, k.3.load8(i))
+            a0.addProduct(x, E.load8(k.0, i))
+            a1.addProduct(x, E.load8(k.1, i))
+            a2.addProduct(x, E.load8(k.2, i))
+            a3.addProduct(x, E.load8(k.3, i))
             i += 8
         }
         var d = SIMD4(hsum(a0), hsum(a1), hsum(a2), hsum(a3))
         while i < count {
-            d += q[i] * SIMD4(k.0[i], k.1[i], k.2[i], k.3[i])
+            d += q[i] * SIMD4(E.float(k.0, i), E.float(k.1, i), E.float(k.2, i), E.float(k.3, i))
             i += 1
         }
         return d
@@ -158,34 +172,34 @@ public enum DecodeAttentionKernel {
 
     /// y += Σ_i p[i]·v_i over `count` floats for four rows v_i.
     @inline(__always)
-    static func axpy4(_ p: SIMD4<Float>, _ v: Rows, _ y: UnsafeMutablePointer<Float>, count: Int) {
+    static func axpy4<E: KVElement>(_ p: SIMD4<Float>, _ v: Rows<E>, _ y: UnsafeMutablePointer<Float>, count: Int) {
         let (p0, p1, p2, p3) = (
             SIMD8(repeating: p[0]), SIMD8(repeating: p[1]), SIMD8(repeating: p[2]), SIMD8(repeating: p[3])
         )
         var i = 0
         while i + 8 <= count {
             var s = y.load8(i)
-            s.addProduct(p0, v.0.load8(i))
-            s.addProduct(p1, v.1.load8(i))
-            s.addProduct(p2, v.2.load8(i))
-            s.addProduct(p3, v.3.load8(i))
+            s.addProduct(p0, E.load8(v.0, i))
+            s.addProduct(p1, E.load8(v.1, i))
+            s.addProduct(p2, E.load8(v.2, i))
+            s.addProduct(p3, E.load8(v.3, i))
             y.store8(i, s)
             i += 8
         }
         while i < count {
-            y[i] += p[0] * v.0[i] + p[1] * v.1[i] + p[2] * v.2[i] + p[3] * v.3[i]
+            y[i] += p[0] * E.float(v.0, i) + p[1] * E.float(v.1, i) + p[2] * E.float(v.2, i) + p[3] * E.float(v.3, i)
             i += 1
         }
     }
 
     /// The four rows of `quad` from `base`.
     @inline(__always)
-    static func offset(_ base: UnsafePointer<Float>, _ quad: Quad) -> Rows {
+    static func offset<E>(_ base: UnsafePointer<E>, _ quad: Quad) -> Rows<E> {
         (base + quad.0, base + quad.1, base + quad.2, base + quad.3)
     }
 
     /// Four rows of keys or values.
-    typealias Rows = (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>)
+    typealias Rows<E> = (UnsafePointer<E>, UnsafePointer<E>, UnsafePointer<E>, UnsafePointer<E>)
 
     /// out_h = Σ_s e^(m_s − M)·o_s / Σ_s e^(m_s − M)·l_s over a row's splits, M the largest m_s.
     private static func merge(

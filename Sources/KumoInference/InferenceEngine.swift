@@ -21,14 +21,16 @@ public final class InferenceEngine: @unchecked Sendable {
     private let head: DecodeMatrix
     private let scratch: Scratch
 
-    /// Prepares `slots` cache slots of `capacity` positions (at most max_position_embeddings).
-    public init(model: LlamaModel, slots: Int, capacity: Int, format: WeightFormat = .fp32) {
+    /// Prepares `slots` cache slots of `capacity` positions (at most max_position_embeddings), stored as `kvCache`.
+    public init(
+        model: LlamaModel, slots: Int, capacity: Int, format: WeightFormat = .fp32, kvCache: KVCacheFormat = .fp32
+    ) {
         let c = model.config
         precondition(capacity <= c.maxPositionEmbeddings, "cache capacity beyond max_position_embeddings")
         precondition(format.isSupported, "--weights \(format.rawValue) is not supported on this CPU")
         self.model = model
         self.format = format
-        cache = KVCache(config: c, slots: slots, capacity: capacity)
+        cache = KVCache(config: c, slots: slots, capacity: capacity, format: kvCache)
         let p = model.params.pointer
         blocks = (0..<c.numHiddenLayers).map {
             DecodeBlock(

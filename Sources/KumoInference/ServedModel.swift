@@ -1,4 +1,5 @@
 import Foundation
+import KumoCore
 import KumoData
 import KumoInterop
 import KumoModel
@@ -92,9 +93,12 @@ public struct ServedModel: @unchecked Sendable {
 
     /// A generator over `slots` key/value cache slots of `context` positions (at most
     /// max_position_embeddings), refused with numbers when the context is empty or the caches do not fit.
-    public func generator(slots: Int, context: Int, format: WeightFormat) throws -> Generator {
+    public func generator(
+        slots: Int, context: Int, format: WeightFormat, kvCache: KVCacheFormat = .fp32
+    ) throws -> Generator {
         let capacity = min(context, model.config.maxPositionEmbeddings)
-        let engine = try InferenceEngine.checked(model: model, slots: slots, capacity: capacity, format: format)
+        let engine = try InferenceEngine.checked(
+            model: model, slots: slots, capacity: capacity, format: format, kvCache: kvCache)
         return Generator(engine: engine, tokenizer: tokenizer)
     }
 }

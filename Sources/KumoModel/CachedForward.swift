@@ -34,10 +34,22 @@ struct LayerCache {
     /// Working memory of single-token rows' attention (`DecodeAttention.scratchFloats`).
     let scores: UnsafeMutablePointer<Float>
 
-    /// Where a prompt's keys and values go: its slot's rows of this layer.
+    /// Where a prompt's keys and values go in an fp32 cache: its slot's rows of this layer (a bf16
+    /// cache takes them from the block's activations afterwards, `storePrompt`).
     var promptRows: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)? {
-        guard case .prompt(let slot) = step.rows else { return nil }
-        return (step.cache.keys(slot: slot, layer: layer), step.cache.values(slot: slot, layer: layer))
+        guard case .prompt(let slot) = step.rows,
+            case .fp32(let k) = step.cache.keys(slot: slot, layer: layer),
+            case .fp32(let v) = step.cache.values(slot: slot, layer: layer)
+        else { return nil }
+        return (k, v)
+    }
+
+    /// Stores a prompt's `rows` rotated keys and values, [rows, kvWidth] each, in its slot, unless
+    /// the block wrote them there itself (`promptRows`).
+    func storePrompt(k: UnsafePointer<Float>, v: UnsafePointer<Float>, rows: Int) {
+        guard case .prompt(let slot) = step.rows, promptRows == nil else { return }
+        step.cache.keys(slot: slot, layer: layer).store(k, count: rows * step.cache.kvWidth)
+        step.cache.values(slot: slot, layer: layer).store(v, count: rows * step.cache.kvWidth)
     }
 
     /// Stores each row's rotated key and value at its position of its slot, then attends each row over
@@ -50,8 +62,8 @@ struct LayerCache {
         let kvw = cache.kvWidth
         for r in 0..<rows {
             let at = Int(positions[r]) * kvw
-            (cache.keys(slot: Int(slots[r]), layer: layer) + at).update(from: k + r * kvw, count: kvw)
-            (cache.values(slot: Int(slots[r]), layer: layer) + at).update(from: v + r * kvw, count: kvw)
+            cache.keys(slot: Int(slots[r]), layer: layer).advanced(by: at).store(k + r * kvw, count: kvw)
+            cache.values(slot: Int(slots[r]), layer: layer).advanced(by: at).store(v + r * kvw, count: kvw)
         }
         DecodeAttention.forward(
             q: q, out: out, cache: cache, layer: layer, slots: slots, positions: positions, rows: rows,
@@ -128,8 +140,8 @@ extension LlamaModel {
                     batch: rows, seqLen: 1, heads: c.numAttentionHeads, kvHeads: c.numKeyValueHeads,
                     headDim: c.headDim)
             }
-        block.forward(
-            x, out: out, weights, projections, buffers.activations, buffers.scratch, shape,
-            cache: LayerCache(step: step, layer: layer, scores: buffers.scores.pointer))
+        let cache = LayerCache(step: step, layer: layer, scores: buffers.scores.pointer)
+        block.forward(x, out: out, weights, projections, buffers.activations, buffers.scratch, shape, cache: cache)
+        cache.storePrompt(k: buffers.activations.k.pointer, v: buffers.activations.v.pointer, rows: rows)
     }
 }

@@ -19,6 +19,12 @@ struct ServingOptions: ParsableArguments {
     )
     var weights: String = "fp32"
 
+    @Option(
+        help:
+            "Key/value cache storage: fp32, bf16 (half the bytes per position, values rounded) or auto (bf16 on CPUs with AVX512_BF16, fp32 elsewhere)."
+    )
+    var kvCache: String = "auto"
+
     @Option(help: "Threads for BLAS and Kumo's kernels.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
@@ -34,15 +40,25 @@ struct ServingOptions: ParsableArguments {
             throw ValidationFailure(
                 "--weights \(weights) needs a CPU with AVX512_BF16 (vdpbf16ps), which this one lacks: use fp32 or int8")
         }
+        let cacheFormat = try kvCacheFormat()
         guard threads >= 1 else { throw ValidationFailure("--threads must be at least 1") }
         Threads.set(threads)
         for warning in ignoredModelSettings(path: model) { printErr("warning: \(warning)") }
         let served = try ServedModel.load(path: model, tokenizerPath: tokenizer)
         do {
-            return (served, try served.generator(slots: slots, context: context, format: format))
+            return (served, try served.generator(slots: slots, context: context, format: format, kvCache: cacheFormat))
         } catch let error as EngineSizeError {
             throw ValidationFailure("--context \(context), --slots \(slots): \(error.description)")
         }
+    }
+
+    /// The cache storage `--kv-cache` names.
+    func kvCacheFormat() throws -> KVCacheFormat {
+        if kvCache == "auto" { return .preferred }
+        guard let format = KVCacheFormat(rawValue: kvCache) else {
+            throw ValidationFailure("--kv-cache \(kvCache): expected auto, fp32 or bf16")
+        }
+        return format
     }
 }
 
@@ -139,8 +155,10 @@ struct GenerateCommand: ParsableCommand {
         let decoded = max(result.tokens.count - 1, 0)
         printErr(
             String(
-                format: "prompt: %d tokens in %.3f s (%.1f tokens/s); generated %d tokens, %.1f tokens/s decode (%@)",
+                format:
+                    "prompt: %d tokens in %.3f s (%.1f tokens/s); generated %d tokens, %.1f tokens/s decode (%@ weights, %@ KV cache)",
                 ids.count, result.prefillSeconds, Double(ids.count) / max(result.prefillSeconds, 1e-9),
-                result.tokens.count, Double(decoded) / max(result.decodeSeconds, 1e-9), serving.weights))
+                result.tokens.count, Double(decoded) / max(result.decodeSeconds, 1e-9), serving.weights,
+                try serving.kvCacheFormat().rawValue))
     }
 }

@@ -14,6 +14,15 @@ final class EngineSizeTests: XCTestCase {
                 numKeyValueHeads: 2, maxPositionEmbeddings: 128))
     }
 
+    /// A bf16 cache takes half the bytes of an fp32 one, and the estimate counts what it allocates.
+    func testBF16CacheIsCountedAtHalfTheBytes() throws {
+        let m = try model()
+        let engine = try InferenceEngine.checked(model: m, slots: 3, capacity: 100, kvCache: .bf16)
+        let bf16 = InferenceEngine.cacheBytes(config: m.config, slots: 3, capacity: 100, kvCache: .bf16)
+        XCTAssertEqual(bf16, Double(engine.cache.bytes))
+        XCTAssertEqual(2 * bf16, InferenceEngine.cacheBytes(config: m.config, slots: 3, capacity: 100))
+    }
+
     func testEstimateCountsTheCacheExactlyAndBoundsWhatPrefillAllocates() throws {
         let m = try model()
         let engine = try InferenceEngine.checked(model: m, slots: 3, capacity: 100)

@@ -1,3 +1,4 @@
+import KumoCore
 import XCTest
 
 @testable import KumoInference
@@ -10,14 +11,16 @@ final class Int8AccuracyTests: XCTestCase {
         "東京は日本の首都であり、多くの人々が住んでいます。",
     ]
 
-    /// Prefills each text's first tokens in an fp32 engine and one with `format`, then feeds both the
-    /// text's next tokens one by one; returns the largest logit difference, the widest fp32 logit
-    /// range and the positions compared.
-    private func compareWithFP32(_ format: WeightFormat) throws -> (worst: Float, range: Float, positions: Int) {
+    /// Prefills each text's first tokens in an fp32 engine and one with `format` and `kvCache`, then
+    /// feeds both the text's next tokens one by one; returns the largest logit difference, the widest
+    /// fp32 logit range and the positions compared.
+    private func compareWithFP32(
+        _ format: WeightFormat, kvCache: KVCacheFormat = .fp32
+    ) throws -> (worst: Float, range: Float, positions: Int) {
         let served = try SmolLM2Fixture.load()
         let vocab = served.model.config.vocabSize
         let fp32 = InferenceEngine(model: served.model, slots: 1, capacity: 128, format: .fp32)
-        let other = InferenceEngine(model: served.model, slots: 1, capacity: 128, format: format)
+        let other = InferenceEngine(model: served.model, slots: 1, capacity: 128, format: format, kvCache: kvCache)
         let promptLength = 4
         var (worst, worstRange, positions): (Float, Float, Int) = (0, 0, 0)
         for text in Self.texts {
@@ -38,7 +41,7 @@ final class Int8AccuracyTests: XCTestCase {
             }
         }
         print(
-            "\(format) vs fp32 decoding over \(positions) positions: max |Δlogit| \(worst) (fp32 logit range up to \(worstRange))"
+            "\(format) weights, \(kvCache) cache vs fp32 decoding over \(positions) positions: max |Δlogit| \(worst) (fp32 logit range up to \(worstRange))"
         )
         return (worst, worstRange, positions)
     }
@@ -58,5 +61,12 @@ final class Int8AccuracyTests: XCTestCase {
         let (worst, _, positions) = try compareWithFP32(.bf16)
         XCTAssertGreaterThan(worst, 0, "bf16 decoding should not be bit-identical to fp32")
         XCTAssertLessThan(worst, 2.5, "bf16 vs fp32 decoding: max |Δlogit| \(worst) over \(positions) positions")
+    }
+
+    /// A bf16 key/value cache (rounded keys and values, fp32 weights) stays within a bound of the fp32 cache.
+    func testBF16CacheLogitsStayWithinBoundOfFP32() throws {
+        let (worst, _, positions) = try compareWithFP32(.fp32, kvCache: .bf16)
+        XCTAssertGreaterThan(worst, 0, "a bf16 cache should not be bit-identical to fp32: were keys rounded?")
+        XCTAssertLessThan(worst, 0.6, "bf16 cache vs fp32: max |Δlogit| \(worst) over \(positions) positions")
     }
 }

@@ -38,14 +38,15 @@ final class KVCacheDecodingTests: XCTestCase {
 
     /// Prefills two sequences of different prompt lengths (one within, one beyond the matrix-vector
     /// kernels' rows), decodes both together token by token and compares every step's logits with a full
-    /// forward pass; returns the largest decoding difference.
+    /// forward pass: within `bound` (1e-4 with fp32 weights and cache), and not equal with a rounded
+    /// cache (prefill attends over unrounded keys either way). Returns the largest difference.
     @discardableResult
-    private func checkBatchedDecoding(_ model: LlamaModel, format: WeightFormat = .fp32, bound: Float = 1e-4)
-        -> Float
-    {
+    private func checkBatchedDecoding(
+        _ model: LlamaModel, format: WeightFormat = .fp32, kvCache: KVCacheFormat = .fp32, bound: Float = 1e-4
+    ) -> Float {
         let seqs = [tokens(20, seed: 1), tokens(27, seed: 2)]
         let prompts = [5, 11]
-        let engine = InferenceEngine(model: model, slots: 2, capacity: 32, format: format)
+        let engine = InferenceEngine(model: model, slots: 2, capacity: 32, format: format, kvCache: kvCache)
         let references = seqs.map { fullForward(model, $0) }
         for (slot, seq) in seqs.enumerated() {
             let last = engine.prefill(slot: slot, tokens: Array(seq.prefix(prompts[slot])))
@@ -62,7 +63,10 @@ final class KVCacheDecodingTests: XCTestCase {
                 worst = max(worst, err)
             }
         }
-        XCTAssertLessThan(worst, bound, "KV-cache decoding (\(format)) vs full forward: max |Δlogit| \(worst)")
+        let what = "\(format) weights, \(kvCache) KV-cache decoding vs full forward: max |Δlogit| \(worst)"
+        print(what)
+        XCTAssertLessThan(worst, bound, what)
+        if kvCache == .bf16 { XCTAssertGreaterThan(worst, 1e-4, "were the cached keys and values rounded?") }
         return worst
     }
 
@@ -90,6 +94,10 @@ final class KVCacheDecodingTests: XCTestCase {
         let int8 = checkBatchedDecoding(model, format: .int8, bound: 0.5)
         print("mixture of experts, int8 attention and head: max |Δlogit| \(int8) against the fp32 forward")
         XCTAssertGreaterThan(int8, 0, "int8 decoding should differ from fp32: were the attention weights quantized?")
+    }
+
+    func testBF16KVCacheDecodingStaysWithinBoundOfFullForward() throws {
+        checkBatchedDecoding(try randomModel(heads: 4, kvHeads: 2), kvCache: .bf16, bound: 0.15)
     }
 
     func testPrefillReportsEveryPromptRowsLogits() throws {

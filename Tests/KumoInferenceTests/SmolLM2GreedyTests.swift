@@ -1,4 +1,5 @@
 import Foundation
+import KumoCore
 import KumoData
 import KumoInterop
 import XCTest
@@ -50,9 +51,12 @@ final class SmolLM2GreedyTests: XCTestCase {
         }
     }
 
-    private func checkGreedy(_ format: WeightFormat, minimumAgreement: Double) throws {
+    private func checkGreedy(
+        _ format: WeightFormat, kvCache: KVCacheFormat = .fp32, minimumAgreement: Double
+    ) throws {
         let (served, golden) = try load()
-        let engine = InferenceEngine(model: served.model, slots: golden.cases.count, capacity: 256, format: format)
+        let engine = InferenceEngine(
+            model: served.model, slots: golden.cases.count, capacity: 256, format: format, kvCache: kvCache)
         let generator = Generator(engine: engine, tokenizer: served.tokenizer)
         let requests = golden.cases.map {
             GenerationRequest(prompt: $0.promptIds, maxNewTokens: golden.newTokens, stopTokens: [golden.eosTokenId])
@@ -69,8 +73,11 @@ final class SmolLM2GreedyTests: XCTestCase {
             }
         }
         let agreement = Double(agreeing) / Double(total)
-        print("greedy \(format): \(agreeing)/\(total) tokens agree with transformers fp32 before the first difference")
-        XCTAssertGreaterThanOrEqual(agreement, minimumAgreement, "\(format): \(agreeing)/\(total) tokens agree")
+        print(
+            "greedy \(format), \(kvCache) cache: \(agreeing)/\(total) tokens agree with transformers fp32 before the first difference"
+        )
+        XCTAssertGreaterThanOrEqual(
+            agreement, minimumAgreement, "\(format), \(kvCache) cache: \(agreeing)/\(total) tokens agree")
     }
 
     func testGreedyTokensEqualTransformersFP32() throws {
@@ -79,5 +86,9 @@ final class SmolLM2GreedyTests: XCTestCase {
 
     func testInt8GreedyTokensMostlyAgreeWithFP32() throws {
         try checkGreedy(.int8, minimumAgreement: 0.5)
+    }
+
+    func testBF16CacheGreedyTokensMostlyAgreeWithFP32() throws {
+        try checkGreedy(.fp32, kvCache: .bf16, minimumAgreement: 0.75)
     }
 }

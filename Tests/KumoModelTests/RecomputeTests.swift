@@ -74,17 +74,7 @@ final class RecomputeTests: XCTestCase {
     /// after its beforeBackward, or its gradients come out wrong.
     func testRecomputeRunsAfterTheBeforeBackwardGatherOfItsBlock() throws {
         let c = config(parallel: false)
-        let withGathers: (LlamaModel) -> Void = { model in
-            let whole = model.params.array
-            let present = { (stage: ParameterStage) in
-                model.params.zero()
-                for r in model.layout.ranges(of: stage) {
-                    for i in r { model.params[i] = whole[i] }
-                }
-            }
-            model.beforeForward = present
-            model.beforeBackward = present
-        }
+        let withGathers = installGatherHooks
         let reference = try lossAndGradients(c, .none, batch: 2, seq: 9)
         for mode in ActivationRecompute.allCases {
             let gathered = try lossAndGradients(c, mode, batch: 2, seq: 9, hooks: withGathers)

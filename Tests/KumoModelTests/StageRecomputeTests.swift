@@ -100,17 +100,7 @@ final class StageRecomputeTests: XCTestCase {
     /// Hooks in the manner of ZeRO-3 (a stage's parameters present only from its before-hook to the
     /// next one): the re-run reads each block after its own beforeForward, the final norm after the head's.
     func testStageRecomputeRunsAfterTheGatherOfEachStage() throws {
-        try assertStageMatchesNone(config(), "gathered stages") { model in
-            let whole = model.params.array
-            let present = { (stage: ParameterStage) in
-                model.params.zero()
-                for r in model.layout.ranges(of: stage) {
-                    for i in r { model.params[i] = whole[i] }
-                }
-            }
-            model.beforeForward = present
-            model.beforeBackward = present
-        }
+        try assertStageMatchesNone(config(), "gathered stages", hooks: installGatherHooks)
     }
 
     /// The slots keep their stage input, logits and positions; everything else is allocated once.

@@ -75,7 +75,7 @@ final class MisuseCLITests: XCTestCase {
         try refused(
             [
                 "serve", "--model", Self.run + "/model.safetensors", "--tokenizer", "byte", "--port", "0", "--slots",
-                "100000000",
+                "100000000", "--kv-cache", "fp32",
             ],
             saying: ["100000000 slots of 1024 positions", "key/value caches 390625.00 GiB", "usable"])
     }

@@ -67,7 +67,8 @@ final class MixtralCLITests: XCTestCase {
             "--weights", "int8", "--threads", "1", "--context", "64",
         ])
         XCTAssertEqual(generate.status, 0, generate.err)
-        XCTAssertTrue(generate.err.contains("generated 3 tokens") && generate.err.contains("(int8 weights"), generate.err)
+        XCTAssertTrue(
+            generate.err.contains("generated 3 tokens") && generate.err.contains("(int8 weights"), generate.err)
 
         let dir = try KumoProcess.temporaryDirectory(for: self)
         let lines = (0..<4).map { #"{"text": "line \#($0) of a small corpus for the mixture's perplexity"}"# }

@@ -18,8 +18,10 @@ final class ExpertParallelGroup: ExpertParallelOps {
 
 extension ParallelConfig {
     /// Checks `expert` against the model and the rest of the layout: a mixture whose experts
-    /// divide over it, with plain data parallelism or ZeRO-1 (no tensor, pipeline or hybrid sharding).
-    func validateExpert(_ model: ModelConfig) throws(ParallelConfigError) {
+    /// divide over it, with plain data parallelism or ZeRO-1 (no tensor, pipeline or hybrid sharding),
+    /// and a micro-batch whose routed rows (`rows` × experts per token) the exchange can count: the
+    /// all-to-all carries them as fp32, exact below 2²⁴.
+    func validateExpert(_ model: ModelConfig, rows: Int) throws(ParallelConfigError) {
         guard expert > 1 else {
             if expert < 1 { throw ParallelConfigError("parallel.expert = \(expert): must be at least 1") }
             return
@@ -32,6 +34,12 @@ extension ParallelConfig {
         if model.numLocalExperts % expert != 0 {
             throw ParallelConfigError(
                 "parallel.expert = \(expert) must divide model.num_local_experts = \(model.numLocalExperts)")
+        }
+        if rows * model.numExpertsPerTok >= 1 << 24 {
+            throw ParallelConfigError(
+                "parallel.expert = \(expert): train.micro_batch_size × train.seq_length = \(rows) rows routed to "
+                    + "\(model.numExpertsPerTok) experts each exceed the 2^24 an exchange can count; use a smaller micro-batch"
+            )
         }
         if zeroStage.shardsGradients || shardGroupSize > 0 {
             throw ParallelConfigError(

@@ -29,7 +29,7 @@ extension ParallelConfig {
     public func validate(_ model: ModelConfig, batch: BatchShape) throws(ParallelConfigError) {
         try validateTensor(model, rows: batch.micro * batch.seqLen)
         try validatePipeline(model, seqLen: batch.seqLen)
-        try validateExpert(model)
+        try validateExpert(model, rows: batch.micro * batch.seqLen)
         if shardGroupSize < 0 || (shardGroupSize > 0 && zeroStage != .parameters) {
             throw ParallelConfigError(
                 "parallel.shard_group_size = \(shardGroupSize): hybrid sharding needs "

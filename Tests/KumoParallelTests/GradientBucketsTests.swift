@@ -64,6 +64,18 @@ final class GradientBucketsTests: XCTestCase {
 /// A mixture's experts are summed over other ranks than the rest under expert parallelism: no
 /// bucket may hold both.
 final class ExpertBucketTests: XCTestCase {
+    /// The exchange counts rows as fp32: a micro-batch routing 2²⁴ rows or more is refused by name.
+    func testMicroBatchesBeyondWhatTheExchangeCountsAreRefused() throws {
+        let c = ModelConfig(
+            vocabSize: 50, hiddenSize: 16, intermediateSize: 8, numHiddenLayers: 1, numAttentionHeads: 2,
+            numLocalExperts: 4, numExpertsPerTok: 2)
+        let parallel = ParallelConfig(expert: 2)
+        XCTAssertNoThrow(try parallel.validate(c, batch: BatchShape(micro: 1, global: 2, seqLen: 1 << 22)))
+        XCTAssertThrowsError(try parallel.validate(c, batch: BatchShape(micro: 4, global: 8, seqLen: 1 << 21))) {
+            XCTAssertTrue("\($0)".contains("exceed the 2^24"), "\($0)")
+        }
+    }
+
     func testNoBucketHoldsExpertsAndOtherTensors() throws {
         let c = ModelConfig(
             vocabSize: 50, hiddenSize: 16, intermediateSize: 8, numHiddenLayers: 3, numAttentionHeads: 2,

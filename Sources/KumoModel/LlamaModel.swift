@@ -89,7 +89,7 @@ public final class LlamaModel {
         local.vocabSize = shard.vocab(config)
         self.local = local
         layout = ParameterLayout(config, shard: shard)
-        params = FloatBuffer(count: layout.count)
+        params = FloatBuffer(count: layout.count, hugePages: true)
         grads = FloatBuffer(count: wholeGradients ? layout.count : 0)
         rope = RoPETable(headDim: config.headDim, maxPositions: config.maxPositionEmbeddings, theta: config.ropeTheta)
         sharding = RowSharding(ops: tensorParallel)

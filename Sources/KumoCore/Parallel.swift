@@ -11,6 +11,26 @@ public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
     }
 }
 
+/// Bytes of weights a task of `parallelRows` reads: a few microseconds from memory, so that the
+/// threads of a loop end within a task of each other and the caller's wait for the last one stays
+/// within the pool's spin.
+public let rowTaskBytes = 64 << 10
+
+/// Runs `body(lo, hi)` over 0..<rows on up to `Threads.current` threads, in tasks of about
+/// `rowTaskBytes` of rows of `rowBytes` each, claimed one after another by free threads: for the
+/// matrix-vector products of decoding, which stream the rows from memory.
+public func parallelRows(_ rows: Int, rowBytes: Int, _ body: (Int, Int) -> Void) {
+    let perTask = max(1, rowTaskBytes / max(rowBytes, 1))
+    let tasks = (rows + perTask - 1) / perTask
+    let threads = Threads.current
+    if threads > 1 && tasks > 1
+        && ThreadPool.shared.run(tasks, helpers: threads - 1, { t in body(t * perTask, min(rows, (t + 1) * perTask)) })
+    {
+        return
+    }
+    body(0, rows)
+}
+
 /// Runs `body(i)` for i in 0..<count on up to `Threads.current` threads, handing out one index at a
 /// time, so uneven items (documents of very different lengths) keep every thread busy; each index
 /// runs exactly once.

@@ -22,8 +22,11 @@ final class ThreadPool: @unchecked Sendable {
     static let spinNanoseconds = 50_000
     /// A pause between two looks at the clock longer than this means the spinning thread was descheduled.
     static let descheduledNanoseconds = 20_000
-    /// How long threads sleep at once, without spinning, after a spinning thread was descheduled.
-    static let calmNanoseconds = 100_000_000
+    /// How long threads sleep at once, without spinning, after a spinning thread was descheduled. On
+    /// a host that lends a vCPU intermittently this happens every few hundred ms; 100 ms kept 2-thread
+    /// decoding asleep most of the time (fp32 34–41 tokens/s against 41–48 at 10 ms; tiny training at
+    /// 2 threads with a busy neighbour the same at both).
+    static let calmNanoseconds = 10_000_000
 
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     /// Signalled when a loop starts (helpers wait on it) and when its last task ends (the caller waits).
@@ -31,11 +34,13 @@ final class ThreadPool: @unchecked Sendable {
     private let ended = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     // The current loop, all written under `mutex`: its body (nil when the pool is idle), its
     // number, number of tasks, the next unclaimed task, tasks finished, helpers allowed and joined.
-    // Spinning threads read `generation` and `done` without the mutex.
+    // Spinning threads read `generation` and `done` without the mutex; tasks are claimed without it,
+    // from `cursor`, which packs the loop's number (low 31 bits, above bit 32) with its next
+    // unclaimed task, so that a claim that lands after its loop ended fails.
     private var body: ((Int) -> Void)?
     private let generation = Atomic<Int>(0)
-    private var count = 0
-    private var next = 0
+    private let count = Atomic<Int>(0)
+    private let cursor = Atomic<Int>(0)
     private let done = Atomic<Int>(0)
     /// Until when (`monotonicNanoseconds`) threads sleep without spinning.
     private let calmUntil = Atomic<Int>(0)
@@ -62,10 +67,14 @@ final class ThreadPool: @unchecked Sendable {
         while helpers < allow { startHelper() }
         return withoutActuallyEscaping(body) { body in
             self.body = body
-            self.count = count
-            (next, allowed, joined) = (0, allow, 0)
+            (allowed, joined) = (allow, 0)
             done.store(0, ordering: .releasing)
-            let loop = generation.add(1, ordering: .releasing).newValue
+            // The cursor moves to the new loop before the count changes: a late claim on the last
+            // loop that reads the new count then finds the cursor moved and fails.
+            let loop = generation.load(ordering: .relaxed) + 1
+            cursor.store(Self.packed(loop: loop, task: 0), ordering: .releasing)
+            self.count.store(count, ordering: .releasing)
+            generation.store(loop, ordering: .releasing)
             for _ in 0..<allow { pthread_cond_signal(started) }
             pthread_mutex_unlock(mutex)
             work(loop)
@@ -89,17 +98,40 @@ final class ThreadPool: @unchecked Sendable {
     /// the finished task is counted (the caller returns, ending the body's life, once all are).
     @inline(never)
     private func runTask(of loop: Int, finishedOne: Bool) -> Bool {
-        pthread_mutex_lock(mutex)
-        if finishedOne, done.add(1, ordering: .releasing).newValue == count { pthread_cond_signal(ended) }
-        guard generation.load(ordering: .relaxed) == loop, next < count, let body else {
+        if finishedOne, done.add(1, ordering: .releasing).newValue == count.load(ordering: .relaxed) {
+            pthread_mutex_lock(mutex)
+            pthread_cond_signal(ended)
             pthread_mutex_unlock(mutex)
-            return false
         }
-        let task = next
-        next += 1
-        pthread_mutex_unlock(mutex)
+        // A claimed task keeps its loop from ending, so `count` and `body` stay this loop's.
+        guard let task = claim(of: loop), let body else { return false }
         body(task)
         return true
+    }
+
+    /// The next unclaimed task of `loop`, taken with a compare-and-swap on `cursor`; nil when the
+    /// loop has none left or has ended.
+    private func claim(of loop: Int) -> Int? {
+        var seen = cursor.load(ordering: .acquiring)
+        while isUnclaimed(seen, of: loop) {
+            let (claimed, now) = cursor.compareExchange(
+                expected: seen, desired: seen + 1, successOrdering: .acquiring, failureOrdering: .acquiring)
+            if claimed { return seen & Self.taskMask }
+            seen = now
+        }
+        return nil
+    }
+
+    /// Bits of `cursor` holding the next task.
+    private static let taskMask = (1 << 32) - 1
+
+    /// `cursor`'s value for `task` of `loop`.
+    private static func packed(loop: Int, task: Int) -> Int { (loop & 0x7fff_ffff) << 32 | task }
+
+    /// Whether `cursor`'s value `seen` names an unclaimed task of `loop`.
+    private func isUnclaimed(_ seen: Int, of loop: Int) -> Bool {
+        seen == Self.packed(loop: loop, task: seen & Self.taskMask)
+            && seen & Self.taskMask < count.load(ordering: .acquiring)
     }
 
     /// Starts one more helper thread; called with `mutex` held.
@@ -145,7 +177,7 @@ final class ThreadPool: @unchecked Sendable {
             pthread_mutex_lock(mutex)
             while generation.load(ordering: .relaxed) == seen { pthread_cond_wait(started, mutex) }
             seen = generation.load(ordering: .relaxed)
-            let join = body != nil && joined < allowed && next < count
+            let join = body != nil && joined < allowed && isUnclaimed(cursor.load(ordering: .acquiring), of: seen)
             if join { joined += 1 }
             pthread_mutex_unlock(mutex)
             if join { work(seen) }

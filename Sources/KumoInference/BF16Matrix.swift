@@ -7,8 +7,6 @@ import KumoCore
 final class BF16Matrix: @unchecked Sendable {
     /// Columns must be a multiple of this (the kernel takes 32 pairs per instruction).
     static let columnMultiple = 32
-    /// Weight rows per parallel task.
-    static let rowsPerTask = 16
     /// Whether this CPU has the bf16 units the kernel needs.
     static var supported: Bool { kumo_cpu_has_avx512_bf16() != 0 }
     let rows: Int
@@ -32,10 +30,8 @@ final class BF16Matrix: @unchecked Sendable {
         let xb = UnsafeMutablePointer<UInt16>.allocate(capacity: count * columns)
         defer { xb.deallocate() }
         kumo_bf16_round(x, xb, count * columns)
-        parallelFor((rows + Self.rowsPerTask - 1) / Self.rowsPerTask) { task in
-            kumo_bf16_matvec(
-                weights, task * Self.rowsPerTask, min(rows, (task + 1) * Self.rowsPerTask), columns, xb, count, y,
-                rows, accumulate ? 1 : 0)
+        parallelRows(rows, rowBytes: 2 * columns) { first, end in
+            kumo_bf16_matvec(weights, first, end, columns, xb, count, y, rows, accumulate ? 1 : 0)
         }
     }
 }

@@ -21,23 +21,19 @@ public enum F32Kernel: UInt32, CaseIterable, Sendable {
 /// Matrix-vector products of decoding with fp32 weights, y = x·Wᵀ for a few input rows. Decoding is
 /// bound by reading W from memory, so W is read once per call, row after row in address order (one
 /// sequential stream, with the rows ahead prefetched), and each row is multiplied with every input
-/// row while it sits in L1 (`kumo_f32_matvec`). Threads split the rows through `parallelFor` (a BLAS
+/// row while it sits in L1 (`kumo_f32_matvec`). Threads split the rows through `parallelRows` (a BLAS
 /// call here would leave OpenBLAS's threads spinning against the attention and norm kernels).
 public enum F32MatVec {
     /// Input rows up to which this kernel beats a GEMM (weights stream from memory once per call).
     public static let maxInputRows = 8
-    /// Weight rows per parallel task.
-    static let rowsPerTask = 16
-
     /// y[b·rows + r] (+)= W[r]·x[b] for b in 0..<count, with W [rows, columns] row-major.
     public static func apply(
         w: UnsafePointer<Float>, rows: Int, columns: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
         count: Int, accumulate: Bool, kernel: F32Kernel = .selected
     ) {
-        parallelFor((rows + rowsPerTask - 1) / rowsPerTask) { task in
+        parallelRows(rows, rowBytes: 4 * columns) { first, end in
             kumo_f32_matvec(
-                kumo_f32_kernel(kernel.rawValue), w, task * rowsPerTask, min(rows, (task + 1) * rowsPerTask), rows,
-                columns, x, count, y, rows, accumulate ? 1 : 0)
+                kumo_f32_kernel(kernel.rawValue), w, first, end, rows, columns, x, count, y, rows, accumulate ? 1 : 0)
         }
     }
 }

@@ -24,8 +24,6 @@ public enum Q8Kernel: UInt32, CaseIterable, Sendable {
 public final class Q8Matrix: @unchecked Sendable {
     /// Weights per block sharing one scale.
     public static let blockSize = 32
-    /// Weight rows per parallel task.
-    static let rowsPerTask = 16
     /// Output features.
     public let rows: Int
     /// Input features (a multiple of `blockSize`).
@@ -66,10 +64,10 @@ public final class Q8Matrix: @unchecked Sendable {
             xs.deallocate()
         }
         kumo_q16_quantize(x, xq, xs, count * columns)
-        parallelFor((rows + Self.rowsPerTask - 1) / Self.rowsPerTask) { task in
+        parallelRows(rows, rowBytes: columns + 4 * columns / Self.blockSize) { first, end in
             kumo_q8_matvec(
-                kumo_q8_kernel(kernel.rawValue), quants, scales, task * Self.rowsPerTask,
-                min(rows, (task + 1) * Self.rowsPerTask), columns, xq, xs, count, y, rows, accumulate ? 1 : 0)
+                kumo_q8_kernel(kernel.rawValue), quants, scales, first, end, columns, xq, xs, count, y, rows,
+                accumulate ? 1 : 0)
         }
     }
 }

@@ -33,6 +33,25 @@ final class ParallelTests: XCTestCase {
         }
     }
 
+    /// Short loops one after another whose task counts alternate between small and large, as
+    /// decoding's are (a claim landing on a finished loop must fail, not run a task of the next one),
+    /// and `parallelRows` over shapes of decoding's products: every index runs once.
+    func testBackToBackLoopsOfGrowingCountsRunEveryIndexOnce() {
+        Threads.set(2)
+        var wrong = 0
+        for round in 0..<20_000 {
+            let count = round % 2 == 0 ? 2 : 40
+            if visits(count, { parallelForEachDynamic($0, $1) }) != Array(repeating: 1, count: count) { wrong += 1 }
+        }
+        XCTAssertEqual(wrong, 0, "loops with an index run other than once")
+        for (rows, rowBytes) in [(1, 4), (37, 4096), (1000, 700), (49_152, 2304)] {
+            let covered = visits(rows) { count, body in
+                parallelRows(count, rowBytes: rowBytes) { lo, hi in for r in lo..<hi { body(r) } }
+            }
+            XCTAssertEqual(covered, Array(repeating: 1, count: rows), "\(rows) rows of \(rowBytes) bytes")
+        }
+    }
+
     func testLoopsStartedFromSeveralThreadsAtOnceEachRunEveryIndexOnce() {
         Threads.set(3)
         let callers = 4

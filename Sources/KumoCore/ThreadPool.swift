@@ -32,10 +32,10 @@ final class ThreadPool: @unchecked Sendable {
     /// Signalled when a loop starts (helpers wait on it) and when its last task ends (the caller waits).
     private let started = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private let ended = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    // The current loop, all written under `mutex`: its body (nil when the pool is idle), its
-    // number, number of tasks, the next unclaimed task, tasks finished, helpers allowed and joined.
-    // Spinning threads read `generation` and `done` without the mutex; tasks are claimed without it,
-    // from `cursor`, which packs the loop's number (low 31 bits, above bit 32) with its next
+    // The current loop: its body (nil when the pool is idle), its number, number of tasks, the next
+    // unclaimed task, tasks finished, helpers allowed and joined. The caller sets them under `mutex`.
+    // Spinning threads read `generation` and `done` without it, and tasks are claimed without it
+    // from `cursor`, which packs the loop's number (its low 31 bits, from bit 32 up) with the next
     // unclaimed task, so that a claim that lands after its loop ended fails.
     private var body: ((Int) -> Void)?
     private let generation = Atomic<Int>(0)

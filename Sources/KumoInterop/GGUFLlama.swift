@@ -88,7 +88,7 @@ public enum GGUFLlama {
                 )
             }
         }
-        let model = try LlamaModel(config: config)
+        let model = try LlamaModel(inferenceOf: config)
         for t in layout.tensors {
             var values = try file.floats(ggufName(t.name))
             if t.name.hasSuffix("q_proj.weight") || t.name.hasSuffix("k_proj.weight") {

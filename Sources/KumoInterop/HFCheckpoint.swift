@@ -41,7 +41,7 @@ public enum HFCheckpoint {
         let config = try HFConfig.read(path: directory + "/config.json")
         let layout = ParameterLayout(config)
         let sources = try locate(layout, in: directory)
-        let model = try LlamaModel(config: config)
+        let model = try LlamaModel(inferenceOf: config)
         for (t, source) in zip(layout.tensors, sources) {
             let values = try source.file.floats(source.slice.tensor, elements: source.slice.elements)
             (model.params.pointer + t.offset).update(from: values, count: t.count)

@@ -72,7 +72,7 @@ public enum KumoWeights {
                 throw InteropError(path, "tensor \(t.name) is missing or not of shape \(t.shape)")
             }
         }
-        let model = try LlamaModel(config: config)
+        let model = try LlamaModel(inferenceOf: config)
         for t in layout.tensors {
             (model.params.pointer + t.offset).update(from: try f.floats(t.name), count: t.count)
         }

@@ -70,12 +70,20 @@ public final class LlamaModel {
         try self.init(config: config, shard: .whole(config), wholeGradients: wholeGradients)
     }
 
+    /// A zero model that only runs forward passes (loaded to generate, evaluate or convert): no
+    /// gradient buffer, and the parameters on 2 MiB pages, as decoding streams all of them every
+    /// token. Training keeps 4 KiB pages: ZeRO-3 hands pages of the parameters back to the kernel,
+    /// which would fill a huge-page range again to collapse it.
+    public convenience init(inferenceOf config: ModelConfig) throws(ModelConfigError) {
+        try self.init(config: config, shard: .whole(config), wholeGradients: false, hugePages: true)
+    }
+
     /// A model holding `shard` of the whole (a pipeline stage, a tensor-parallel slice or both):
     /// its tensor-parallel slices communicate through `tensorParallel`, which a shard split over
-    /// several tensor ranks needs.
+    /// several tensor ranks needs. `hugePages` puts the parameters on 2 MiB pages (`init(inferenceOf:)`).
     public init(
         config: ModelConfig, shard: ModelShard, tensorParallel: (any TensorParallelOps)? = nil,
-        expertParallel: (any ExpertParallelOps)? = nil, wholeGradients: Bool = true
+        expertParallel: (any ExpertParallelOps)? = nil, wholeGradients: Bool = true, hugePages: Bool = false
     ) throws(ModelConfigError) {
         try config.validate()
         try shard.validate(config)
@@ -89,7 +97,7 @@ public final class LlamaModel {
         local.vocabSize = shard.vocab(config)
         self.local = local
         layout = ParameterLayout(config, shard: shard)
-        params = FloatBuffer(count: layout.count, hugePages: true)
+        params = FloatBuffer(count: layout.count, hugePages: hugePages)
         grads = FloatBuffer(count: wholeGradients ? layout.count : 0)
         rope = RoPETable(headDim: config.headDim, maxPositions: config.maxPositionEmbeddings, theta: config.ropeTheta)
         sharding = RowSharding(ops: tensorParallel)

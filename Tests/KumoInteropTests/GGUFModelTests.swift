@@ -36,6 +36,7 @@ final class GGUFModelTests: XCTestCase {
         XCTAssertEqual(config.numKeyValueHeads, 3)
         XCTAssertTrue(config.tieWordEmbeddings)
         let model = try GGUFLlama.load(file)
+        XCTAssertEqual(model.grads.count, 0, "a model loaded to run forward allocates no gradients")
 
         let golden = try SafeTensorsFile(
             path: Reference.golden.appendingPathComponent("smollm2-q4_1-logits.safetensors").path)

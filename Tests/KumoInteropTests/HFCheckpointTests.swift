@@ -25,6 +25,7 @@ final class HFCheckpointTests: XCTestCase {
         // transformers' own save_pretrained output imports back to the same weights, bit for bit.
         let back = try HFCheckpoint.load(from: dir + "/resaved")
         XCTAssertEqual(back.config, model.config)
+        XCTAssertEqual(back.grads.count, 0, "a model loaded to run forward allocates no gradients")
         let differing = (0..<model.layout.count).filter { back.params[$0] != model.params[$0] }.count
         XCTAssertEqual(differing, 0, "\(differing) parameters differ after export → transformers → import")
     }
